@@ -1,0 +1,35 @@
+# mlcourse: the two commands are `make lab` (open the course) and `make test` (run every test).
+# Both create .venv when it is missing and install the course into it (again only when
+# pyproject.toml changes).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+EXTRAS := test,instructor
+
+.PHONY: lab test run install lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/mlcourse lab
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	MLCOURSE_FAST=1 $(BIN)/python -m pytest
+
+run: $(STAMP)
+	$(BIN)/mlcourse run
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,113 @@
+"""The ``mlcourse`` command line: open the course, run it, fetch data, benchmark, grade.
+
+Run ``mlcourse --help`` for the list and ``mlcourse COMMAND --help`` for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+OVERVIEW = Path("lectures") / "00_course_overview.ipynb"
+
+
+def course_root(start: Path | None = None) -> Path:
+    """The folder holding ``lectures/``: ``start`` (default: the working directory) or a parent."""
+    start = Path(start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / OVERVIEW).exists():
+            return folder
+    raise ValueError(
+        f"no course found at or above {start}: expected {OVERVIEW}; "
+        "run this from the course folder (the git clone) or pass --root"
+    )
+
+
+def lab_command(root: Path, port: int | None = None, open_browser: bool = True) -> list[str]:
+    """The JupyterLab command that ``make lab`` and ``mlcourse lab`` run.
+
+    It listens on localhost only and keeps Jupyter's token authentication on.
+    """
+    cmd = [
+        sys.executable, "-m", "jupyterlab",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.root_dir={root}",
+    ]
+    if port is not None:
+        cmd.append(f"--ServerApp.port={port}")
+    if not open_browser:
+        cmd.append("--ServerApp.open_browser=False")
+    cmd.append(str(OVERVIEW))
+    return cmd
+
+
+def _lab(args) -> int:
+    root = course_root(args.root)
+    cmd = lab_command(root, args.port, open_browser=not args.no_browser)
+    os.chdir(root)
+    os.execv(cmd[0], cmd)
+
+
+def _run(args) -> int:
+    from mlcourse.notebooks import run_notebooks
+
+    root = course_root(args.root)
+    paths = [Path(p) for p in args.notebooks] or sorted((root / "lectures").glob("[0-9][0-9]_*.ipynb"))
+    failed = run_notebooks(paths, out_dir=root / args.out, fast=args.fast, timeout=args.timeout)
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlcourse",
+        description="Predicting TF binding with CNNs, and interpreting deep models: the course tools.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    lab = sub.add_parser("lab", help="open the course in JupyterLab (localhost, token on)")
+    lab.add_argument("--root", type=Path, help="the course folder (default: here or a parent)")
+    lab.add_argument("--port", type=int, help="port to listen on (default: Jupyter's choice)")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+    lab.set_defaults(func=_lab)
+
+    run = sub.add_parser("run", help="execute lectures and write rendered HTML to build/")
+    run.add_argument("notebooks", nargs="*", help="notebooks to run (default: every lecture)")
+    run.add_argument("--root", type=Path, help="the course folder (default: here or a parent)")
+    run.add_argument("--out", default="build", help="output folder, relative to the root")
+    run.add_argument("--fast", action="store_true", help="FAST mode: small sizes, as in the tests")
+    run.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
+    run.set_defaults(func=_run)
+
+    # Further commands register themselves here: fetch, bench, assign, grade.
+    _add_optional_commands(sub)
+    return parser
+
+
+def _add_optional_commands(sub) -> None:
+    """Commands that live beside the module they drive (each module has ``add_cli(sub)``)."""
+    import importlib
+
+    for module in ("mlcourse.datasets.fetch", "mlcourse.benchmark", "mlcourse.grading.cli"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name == module:
+                continue
+            raise
+        mod.add_cli(sub)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except ValueError as err:
+        print(f"mlcourse {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
