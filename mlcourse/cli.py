@@ -39,6 +39,8 @@ def lab_command(root: Path, port: int | None = None, open_browser: bool = True) 
         cmd.append(f"--ServerApp.port={port}")
     if not open_browser:
         cmd.append("--ServerApp.open_browser=False")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI machines run as root
+        cmd.append("--ServerApp.allow_root=True")
     cmd.append(str(OVERVIEW))
     return cmd
 

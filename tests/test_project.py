@@ -1,0 +1,69 @@
+"""The README, environment.yml, pyproject.toml, Makefile and CI agree with each other."""
+
+import re
+import sys
+
+import yaml
+from conftest import ROOT
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
+
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+README = (ROOT / "README.md").read_text()
+MAKEFILE = (ROOT / "Makefile").read_text()
+CI = (ROOT / ".ci" / "run").read_text()
+ENV = yaml.safe_load((ROOT / "environment.yml").read_text())
+
+
+def all_requirements():
+    project = PYPROJECT["project"]
+    yield from project["dependencies"]
+    for extra in project["optional-dependencies"].values():
+        yield from extra
+
+
+def test_dependencies_are_ranges_not_pins():
+    for req in all_requirements():
+        assert "==" not in req and "~=" not in req, f"{req!r} pins a version; use a range"
+
+
+def test_the_required_libraries_are_declared():
+    names = {re.split(r"[<>=!\[ ;]", r, maxsplit=1)[0].lower() for r in all_requirements()}
+    for lib in ["torch", "torchvision", "captum", "ipywidgets", "matplotlib", "jupyterlab", "numpy",
+                "scikit-learn", "pandas", "tqdm", "pooch", "pyjaspar", "logomaker", "mlxtend",
+                "pytest", "nbval", "pytest-timeout", "ruff", "nbgrader"]:
+        assert lib in names, f"{lib} is missing from pyproject.toml"
+
+
+def test_readme_gives_the_two_commands_first():
+    first_section = README.split("\n## ", 2)[1]
+    assert "make lab" in first_section and "make test" in first_section
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make test" in README
+    commands = [line.strip() for line in CI.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert commands[-1] == "make test", ".ci/run must end by running `make test`, as the README says"
+
+
+def test_makefile_installs_extras_that_exist():
+    extras = re.search(r"^EXTRAS\s*:=\s*(\S+)", MAKEFILE, re.M).group(1).split(",")
+    assert set(extras) <= set(PYPROJECT["project"]["optional-dependencies"])
+    assert "test" in extras
+    for target in ("lab", "test", "run"):
+        assert re.search(rf"^{target}:.*\$\(STAMP\)", MAKEFILE, re.M), f"make {target} must install first"
+
+
+def test_conda_route_matches_pyproject():
+    pip_lines = next(d["pip"] for d in ENV["dependencies"] if isinstance(d, dict))
+    assert "-e .[test]" in pip_lines
+    python = next(d for d in ENV["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    assert PYPROJECT["project"]["requires-python"].split(",")[0] in python
+    assert "conda env create -f environment.yml" in README
+
+
+def test_console_script():
+    assert PYPROJECT["project"]["scripts"]["mlcourse"] == "mlcourse.cli:main"
