@@ -333,8 +333,8 @@ def sample(motif: Motif, n: int, rng=None) -> list[str]:
     cdf = np.cumsum(motif.probs, axis=0)  # (4, W)
     u = rng.random((n, 1, motif.width))
     idx = np.minimum((u > cdf[None]).sum(axis=1), 3)  # (n, W)
-    letters = np.array(list(ALPHABET))
-    return ["".join(row) for row in letters[idx]]
+    raw = np.frombuffer(ALPHABET.encode("ascii"), dtype=np.uint8)[idx].tobytes().decode("ascii")
+    return [raw[i : i + motif.width] for i in range(0, len(raw), motif.width)]
 
 
 # --------------------------------------------------------------------------- similarity
