@@ -12,7 +12,7 @@ import pandas as pd
 
 from mlcourse.dna import ALPHABET
 
-__all__ = ["logo", "mark_sites"]
+__all__ = ["logo", "mark_sites", "image_grid", "sequence_heatmap", "position_track", "heatmap_overlay"]
 
 
 def _axes(ax, figsize=(10, 2)):
@@ -52,4 +52,118 @@ def mark_sites(ax, sites, color="tab:orange", alpha=0.2, label="planted motif"):
     for i, site in enumerate(sites):
         ax.axvspan(site.start - 0.5, site.end - 0.5, color=color, alpha=alpha,
                    label=label if i == 0 else None)
+    return ax
+
+
+def _as_images(images) -> np.ndarray:
+    """(N, H, W), (N, 1, H, W) or (N, 3, H, W) -> (N, H, W) or (N, H, W, 3) numpy."""
+    images = _to_numpy(images)
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    elif images.ndim == 4 and images.shape[1] == 3:
+        images = images.transpose(0, 2, 3, 1)
+    elif images.ndim != 3:
+        raise ValueError(f"expected images (N, H, W), (N, 1, H, W) or (N, 3, H, W), got shape {images.shape}")
+    return images
+
+
+def image_grid(images, ncols: int = 8, titles=None, cmap: str = "gray", symmetric: bool = False,
+               size: float = 1.3, axes=None):
+    """Show a batch of images (digits, filters, feature maps) in a grid; returns the array of Axes.
+
+    ``symmetric=True`` centres a red-blue colour map on zero, per image, so that
+    positive and negative weights or attributions are told apart. RGB images
+    (``(N, 3, H, W)``) are rescaled to [0, 1] one by one.
+    """
+    images = _as_images(images)
+    n = len(images)
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    if axes is None:
+        _, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    axes = np.asarray(axes).reshape(-1)
+    if len(axes) < n:
+        raise ValueError(f"{n} images need {n} axes, got {len(axes)}")
+    for i, ax in enumerate(axes):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = images[i]
+        if img.ndim == 3:
+            span = img.max() - img.min()
+            ax.imshow((img - img.min()) / (span if span > 0 else 1))
+        elif symmetric:
+            m = np.abs(img).max() or 1.0
+            ax.imshow(img, cmap="RdBu_r", vmin=-m, vmax=m)
+        else:
+            ax.imshow(img, cmap=cmap)
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=8)
+    return axes
+
+
+def sequence_heatmap(values, ax=None, sites=(), title: str | None = None,
+                     ylabel: str = "channel", cmap: str = "viridis"):
+    """Draw a ``(K, L)`` matrix (feature maps along a sequence, one row per channel) as a heatmap.
+
+    Column ``j`` is position ``j``; pass ``sites`` (objects with ``start``/``end``)
+    to outline planted motifs on the same axis.
+    """
+    values = _to_numpy(values)
+    if values.ndim != 2:
+        raise ValueError(f"sequence_heatmap expects a (K, L) matrix, got shape {values.shape}")
+    ax = _axes(ax, figsize=(10, 0.25 * values.shape[0] + 1))
+    image = ax.imshow(values, aspect="auto", cmap=cmap, interpolation="nearest")
+    ax.figure.colorbar(image, ax=ax, pad=0.01)
+    for site in sites:
+        ax.axvline(site.start - 0.5, color="tab:red", lw=1)
+        ax.axvline(site.end - 0.5, color="tab:red", lw=1)
+    ax.set_xlabel("position")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def position_track(values, ax=None, sites=(), title: str | None = None, ylabel: str = "", **kwargs):
+    """Plot one value per sequence position (a 1D Grad-CAM, a feature map) with planted sites shaded."""
+    values = _to_numpy(values)
+    if values.ndim != 1:
+        raise ValueError(f"position_track expects one value per position (L,), got shape {values.shape}")
+    ax = _axes(ax)
+    ax.plot(np.arange(len(values)), values, **kwargs)
+    mark_sites(ax, sites)
+    ax.set_xlim(-0.5, len(values) - 0.5)
+    ax.set_xlabel("position")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def heatmap_overlay(image, heat, ax=None, alpha: float = 0.5, cmap: str = "jet", title: str | None = None):
+    """Draw ``heat`` (e.g. a CAM) over ``image``; ``heat`` is resized bilinearly to the image if smaller.
+
+    ``image`` is ``(H, W)``, ``(1, H, W)`` or ``(3, H, W)``; ``heat`` is ``(h, w)``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    img = _as_images(_to_numpy(image)[None])[0]
+    heat = _to_numpy(heat)
+    if heat.ndim != 2:
+        raise ValueError(f"heat must be a (h, w) map, got shape {heat.shape}")
+    if heat.shape != img.shape[:2]:
+        heat = F.interpolate(torch.as_tensor(heat)[None, None], size=img.shape[:2],
+                             mode="bilinear", align_corners=False)[0, 0].numpy()
+    ax = _axes(ax, figsize=(3, 3))
+    if img.ndim == 3:
+        span = img.max() - img.min()
+        ax.imshow((img - img.min()) / (span if span > 0 else 1))
+    else:
+        ax.imshow(img, cmap="gray")
+    ax.imshow(heat, cmap=cmap, alpha=alpha)
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
     return ax
