@@ -1,0 +1,134 @@
+"""Widgets without a browser: build each one, move its controls, check what it shows."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mlcourse import widgets
+from mlcourse.dna import one_hot
+from mlcourse.interpret.paths import integrated_gradients
+from mlcourse.models.zeng import build
+
+
+class Quadratic(nn.Module):
+    """f(x) = (w . x)^2: integrated gradients from 0 is x * w * (w . x), exactly."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = nn.Parameter(torch.as_tensor(w, dtype=torch.float32))
+
+    def forward(self, x):
+        return (x.flatten(1) @ self.w.flatten()) ** 2
+
+
+def random_seq(length=101, seed=0):
+    return "".join(np.random.default_rng(seed).choice(list("ACGT"), length))
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    torch.manual_seed(0)
+    return build("1layer").eval()
+
+
+# ----------------------------------------------------------------------------- sequence explorer
+def test_mutate_replaces_one_base_and_rejects_bad_input():
+    assert widgets.mutate("ACGT", 2, "T") == "ACTT"
+    with pytest.raises(ValueError, match="base='N'"):
+        widgets.mutate("ACGT", 0, "N")
+    with pytest.raises(ValueError, match="position=4"):
+        widgets.mutate("ACGT", 4, "A")
+
+
+def test_predict_and_ism_matches_scoring_each_mutant(cnn):
+    seq = random_seq()
+    score, ism = widgets.predict_and_ism(cnn, seq)
+    assert ism.shape == (4, 101)
+    with torch.no_grad():
+        assert score == pytest.approx(float(cnn(one_hot(seq))[0]), abs=1e-6)
+        for pos, base in [(0, "A"), (50, "G"), (100, "T")]:
+            mutant = float(cnn(one_hot(widgets.mutate(seq, pos, base)))[0])
+            assert ism[("ACGT").index(base), pos] == pytest.approx(mutant - score, abs=1e-5)
+
+
+def test_sequence_explorer_mutation_moves_the_prediction_by_the_ism_value(cnn):
+    seq = random_seq()
+    explorer = widgets.sequence_explorer(cnn, seq)
+    before = explorer.state
+    image, text = bytes(explorer.figure.value), explorer.readout.value
+    assert image.startswith(b"\x89PNG") and "score" in text
+    # the most damaging substitution, applied with the controls
+    b, pos = np.unravel_index(np.argmin(before["ism"]), before["ism"].shape)
+    explorer.position.value = int(pos)
+    explorer.base.value = "ACGT"[b]
+    explorer.mutate_button.click()
+    after = explorer.state
+    assert after["sequence"] == widgets.mutate(seq, int(pos), "ACGT"[b])
+    assert after["score"] == pytest.approx(before["score"] + before["ism"][b, pos], abs=1e-5)
+    assert after["score"] < before["score"]
+    assert bytes(explorer.figure.value) != image and explorer.readout.value != text
+    explorer.reset_button.click()
+    assert explorer.state["sequence"] == seq
+
+
+def test_sequence_explorer_shows_typing_errors_without_changing_state(cnn):
+    seq = random_seq()
+    explorer = widgets.sequence_explorer(cnn, seq)
+    state = explorer.state
+    explorer.sequence.value = "ACGX" + seq[4:]
+    assert "X" in explorer.readout.value and "b00020" in explorer.readout.value
+    explorer.sequence.value = seq[:50]
+    assert "50 bp" in explorer.readout.value
+    assert explorer.state is state
+
+
+# ----------------------------------------------------------------------------- IG path explorer
+def test_ig_path_state_integrates_to_closed_form_and_tracks_the_output():
+    torch.manual_seed(1)
+    w = torch.randn(4, 12)
+    model, x = Quadratic(w), torch.randn(4, 12)
+    path = widgets.ig_path(model, x, steps=20)
+    end = widgets.ig_path_state(path, 1.0)
+    expected = x * w * (w * x).sum()
+    torch.testing.assert_close(end.attribution, expected, rtol=1e-4, atol=1e-4)
+    assert end.total == pytest.approx(end.goal, rel=1e-4)
+    for alpha in (0.0, 0.25, 0.5, 0.8):
+        state = widgets.ig_path_state(path, alpha)
+        assert state.alpha == pytest.approx(alpha)
+        # the running sum is the path integral of the gradient: it equals f(x_alpha) - f(x')
+        assert state.total == pytest.approx(alpha**2 * end.goal, rel=1e-4, abs=1e-6)
+        assert state.change == pytest.approx(alpha**2 * end.goal, rel=1e-4, abs=1e-6)
+        torch.testing.assert_close(state.point, alpha * x)
+
+
+def test_ig_path_end_equals_mlcourse_integrated_gradients(cnn):
+    x = one_hot(random_seq(seed=3))
+    baseline = torch.full_like(x, 0.25)
+    path = widgets.ig_path(cnn, x, baseline, steps=32)
+    ours = widgets.ig_path_state(path, 1.0).attribution
+    theirs = integrated_gradients(cnn, x, baseline, steps=33, method="riemann_trapezoid")[0]
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
+
+
+def test_ig_path_rejects_bad_arguments(cnn):
+    x = one_hot(random_seq())
+    with pytest.raises(ValueError, match="baseline has shape"):
+        widgets.ig_path(cnn, x, torch.zeros(4, 50))
+    with pytest.raises(ValueError, match="steps"):
+        widgets.ig_path(cnn, x, steps=0)
+    with pytest.raises(ValueError, match="alpha=1.5"):
+        widgets.ig_path_state(widgets.ig_path(cnn, x, steps=4), 1.5)
+    with pytest.raises(ValueError, match="5 rows"):
+        widgets.ig_path(cnn, torch.zeros(5, 101))
+
+
+def test_ig_path_explorer_slider_updates_state_readout_and_figure(cnn):
+    explorer = widgets.ig_path_explorer(cnn, one_hot(random_seq()), steps=20)
+    assert explorer.alpha.continuous_update is False
+    image, text = bytes(explorer.figure.value), explorer.readout.value
+    explorer.alpha.value = 1.0
+    assert explorer.state.alpha == 1.0
+    assert explorer.state.total == widgets.ig_path_state(explorer.path, 1.0).total
+    assert bytes(explorer.figure.value) != image and explorer.readout.value != text
+    assert f"{explorer.state.total:+.4f}" in explorer.readout.value
