@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from mlcourse.config import scale
 
-__all__ = ["History", "fit", "predict", "evaluate", "save", "load", "as_tensors"]
+__all__ = ["History", "fit", "predict", "evaluate", "binary_metrics", "save", "load", "as_tensors"]
 
 TASKS = ("binary", "multiclass", "regression")
 _METRIC = {"binary": "valid AUC", "multiclass": "valid accuracy", "regression": "valid -MSE"}
@@ -305,13 +305,28 @@ def evaluate(model: nn.Module, data, task: str = "binary", batch_size: int = 512
     X, y = as_tensors(data, task, "evaluation data")
     out, y = predict(model, X, batch_size=batch_size), y.numpy()
     if task == "binary":
-        auc = _auc(y, out, "evaluation data")
-        fpr, tpr, _ = roc_curve(y, out)
-        return {"auc": auc, "pr_auc": float(average_precision_score(y, out)),
-                "fpr": fpr, "tpr": tpr, "n": len(y)}
+        return binary_metrics(y, out)
     if task == "multiclass":
         return {"accuracy": _score(task, out, y, "evaluation data"), "n": len(y)}
     return {"mse": -_score(task, out, y, "evaluation data"), "n": len(y)}
+
+
+def binary_metrics(y, scores, where: str = "evaluation data") -> dict:
+    """ROC-AUC, PR-AUC (average precision) and the ROC curve of ``scores`` against 0/1 labels ``y``.
+
+    Any score that ranks bound above unbound works: logits, probabilities, PWM
+    scan scores, SVM margins. Returns ``auc``, ``pr_auc``, ``fpr``, ``tpr``, ``n``.
+    ``ValueError`` for empty or single-class labels (naming ``where``).
+    """
+    y, scores = np.asarray(y, dtype=float).reshape(-1), np.asarray(scores, dtype=float).reshape(-1)
+    if len(y) == 0:
+        raise ValueError(f"{where} is empty: AUC needs bound and unbound examples")
+    if len(y) != len(scores):
+        raise ValueError(f"{where}: {len(y)} labels but {len(scores)} scores")
+    auc = _auc(y, scores, where)
+    fpr, tpr, _ = roc_curve(y, scores)
+    return {"auc": auc, "pr_auc": float(average_precision_score(y, scores)),
+            "fpr": fpr, "tpr": tpr, "n": len(y)}
 
 
 def save(model: nn.Module, path, **meta) -> Path:
