@@ -163,7 +163,7 @@ def motif_occupancy(
     seed=0,
     *,
     cofactor: str | Motif | None = None,
-    spacing: int = 12,
+    spacing: int = 20,
     strength_draws: int = 2,
 ) -> SeqDataset:
     """Motif occupancy: every sequence has the motif; the context decides binding.
@@ -177,16 +177,23 @@ def motif_occupancy(
        motif sits ``spacing`` bp downstream of the TF motif, in the same
        orientation (a composite element, like MAF/NFE2 or SOX/OCT pairs). In
        unbound sequences the co-factor is elsewhere: any other non-overlapping
-       position and strand. The composite (for MAFF + CEBPB: 11 + 12 + 10 =
-       33 bp) is wider than a 24-bp first-layer filter, so one convolutional
-       layer with global max pooling sees at most a sliver of it, while a
-       second layer (Zeng's ``2layer``: receptive field 24 + 4 x 3 = 36 bp)
-       can relate the two motifs.
+       position and strand. The composite (MAFF + CEBPB: 11 + 20 + 10 =
+       41 bp) is much wider than a 24-bp first-layer filter, so one
+       convolutional layer with global max pooling sees at most a few bases
+       of each partner in one window, while a second layer (Zeng's
+       ``2layer``: 16 x 24 bp, max-pool 3, 32 x 5) combines first-layer
+       detections about 40 bp apart. (With a 12-bp gap, a 24-bp filter can
+       hold half of each motif and one layer solves the task: test AUC 0.99.)
     2. **Instance strength (weak).** A bound sequence's TF instance is the
        highest-scoring (log-odds) of ``strength_draws`` draws from the PWM; an
        unbound one's is a single draw. A PWM scan sees this, so one layer does
        better than chance, but far from perfect. ``strength_draws=1`` switches
        it off.
+
+    Measured with the defaults (MAFF, 8,000 sequences, 70/10/20 split, up to
+    15 epochs, :func:`mlcourse.train.fit`): test AUC 0.68 for
+    ``1layer_128motif`` and 0.92 for ``2layer``; a MAFF PWM scan gives 0.65.
+    On :func:`motif_discovery` a PWM scan alone reaches 0.98.
 
     Parameters
     ----------
@@ -222,6 +229,9 @@ def motif_occupancy(
     composite = wt + spacing + wc
     _check_size(n, length, composite + 1)
     rng = as_rng(seed)
+    # Background first: a label permutation drawn first would equal SeqDataset.split's
+    # permutation for the same seed, and the split would not be balanced.
+    codes = rng.integers(0, 4, size=(n, length), dtype=np.uint8)
     y = np.zeros(n)
     y[rng.permutation(n)[: n // 2]] = 1
     bound, unbound = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
@@ -250,7 +260,6 @@ def motif_occupancy(
 
     co_start[unbound] = _draw_starts(rng, unbound.size, wc, length, elsewhere)
 
-    codes = rng.integers(0, 4, size=(n, length), dtype=np.uint8)
     rows = np.arange(n)
     _plant(codes, rows, tf_start, minus, tf_words)
     _plant(codes, rows, co_start, co_minus, _codes(sample(partner, n, rng)))
