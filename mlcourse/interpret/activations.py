@@ -65,8 +65,9 @@ def capture(model: nn.Module, layers, *, detach: bool = True):
     layers : str, nn.Module, or a list of them
         See :func:`resolve_layers`.
     detach : bool
-        Store detached tensors (default). ``False`` keeps them in the autograd
-        graph, which gradient methods (Grad-CAM) need.
+        Store detached copies (default). ``False`` keeps the outputs in the
+        autograd graph, which gradient methods (Grad-CAM) need. Either way a
+        later in-place layer cannot overwrite what was captured.
 
     Yields
     ------
@@ -80,7 +81,13 @@ def capture(model: nn.Module, layers, *, detach: bool = True):
 
     def hook_for(name):
         def hook(module, inputs, output):
-            maps[name] = output.detach() if detach else output
+            if detach:
+                maps[name] = output.detach().clone()
+                return None
+            # hand the next layer a copy, so that an in-place op there (ReLU(inplace=True))
+            # cannot overwrite the captured tensor; gradients still flow through the copy
+            maps[name] = output
+            return output.clone()
         return hook
 
     try:
