@@ -295,10 +295,16 @@ def submissions_in(paths) -> list[Path]:
     return found
 
 
-def report_stem(path: Path, root: Path | None) -> str:
-    """A file-name-safe, unique name for a submission's reports (its path under ``root``)."""
-    rel = path.relative_to(root) if root is not None and path.is_relative_to(root) else Path(path.name)
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "__".join(rel.with_suffix("").parts))
+def report_stems(files: list[Path]) -> list[str]:
+    """File-name-safe, unique names for the submissions' reports: their paths below a common folder.
+
+    ``subs/alice/01_lab.ipynb`` and ``subs/bob/01_lab.ipynb`` become
+    ``alice__01_lab`` and ``bob__01_lab``; a single file keeps its stem.
+    """
+    paths = [Path(f).resolve() for f in files]
+    root = Path(os.path.commonpath([p.parent for p in paths]))
+    return [re.sub(r"[^A-Za-z0-9_.-]+", "_", "__".join(p.relative_to(root).with_suffix("").parts))
+            for p in paths]
 
 
 def grade_many(paths, source, out_dir, *, timeout: float = 60.0, jobs: int | None = None) -> list[dict]:
@@ -337,12 +343,10 @@ def grade_many(paths, source, out_dir, *, timeout: float = 60.0, jobs: int | Non
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             reports = list(pool.map(_grade_one, work))
-    roots = [Path(p) for p in paths if Path(p).is_dir()]
     rows, summary = [], []
-    for path, report in zip(files, reports):
-        root = next((r for r in roots if path.is_relative_to(r)), None)
+    for path, stem, report in zip(files, report_stems(files), reports):
         if "error" not in report:
-            write_reports(report, out_dir, report_stem(path, root))
+            write_reports(report, out_dir, stem)
             rows += csv_rows(report)
         summary.append({
             "submission": str(path), "lab": report.get("lab", ""),

@@ -89,7 +89,7 @@ class Kernel:
         client = NotebookClient(
             self.nb, timeout=self.timeout, kernel_name="python3", allow_errors=True,
             interrupt_on_timeout=True, iopub_timeout=self.grace, shutdown_kernel="immediate",
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            extra_arguments=["--IPKernelApp.log_level=ERROR"], record_timing=False,
             error_on_timeout={"ename": TIMEOUT_ENAME, "traceback": [],
                               "evalue": f"the cell ran past {self.timeout:g} s and was interrupted"},
         )
@@ -129,13 +129,17 @@ class Kernel:
         result = self._execute(self.nb.cells[index], index, self.timeout)
         if result.status == "ok":
             self._succeeded.append(index)
-        elif result.status == "crashed" or (result.status == "timeout" and not self._responsive(index)):
+        elif result.status == "crashed" or (result.status == "timeout" and not self._responsive()):
             self._restart()
         return result
 
-    def _responsive(self, index: int) -> bool:
-        probe = nbformat.v4.new_code_cell("pass")
-        return self._execute(probe, index, self.grace).status == "ok"
+    def _responsive(self) -> bool:
+        """Whether the kernel runs a no-op within ``grace`` seconds (nbclient needs the probe in nb)."""
+        self.nb.cells.append(nbformat.v4.new_code_cell("pass"))
+        try:
+            return self._execute(self.nb.cells[-1], len(self.nb.cells) - 1, self.grace).status == "ok"
+        finally:
+            self.nb.cells.pop()
 
     def _restart(self) -> None:
         """A fresh kernel, with every cell that had succeeded re-run in order."""
