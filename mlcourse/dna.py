@@ -7,6 +7,7 @@ unknown base ``N`` is the all-zero column.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from itertools import product
 
@@ -29,6 +30,7 @@ __all__ = [
 ALPHABET = "ACGT"
 _COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
 _INDEX = {base: i for i, base in enumerate(ALPHABET)}
+_DNA = re.compile("[ACGTN]*")
 
 
 def as_rng(rng=None) -> np.random.Generator:
@@ -60,8 +62,8 @@ def validate(seqs: str | Iterable[str], *, same_length: bool = True) -> list[str
         if not isinstance(seq, str):
             raise ValueError(f"sequence {i} is a {type(seq).__name__}, not a string: {seq!r:.60}")
         upper = seq.upper()
-        bad = next((p for p, c in enumerate(upper) if c not in "ACGTN"), None)
-        if bad is not None:
+        if not _DNA.fullmatch(upper):
+            bad = next(p for p, c in enumerate(upper) if c not in "ACGTN")
             raise ValueError(
                 f"sequence {i} has {seq[bad]!r} at position {bad}: only A, C, G, T and N are DNA bases"
             )
