@@ -1,0 +1,388 @@
+"""Path attributions: integrated gradients from the formula, and DeepLIFT / DeepLiftShap for DNA.
+
+Gradients explain a model at one point. *Path* methods explain the difference
+between the input ``x`` and a reference (baseline) ``x'``:
+
+* **Integrated gradients** (Sundararajan, Taly & Yan 2017, "Axiomatic
+  attribution for deep networks") average the gradient along the straight line
+  from ``x'`` to ``x``::
+
+      IG_i(x) = (x_i - x'_i) * integral_0^1 dF/dx_i (x' + a (x - x')) da
+
+  and satisfy *completeness*: ``sum_i IG_i(x) = F(x) - F(x')``. The integral is
+  a Riemann sum over ``m`` steps, see :func:`integrated_gradients`.
+* **DeepLIFT** (Shrikumar, Greenside & Kundaje 2017, "Learning important
+  features through propagating activation differences") propagates
+  *multipliers* ``m = dDelta-out / dDelta-in`` backwards with its rescale rule,
+  in one backward pass, and also satisfies completeness (Captum reports the gap
+  as the *convergence delta*). **DeepLiftShap** averages DeepLIFT over several
+  references (Lundberg & Lee 2017).
+
+For DNA the references are dinucleotide shuffles of each sequence
+(:func:`shuffled_references`), and the multipliers can be projected onto all
+four bases: the *hypothetical contribution* of base ``b`` at position ``l`` is
+what that position would contribute if it held ``b`` (Shrikumar et al.; used by
+TF-MoDISco), see :func:`hypothetical_contributions`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from torch import nn
+
+from mlcourse.dna import as_rng, decode, dinucleotide_shuffle, one_hot
+
+__all__ = [
+    "METHODS",
+    "eval_mode",
+    "riemann_weights",
+    "integrated_gradients",
+    "completeness_gap",
+    "shuffled_references",
+    "hypothetical_contributions",
+    "dna_integrated_gradients",
+    "deeplift",
+    "deeplift_shap",
+]
+
+METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
+
+
+def riemann_weights(steps: int, method: str = "riemann_trapezoid") -> tuple[np.ndarray, np.ndarray]:
+    """Points ``a_k`` on [0, 1] and weights ``w_k`` so that ``integral g ~ sum_k w_k g(a_k)``.
+
+    ``riemann_left`` / ``right`` / ``middle`` take the left end, right end or
+    middle of ``steps`` equal pieces (weights ``1/m``); ``riemann_trapezoid``
+    uses ``steps`` points from 0 to 1 inclusive with weights ``1/(m-1)``, halved
+    at both ends (the textbook trapezoid rule, exact for linear ``g``);
+    ``gausslegendre`` is Gauss-Legendre quadrature.
+
+    Note: Captum's ``riemann_trapezoid`` uses the same points but weights
+    ``1/m`` (halved at the ends), which sum to ``(m-1)/m``; its result is this
+    one times ``(m-1)/m``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not one of {METHODS}")
+    if not isinstance(steps, (int, np.integer)) or steps < 2:
+        raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
+    m = int(steps)
+    if method == "gausslegendre":
+        nodes, weights = np.polynomial.legendre.leggauss(m)
+        return 0.5 * (nodes + 1), 0.5 * weights
+    if method == "riemann_trapezoid":
+        weights = np.full(m, 1 / (m - 1))
+        weights[[0, -1]] /= 2
+        return np.linspace(0, 1, m), weights
+    offset = {"riemann_left": 0.0, "riemann_middle": 0.5, "riemann_right": 1.0}[method]
+    return (np.arange(m) + offset) / m, np.full(m, 1 / m)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module):
+    """Put ``model`` in eval mode (no dropout) for the block, then restore its training flag."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _scores(output: torch.Tensor, target) -> torch.Tensor:
+    """One score per example: the output itself for ``(N,)`` models, column ``target`` for ``(N, C)``."""
+    if output.ndim == 1:
+        if target is not None:
+            raise ValueError(f"the model returns one score per example (shape {tuple(output.shape)}); "
+                             f"target={target!r} must be None")
+        return output
+    if output.ndim == 2 and output.shape[1] == 1 and target is None:
+        return output[:, 0]
+    if output.ndim != 2:
+        raise ValueError(f"model output must be (N,) or (N, C), got shape {tuple(output.shape)}")
+    if target is None:
+        raise ValueError(f"the model returns {output.shape[1]} scores per example: give target=class index")
+    index = torch.as_tensor(target, device=output.device).long().reshape(-1)
+    if index.numel() == 1:
+        index = index.expand(output.shape[0])
+    if index.numel() != output.shape[0] or index.min() < 0 or index.max() >= output.shape[1]:
+        raise ValueError(f"target={target!r} does not name one of {output.shape[1]} classes per example")
+    return output.gather(1, index[:, None])[:, 0]
+
+
+def _baseline_like(X: torch.Tensor, baseline) -> torch.Tensor:
+    if baseline is None:
+        return torch.zeros_like(X)
+    baseline = torch.as_tensor(baseline, dtype=X.dtype, device=X.device)
+    try:
+        return torch.broadcast_to(baseline, X.shape)
+    except RuntimeError:
+        raise ValueError(f"baseline of shape {tuple(baseline.shape)} does not broadcast to the "
+                         f"input's shape {tuple(X.shape)}") from None
+
+
+def integrated_gradients(model, X: torch.Tensor, baseline=None, *, target=None, steps: int = 50,
+                         method: str = "riemann_trapezoid", batch_size: int = 512) -> torch.Tensor:
+    """Integrated gradients, written out from the formula (Sundararajan et al. 2017).
+
+    ``IG(x) = (x - x') * sum_k w_k grad F(x' + a_k (x - x'))`` with the points
+    and weights of :func:`riemann_weights`. Every example gets its own path;
+    the interpolated inputs of several steps go through the model together, at
+    most ``batch_size`` inputs per call.
+
+    Parameters
+    ----------
+    model : callable
+        Maps a batch to scores ``(N,)`` or ``(N, C)``.
+    X : torch.Tensor
+        Inputs ``(N, ...)``: DNA ``(N, 4, L)``, images ``(N, C, H, W)``.
+    baseline : None, float or tensor
+        The reference ``x'``; ``None`` is all zeros. A tensor broadcastable to
+        ``X`` (e.g. one baseline ``(1, 4, L)`` for all, or one per example).
+    target : None, int or sequence of int
+        The class whose score is explained, for ``(N, C)`` outputs.
+    steps, method :
+        Number of points ``m`` and the quadrature rule (:data:`METHODS`).
+    batch_size : int
+        Most inputs per forward pass.
+
+    Returns
+    -------
+    torch.Tensor
+        Attributions shaped like ``X``. Their sum per example approaches
+        ``F(x) - F(x')`` as ``steps`` grows (see :func:`completeness_gap`).
+    """
+    X = torch.as_tensor(X, dtype=torch.float32)
+    base = _baseline_like(X, baseline)
+    alphas, weights = riemann_weights(steps, method)
+    n = X.shape[0]
+    per_call = max(1, batch_size // max(n, 1))
+    total = torch.zeros_like(X)
+    delta = X - base
+    for start in range(0, len(alphas), per_call):
+        a = torch.tensor(alphas[start:start + per_call], dtype=X.dtype, device=X.device)
+        w = torch.tensor(weights[start:start + per_call], dtype=X.dtype, device=X.device)
+        shape = (len(a),) + (1,) * X.ndim
+        points = (base[None] + a.reshape(shape) * delta[None]).reshape(-1, *X.shape[1:])
+        points.requires_grad_(True)
+        targets = None if target is None else _repeat_target(target, n, len(a))
+        scores = _scores(model(points), targets)
+        (grad,) = torch.autograd.grad(scores.sum(), points)
+        total += (w.reshape(shape) * grad.reshape(len(a), *X.shape)).sum(0)
+    return delta * total
+
+
+def _repeat_target(target, n: int, times: int):
+    index = torch.as_tensor(target).long().reshape(-1)
+    if index.numel() == 1:
+        return int(index)
+    if index.numel() != n:
+        raise ValueError(f"target has {index.numel()} entries for {n} examples")
+    return index.repeat(times)
+
+
+def completeness_gap(model, X: torch.Tensor, attributions: torch.Tensor, baseline=None, *,
+                     target=None) -> torch.Tensor:
+    """Relative completeness error ``|sum(attr) - (F(x) - F(x'))| / |F(x) - F(x')|`` per example.
+
+    Integrated gradients and DeepLIFT promise that attributions add up to the
+    change in output between baseline and input (Sundararajan et al. 2017,
+    axiom "completeness"; Shrikumar et al. 2017, "summation-to-delta").
+    """
+    X = torch.as_tensor(X, dtype=torch.float32)
+    if attributions.shape != X.shape:
+        raise ValueError(f"attributions have shape {tuple(attributions.shape)}, inputs {tuple(X.shape)}")
+    with torch.no_grad():
+        change = _scores(model(X), target) - _scores(model(_baseline_like(X, baseline)), target)
+    total = attributions.reshape(len(X), -1).sum(1)
+    return (total - change).abs() / change.abs().clamp_min(1e-12)
+
+
+def shuffled_references(X: torch.Tensor, n: int = 10, rng=0) -> torch.Tensor:
+    """``n`` dinucleotide shuffles of every sequence, as references ``(N, n, 4, L)``.
+
+    A shuffle keeps a sequence's base and dinucleotide composition but breaks
+    its motifs, so attributions against it credit the motif, not the GC content
+    (the references used by DeepLIFT's DNA examples, DeepLiftShap and TF-MoDISco).
+    """
+    if not isinstance(X, torch.Tensor) or X.ndim != 3 or X.shape[1] != 4:
+        raise ValueError(f"expected one-hot DNA (N, 4, L), got {getattr(X, 'shape', type(X))}")
+    if n < 1:
+        raise ValueError(f"n must be at least 1 reference per sequence, got {n}")
+    rng = as_rng(rng)
+    seqs = decode(X)
+    refs = [dinucleotide_shuffle(s, rng) for s in seqs for _ in range(n)]
+    return one_hot(refs).reshape(len(seqs), n, 4, X.shape[2]).to(X.device)
+
+
+def hypothetical_contributions(multipliers: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+    """Project multipliers onto all four bases (Shrikumar et al. 2017; TF-MoDISco).
+
+    If position ``l`` held base ``b`` (one-hot ``e_b``), its contribution
+    against reference ``r`` would be ``m_l . (e_b - r_l) = m[b, l] - m_l . r_l``.
+    Averaged over the references, this gives a ``(N, 4, L)`` matrix whose entry
+    at the observed base is the actual contribution of that position.
+
+    Parameters
+    ----------
+    multipliers : torch.Tensor
+        ``(N, R, 4, L)``: one multiplier map per sequence and reference.
+    references : torch.Tensor
+        ``(N, R, 4, L)``: the references.
+    """
+    if multipliers.shape != references.shape or multipliers.ndim != 4:
+        raise ValueError(f"multipliers {tuple(multipliers.shape)} and references "
+                         f"{tuple(references.shape)} must both be (N, R, 4, L)")
+    at_reference = (multipliers * references).sum(dim=2, keepdim=True)
+    return (multipliers - at_reference).mean(dim=1)
+
+
+def _as_references(X: torch.Tensor, references) -> torch.Tensor:
+    """References as ``(N, R, 4, L)``; ``None`` -> 10 dinucleotide shuffles per sequence."""
+    if references is None:
+        return shuffled_references(X, 10)
+    references = torch.as_tensor(references, dtype=X.dtype, device=X.device)
+    if references.shape == X.shape:
+        references = references[:, None]
+    if references.ndim != 4 or references.shape[0] != X.shape[0] or references.shape[2:] != X.shape[1:]:
+        raise ValueError(f"references of shape {tuple(references.shape)} do not fit inputs "
+                         f"{tuple(X.shape)}: give (N, 4, L) or (N, R, 4, L)")
+    return references
+
+
+@contextlib.contextmanager
+def _separate_nonlinearities(model: nn.Module):
+    """Give every nonlinear module a fresh input tensor while Captum's DeepLift runs.
+
+    Captum applies DeepLIFT's rules with tensor hooks: a module's hook on its
+    output records the incoming multiplier, and the next module's hook on its
+    input rewrites it. When two hooked modules touch the same tensor (a ReLU
+    feeding straight into a MaxPool1d, as in every course model), the first
+    hook fires before the second has rewritten the gradient, so the ReLU sees
+    the plain gradient and summation-to-delta fails (Captum 0.9 gives errors of
+    the size of the output change itself). Multiplying each such input by 1
+    puts a new tensor between the two hooks and restores the exact rule.
+    """
+    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
+
+    handles = [module.register_forward_pre_hook(lambda _module, inputs: (inputs[0] * 1.0,))
+               for module in model.modules() if type(module) in SUPPORTED_NON_LINEAR]
+    try:
+        yield model
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _attribute_against(explainer, model, X, references, target, hypothetical, **kwargs):
+    """Run a Captum explainer made with ``multiply_by_inputs=False`` against every reference.
+
+    Returns the attributions ``(N, 4, L)`` and the summation-to-delta error
+    ``(N, R)``: ``sum((x - ref) * m) - (F(x) - F(ref))`` for every reference.
+    """
+    n, r = references.shape[:2]
+    inputs = X[:, None].expand_as(references).reshape(n * r, *X.shape[1:]).clone()
+    bases = references.reshape(n * r, *X.shape[1:])
+    targets = None if target is None else _repeat_target(target, n, 1)
+    if isinstance(targets, torch.Tensor):
+        targets = targets.repeat_interleave(r)
+    multipliers = explainer.attribute(inputs, baselines=bases, target=targets, **kwargs).detach()
+    with torch.no_grad():
+        change = _scores(model(inputs), targets) - _scores(model(bases), targets)
+    error = (multipliers * (inputs - bases)).reshape(n * r, -1).sum(1) - change
+    multipliers = multipliers.reshape(references.shape)
+    if hypothetical:
+        attributions = hypothetical_contributions(multipliers, references)
+    else:
+        attributions = (multipliers * (X[:, None] - references)).mean(dim=1)
+    return attributions, error.reshape(n, r)
+
+
+def dna_integrated_gradients(model: nn.Module, X: torch.Tensor, references=None, *, target=None,
+                             steps: int = 50, method: str = "gausslegendre",
+                             hypothetical: bool = False) -> torch.Tensor:
+    """Captum's IntegratedGradients on DNA, averaged over shuffled references.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A DNA model ``(N, 4, L) -> (N,)`` logits (or ``(N, C)`` with ``target``).
+    X : torch.Tensor
+        One-hot sequences ``(N, 4, L)``.
+    references : None or tensor
+        ``(N, 4, L)`` or ``(N, R, 4, L)``; ``None``: 10 dinucleotide shuffles each.
+    steps, method :
+        Passed to Captum (``n_steps``, ``method``).
+    hypothetical : bool
+        Return hypothetical contributions for all four bases
+        (:func:`hypothetical_contributions`) instead of actual ones.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, 4, L)``, averaged over the references (an "expected gradients"
+        estimate when the references are many).
+    """
+    from captum.attr import IntegratedGradients
+
+    X = torch.as_tensor(X, dtype=torch.float32)
+    references = _as_references(X, references)
+    with eval_mode(model):
+        explainer = IntegratedGradients(model, multiply_by_inputs=False)
+        attributions, _ = _attribute_against(explainer, model, X, references, target, hypothetical,
+                                             n_steps=steps, method=method)
+    return attributions
+
+
+def deeplift(model: nn.Module, X: torch.Tensor, references=None, *, target=None,
+             hypothetical: bool = False, return_delta: bool = False):
+    """DeepLIFT (rescale rule) through Captum, against one or several references per sequence.
+
+    With several references per sequence the result is their average, which is
+    DeepLiftShap (Lundberg & Lee 2017) with per-sequence references; Captum's own
+    ``DeepLiftShap`` takes one set of references shared by all inputs.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Built by the course's rules: every ReLU / pool its own module, used
+        once (Captum hooks modules to apply the rescale rule).
+    X : torch.Tensor
+        One-hot DNA ``(N, 4, L)``.
+    references : None or tensor
+        ``(N, 4, L)`` (one each) or ``(N, R, 4, L)``; ``None``: 10 dinucleotide
+        shuffles of each sequence (:func:`shuffled_references`).
+    hypothetical : bool
+        Return hypothetical contributions for all four bases.
+    return_delta : bool
+        Also return the convergence delta ``(N, R)``: the sum of the
+        contributions against each reference minus ``F(x) - F(ref)`` (zero up to
+        rounding when the rules hold: "summation-to-delta").
+
+    Returns
+    -------
+    torch.Tensor or (torch.Tensor, torch.Tensor)
+    """
+    from captum.attr import DeepLift
+
+    X = torch.as_tensor(X, dtype=torch.float32)
+    references = _as_references(X, references)
+    with eval_mode(model), _separate_nonlinearities(model):
+        explainer = DeepLift(model, multiply_by_inputs=False)
+        attributions, delta = _attribute_against(explainer, model, X, references, target,
+                                                 hypothetical)
+    return (attributions, delta) if return_delta else attributions
+
+
+def deeplift_shap(model: nn.Module, X: torch.Tensor, n_references: int = 10, *, rng=0,
+                  target=None, hypothetical: bool = False, return_delta: bool = False):
+    """DeepLiftShap on DNA: DeepLIFT averaged over ``n_references`` dinucleotide shuffles of each sequence.
+
+    See :func:`deeplift` for the arguments and :func:`shuffled_references` for
+    the references.
+    """
+    references = shuffled_references(X, n_references, rng)
+    return deeplift(model, X, references, target=target, hypothetical=hypothetical,
+                    return_delta=return_delta)
