@@ -92,6 +92,18 @@ def test_real_10k_test_set_from_the_mirror(mirror, monkeypatch, tmp_path):
     assert data.test_y[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     assert data.test_y.bincount().tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert len(data.train_y) == 5000 and "mnist_t10k" in data.source
+    # The mirror's files were checked and copied into the course cache.
+    assert (tmp_path / "mnist_t10k" / "t10k-labels-idx1-ubyte.gz").is_file()
+
+
+def test_download_that_cannot_happen_is_a_clear_error(no_sources, monkeypatch):
+    empty_mirror = no_sources / "empty_mirror"
+    empty_mirror.mkdir()
+    monkeypatch.setenv("MLCOURSE_MIRROR", str(empty_mirror))
+    with pytest.raises(ValueError, match="mnist_train/train-images-idx3-ubyte.gz"):
+        load_mnist(download=True)
+    # Without download=True the same setting falls back to the embedded digits.
+    assert "embedded" in load_mnist().source
 
 
 def test_corrupt_idx_files_are_clear_errors(tmp_path):

