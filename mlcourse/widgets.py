@@ -32,18 +32,28 @@ from __future__ import annotations
 import contextlib
 import html
 import io
+import time
 from dataclasses import dataclass
 
 import ipywidgets as w
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PatchCollection
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.patches import PathPatch
+from matplotlib.path import Path
+from matplotlib.textpath import TextPath
 from torch import nn
 
-from mlcourse.dna import ALPHABET, one_hot, validate
+from mlcourse.dna import ALPHABET, decode, one_hot, validate
+from mlcourse.interpret import backprop, cam
+from mlcourse.interpret.compare import default_methods, precision_at_k
+from mlcourse.interpret.filters import activation_motifs, first_conv, trim, weight_motifs
 from mlcourse.interpret.ism import saturation_mutagenesis, score_fn
-from mlcourse.interpret.paths import eval_mode
+from mlcourse.interpret.paths import eval_mode, integrated_gradients
+from mlcourse.motifs import Motif, best_jaspar_match
 
 __all__ = [
     "Explorer",
@@ -55,6 +65,13 @@ __all__ = [
     "ig_path",
     "ig_path_state",
     "ig_path_explorer",
+    "FilterBank",
+    "FilterReport",
+    "filter_report",
+    "filter_browser",
+    "image_methods",
+    "attribute",
+    "attribution_comparer",
 ]
 
 
@@ -111,6 +128,57 @@ def _draw(ax, values, title: str, *, signed: bool = True, limit: float | None = 
     for site in sites:
         ax.axvspan(site.start - 0.5, site.end - 0.5, color="tab:orange", alpha=0.25, lw=0)
     ax.set_title(title, fontsize=9, loc="left")
+    return ax
+
+
+_COLORS = {"A": "#109648", "C": "#255c99", "G": "#f7b32b", "T": "#d62839"}
+_GLYPHS: dict[str, Path] = {}
+
+
+def _glyph(letter: str) -> Path:
+    """The outline of a bold ``letter``, scaled to the unit square (cached)."""
+    if letter not in _GLYPHS:
+        text = TextPath((0, 0), letter, size=1, prop=FontProperties(family="DejaVu Sans", weight="bold"))
+        box = text.get_extents()
+        vertices = (text.vertices - [box.x0, box.y0]) / [box.width, box.height]
+        _GLYPHS[letter] = Path(vertices, text.codes)
+    return _GLYPHS[letter]
+
+
+def _logo(ax, heights, title: str, ylabel: str = "bits"):
+    """A sequence logo of a ``(4, L)`` ACGT matrix: letters stacked by height, negatives below zero.
+
+    Draws the same picture as :func:`mlcourse.plot.logo` (logomaker), with one patch
+    collection instead of one artist per letter, so that a widget redraws in tens of
+    milliseconds instead of about a second.
+    """
+    heights = np.asarray(heights, dtype=float)
+    patches, colours = [], []
+    for j, column in enumerate(heights.T):
+        up = down = 0.0
+        for b in np.argsort(np.abs(column)):
+            h = column[b]
+            if abs(h) < 1e-9:
+                continue
+            bottom = up if h > 0 else down - abs(h)
+            glyph = _glyph(ALPHABET[b])
+            patches.append(PathPatch(Path(glyph.vertices * [0.9, abs(h)] + [j - 0.45, bottom],
+                                          glyph.codes)))
+            colours.append(_COLORS[ALPHABET[b]])
+            up, down = (up + h, down) if h > 0 else (up, down - abs(h))
+    ax.add_collection(PatchCollection(patches, facecolors=colours, edgecolors="none"))
+    positive, negative = np.clip(heights, 0, None).sum(0), np.clip(heights, None, 0).sum(0)
+    ax.set_xlim(-0.5, heights.shape[1] - 0.5)
+    ax.set_ylim(min(negative.min(), 0) * 1.05, max(positive.max(), 1e-6) * 1.05)
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.set_ylabel(ylabel, fontsize=8)
+    return ax
+
+
+def _motif_logo(ax, motif: Motif, title: str):
+    """A motif as an information-content logo (letter height = probability x bits), 0-2 bits."""
+    _logo(ax, motif.probs * motif.information_content(), title)
+    ax.set_ylim(0, 2)
     return ax
 
 
@@ -424,3 +492,262 @@ def ig_path_explorer(model, x, baseline=None, *, steps: int = 50, target=None,
         Ground-truth motif sites to shade (DNA).
     """
     return IGPathExplorer(ig_path(model, x, baseline, steps=steps, target=target), sites=sites)
+
+
+# ----------------------------------------------------------------------------- filter browser
+@dataclass
+class FilterReport:
+    """What the filter browser shows for one first-layer filter."""
+
+    index: int
+    motif: Motif  # counted from the windows that activate the filter (DeepBind / Basset)
+    weights: Motif  # read from the weights (a softmax per column)
+    match: Motif  # the best JASPAR match of the trimmed activation motif
+    match_score: float  # its similarity (mean column Pearson correlation, in [-1, 1])
+    top: list[tuple[int, int, float, str]]  # (example, start, activation, window), strongest first
+
+
+class FilterBank:
+    """Everything the filter browser needs, computed once for all first-layer filters.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A DNA CNN; its first ``Conv1d`` is read.
+    X : torch.Tensor
+        One-hot sequences ``(N, 4, L)``, usually the bound test examples.
+    threshold : float
+        Windows above this fraction of a filter's maximum count towards its motif.
+    candidates : list of Motif or names, optional
+        JASPAR motifs to match against (default: all vertebrate CORE motifs,
+        about half a second per filter the first time it is shown).
+    """
+
+    def __init__(self, model, X: torch.Tensor, *, threshold: float = 0.5, candidates=None):
+        conv = first_conv(model)
+        X = torch.as_tensor(X, dtype=torch.float32)
+        self.width, self.seqs, self.candidates = conv.kernel_size[0], decode(X), candidates
+        with torch.no_grad():
+            self.activations = conv(X).numpy()  # (N, K, L')
+        self.motifs = activation_motifs(model, X, threshold)
+        self.weight_motifs = weight_motifs(model)
+        self._matches: dict[int, tuple[Motif, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self.motifs)
+
+
+def filter_report(bank: FilterBank, index: int, top: int = 5) -> FilterReport:
+    """Logo motifs, best JASPAR match and top activating windows of filter ``index``.
+
+    Following Alipanahi et al. (2015, DeepBind) and Kelley et al. (2016, Basset):
+    a first-layer filter is summarised by the sequences that switch it on, and named
+    by the database motif it resembles (:func:`mlcourse.interpret.filters.match_filters`).
+    """
+    if not 0 <= index < len(bank):
+        raise ValueError(f"filter index {index} is outside 0..{len(bank) - 1}")
+    if index not in bank._matches:
+        best, alignment = best_jaspar_match(trim(bank.motifs[index]), bank.candidates)[0]
+        bank._matches[index] = (best, float(alignment.score))
+    match, score = bank._matches[index]
+    acts = bank.activations[:, index, :]
+    strongest = np.argsort(acts, axis=None)[::-1][:top]
+    windows = []
+    for flat in strongest:
+        n, j = np.unravel_index(flat, acts.shape)
+        windows.append((int(n), int(j), float(acts[n, j]), bank.seqs[n][j : j + bank.width]))
+    return FilterReport(index, bank.motifs[index], bank.weight_motifs[index], match, score, windows)
+
+
+class FilterBrowser(Explorer):
+    """Step through first-layer filters with a slider."""
+
+    def __init__(self, bank: FilterBank, top: int = 5):
+        self.bank, self.top = bank, top
+        self.filter = w.IntSlider(value=0, min=0, max=len(bank) - 1, continuous_update=False,
+                                  description="filter")
+        super().__init__([self.filter])
+        self.refresh()
+
+    def compute(self):
+        r = filter_report(self.bank, self.filter.value, self.top)
+        self.state = r
+        rows = "".join(f"<tr><td>#{n}</td><td>{j}</td><td>{a:.2f}</td><td><code>{s}</code></td></tr>"
+                       for n, j, a, s in r.top)
+        text = (f"filter {r.index}: {r.motif.information_content().sum():.1f} bits · best JASPAR match "
+                f"<b>{r.match.name}</b> ({r.match.matrix_id}), similarity {r.match_score:.2f}"
+                f"<table><tr><th>example</th><th>start</th><th>activation</th><th>window</th></tr>"
+                f"{rows}</table>")
+        fig = Figure(figsize=(11, 2.2))
+        axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [r.motif.width, r.weights.width,
+                                                                 max(r.match.width, 8)]})
+        _motif_logo(axes[0], r.motif, f"filter {r.index}: activating windows")
+        _motif_logo(axes[1], r.weights, "from the weights (relative)")
+        _motif_logo(axes[2], r.match, f"JASPAR {r.match.name} {r.match.matrix_id}")
+        fig.subplots_adjust(left=0.05, right=0.99, bottom=0.12, top=0.85, wspace=0.25)
+        return text, fig
+
+
+def filter_browser(model, X, *, threshold: float = 0.5, candidates=None, top: int = 5
+                   ) -> FilterBrowser:
+    """Browse a DNA CNN's first-layer filters: logos, best JASPAR match, top activating windows.
+
+    The PWMs and activations of all filters are computed once (:class:`FilterBank`);
+    the JASPAR search runs the first time each filter is shown.
+
+    Parameters
+    ----------
+    model, X, threshold, candidates
+        As for :class:`FilterBank`.
+    top : int
+        Number of strongest windows listed.
+    """
+    return FilterBrowser(FilterBank(model, X, threshold=threshold, candidates=candidates), top)
+
+
+# ----------------------------------------------------------------------------- attribution comparer
+def image_methods(model, *, layer=None, target=None, steps: int = 50) -> dict:
+    """The course's attribution methods for an image classifier, ``name -> f(X) -> (N, H, W)``.
+
+    Gradient maps take the largest absolute value over channels (Simonyan et al. 2014);
+    Grad-CAM (Selvaraju et al. 2017) is upsampled bilinearly from ``layer`` (default
+    ``model.last_conv``); integrated gradients (Sundararajan et al. 2017) start from a
+    black image and are summed over channels.
+    """
+    layer = model.last_conv if layer is None else layer
+
+    def grad_cam(X):
+        return cam.to_input(model, X, layer, cam.grad_cam(model, X, layer, target))
+
+    return {
+        "saliency": lambda X: backprop.saliency(model, X, target).abs().amax(1),
+        "guided backprop": lambda X: backprop.guided_backprop(model, X, target).abs().amax(1),
+        "Grad-CAM": grad_cam,
+        "guided Grad-CAM": lambda X: cam.guided_grad_cam(model, X, layer, target).abs().amax(1),
+        "integrated gradients": lambda X: integrated_gradients(model, X, target=target,
+                                                               steps=steps).sum(1),
+    }
+
+
+def attribute(methods: dict, name: str, x) -> tuple[np.ndarray, float]:
+    """Run one method of ``methods`` (``name -> f(X) -> scores``) on one example ``x``.
+
+    Returns
+    -------
+    scores : numpy.ndarray
+        One score per position ``(L,)`` or pixel ``(H, W)``.
+    seconds : float
+        How long the method took.
+    """
+    if name not in methods:
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(methods)}")
+    start = time.perf_counter()
+    scores = methods[name](_single(x)[None])
+    seconds = time.perf_counter() - start
+    return np.asarray(torch.as_tensor(scores).detach(), dtype=float)[0], seconds
+
+
+class AttributionComparer(Explorer):
+    """Two method pickers; both maps are shown beside the ground truth."""
+
+    def __init__(self, model, methods: dict, x, *, sites=(), truth=None, k=None):
+        self.model, self.methods, self.x, self.sites = model, methods, _single(x), list(sites)
+        self.truth = None if truth is None else np.asarray(truth, dtype=float)
+        names = list(methods)
+        self.k = k or (max((s.width for s in self.sites), default=10))
+        self.first = w.Dropdown(options=names, value=names[0], description="method")
+        self.second = w.Dropdown(options=names, value=names[min(1, len(names) - 1)],
+                                 description="versus")
+        self._cache: dict[str, tuple[np.ndarray, float]] = {}
+        super().__init__([self.first, self.second])
+        self.refresh()
+
+    def scores(self, name: str) -> tuple[np.ndarray, float]:
+        """One method's map for this example (computed once, then cached)."""
+        if name not in self._cache:
+            with _evaluating(self.model):
+                self._cache[name] = attribute(self.methods, name, self.x)
+        return self._cache[name]
+
+    def compute(self):
+        shown = {name: self.scores(name) for name in (self.first.value, self.second.value)}
+        self.state = {name: s for name, (s, _) in shown.items()}
+        parts = []
+        for name, (s, seconds) in shown.items():
+            part = f"<b>{html.escape(name)}</b>: {seconds:.2f} s"
+            if self.sites:
+                hit = precision_at_k(s[None], [self.sites], self.k)[0]
+                part += f", {hit:.0%} of its top {self.k} positions inside planted sites"
+            parts.append(part)
+        text = " · ".join(parts)
+        dna = _is_dna(self.x)
+        panels = [("input" if self.truth is None else "ground truth", None), *shown.items()]
+        if dna:
+            fig = Figure(figsize=(11, 3.6))
+            axes = fig.subplots(3, 1, sharex=True)
+            truth = self.truth if self.truth is not None else self.x.numpy()
+            _draw(axes[0], truth, "ground truth: planted sites" if self.sites else "sequence",
+                  signed=False, sites=self.sites)
+            for ax, (name, (s, _)) in zip(axes[1:], panels[1:]):
+                ax.bar(np.arange(len(s)), s, width=1.0, color="tab:blue")
+                for site in self.sites:
+                    ax.axvspan(site.start - 0.5, site.end - 0.5, color="tab:orange", alpha=0.25, lw=0)
+                ax.set_title(name, fontsize=9, loc="left")
+            fig.subplots_adjust(left=0.05, right=0.99, top=0.93, bottom=0.08, hspace=0.5)
+        else:
+            fig = Figure(figsize=(8, 2.8))
+            axes = fig.subplots(1, 3)
+            image = self.x.permute(1, 2, 0).numpy()
+            axes[0].imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray")
+            if self.truth is not None:
+                axes[0].contour(self.truth, levels=[0.5], colors="tab:orange")
+            axes[0].set_title(panels[0][0], fontsize=9)
+            for ax, (name, (s, _)) in zip(axes[1:], panels[1:]):
+                limit = float(np.abs(s).max()) or 1.0
+                if s.min() < 0:  # signed maps (integrated gradients) on a diverging scale
+                    ax.imshow(s, cmap="RdBu_r", vmin=-limit, vmax=limit)
+                else:
+                    ax.imshow(s, cmap="magma", vmin=0, vmax=limit)
+                ax.set_title(name, fontsize=9)
+            for ax in axes:
+                ax.set_xticks([])
+                ax.set_yticks([])
+        return text, fig
+
+
+def attribution_comparer(model, x, *, methods=None, target=None, sites=(), truth=None, layer=None,
+                         k=None) -> AttributionComparer:
+    """Compare two attribution methods on one sequence or image, beside the ground truth.
+
+    Each method's map is computed the first time it is picked, then cached, so
+    switching back is instant. For DNA the methods are
+    :func:`mlcourse.interpret.compare.default_methods` (ISM, saliency, guided
+    backprop, Grad-CAM, integrated gradients, DeepLiftShap, LIME, KernelSHAP, ...)
+    and the readout gives the share of each method's ``k`` best positions inside the
+    planted ``sites`` (precision at ``k``, as in :mod:`mlcourse.interpret.compare`).
+    For images the methods are :func:`image_methods`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Run in eval mode while the methods run.
+    x : tensor
+        One example, DNA ``(4, L)`` or an image ``(C, H, W)``.
+    methods : dict, optional
+        ``name -> f(X) -> (N, L)`` or ``(N, H, W)`` scores, to compare your own.
+    target : int, optional
+        Class explained (image models).
+    sites : list of Site, optional
+        Planted motif sites (DNA ground truth).
+    truth : array, optional
+        A ground-truth mask to show instead of the input (``(H, W)`` for images).
+    layer : optional
+        Grad-CAM layer for images (default ``model.last_conv``).
+    k : int, optional
+        Positions judged (default: the widest site).
+    """
+    x = _single(x)
+    if methods is None:
+        methods = default_methods(model) if _is_dna(x) else image_methods(model, layer=layer,
+                                                                         target=target)
+    return AttributionComparer(model, methods, x, sites=sites, truth=truth, k=k)

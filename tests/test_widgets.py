@@ -132,3 +132,91 @@ def test_ig_path_explorer_slider_updates_state_readout_and_figure(cnn):
     assert explorer.state.total == widgets.ig_path_state(explorer.path, 1.0).total
     assert bytes(explorer.figure.value) != image and explorer.readout.value != text
     assert f"{explorer.state.total:+.4f}" in explorer.readout.value
+
+
+# ----------------------------------------------------------------------------- filter browser
+@pytest.fixture(scope="module")
+def maff():
+    """A CNN whose filter 0 is MAFF's log-odds matrix (filter 1 its reverse complement), and bound sequences."""
+    from mlcourse.datasets.simulate import motif_discovery
+    from mlcourse.interpret.compare import motif_detector
+
+    data = motif_discovery("MAFF", n=120, seed=0)
+    return motif_detector("MAFF"), data.subset(np.flatnonzero(data.y == 1))
+
+
+def test_filter_report_names_the_planted_motif_and_its_sites(maff):
+    model, bound = maff
+    bank = widgets.FilterBank(model, bound.X)
+    report = widgets.filter_report(bank, 0, top=3)
+    assert report.match.name == "MAFF" and report.match_score > 0.9
+    for n, start, activation, window in report.top:
+        assert len(window) == 24 and activation > 0
+        plus = [s for s in bound.sites[n] if s.strand == "+"]
+        assert any(s.start == start for s in plus), (n, start, bound.sites[n])
+    with pytest.raises(ValueError, match="filter index 16"):
+        widgets.filter_report(bank, 16)
+
+
+def test_filter_browser_slider_steps_through_filters(maff):
+    model, bound = maff
+    browser = widgets.filter_browser(model, bound.X, candidates=["MAFF", "CTCF", "GATA1"])
+    assert browser.filter.continuous_update is False and browser.filter.max == 15
+    image, text = bytes(browser.figure.value), browser.readout.value
+    assert browser.state.index == 0 and "MAFF" in text
+    browser.filter.value = 1  # the reverse-complement filter: still MAFF, other windows
+    assert browser.state.index == 1 and browser.state.match.name == "MAFF"
+    assert bytes(browser.figure.value) != image and browser.readout.value != text
+
+
+# ----------------------------------------------------------------------------- attribution comparer
+def test_attribution_comparer_scores_methods_against_planted_sites(maff):
+    from mlcourse.interpret import backprop, ism
+
+    model, bound = maff
+    calls = []
+
+    def ism_scores(X):
+        calls.append("ISM")
+        return -ism.saturation_mutagenesis(model, X).sum(1) / 3
+
+    def saliency(X):
+        calls.append("saliency")
+        return backprop.saliency(model, X).abs().amax(1)
+
+    def constant(X):
+        calls.append("constant")
+        return torch.arange(X.shape[-1], dtype=torch.float32)[None]  # ranks the sequence's end first
+
+    methods = {"ISM": ism_scores, "saliency": saliency, "last positions": constant}
+    sites = bound.sites[0]
+    comparer = widgets.attribution_comparer(model, bound.X[0], methods=methods, sites=sites)
+    assert set(comparer.state) == {"ISM", "saliency"}
+    k = max(s.width for s in sites)  # the motif's width, 11 bp for MAFF
+    assert comparer.k == k
+    assert f"100% of its top {k}" in comparer.readout.value.split("saliency")[0]
+    image = bytes(comparer.figure.value)
+    comparer.second.value = "last positions"
+    expected_hits = np.mean([any(s.start <= p < s.end for s in sites) for p in range(101 - k, 101)])
+    assert f"{expected_hits:.0%} of its top {k}" in comparer.readout.value.split("last positions")[1]
+    assert bytes(comparer.figure.value) != image
+    comparer.second.value = "saliency"
+    assert calls.count("saliency") == 1 and calls.count("ISM") == 1  # cached, not recomputed
+
+
+def test_attribution_comparer_on_an_image_matches_the_methods():
+    from mlcourse.interpret import cam
+    from mlcourse.models.vision import gap_cnn
+
+    torch.manual_seed(0)
+    model = gap_cnn().eval()
+    x = torch.rand(1, 28, 28)
+    comparer = widgets.attribution_comparer(model, x, target=3)
+    assert comparer.state["saliency"].shape == (28, 28)
+    image = bytes(comparer.figure.value)
+    comparer.second.value = "Grad-CAM"
+    direct = cam.to_input(model, x[None], model.last_conv, cam.grad_cam(model, x[None], model.last_conv, 3))
+    np.testing.assert_allclose(comparer.state["Grad-CAM"], direct[0].numpy(), rtol=1e-5, atol=1e-6)
+    assert bytes(comparer.figure.value) != image
+    with pytest.raises(ValueError, match="unknown method 'LRP'"):
+        widgets.attribute(comparer.methods, "LRP", x)
