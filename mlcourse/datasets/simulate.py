@@ -171,7 +171,7 @@ def motif_occupancy(
     Zeng et al. (2016)'s second task asks which motif instances are bound.
     Here that depends on two planted determinants, which every sequence
     otherwise shares (one TF instance, one co-factor instance, uniform random
-    background, random positions and strands):
+    background, random strands, and TF positions drawn from one distribution):
 
     1. **Co-factor arrangement (strong).** In bound sequences the co-factor
        motif sits ``spacing`` bp downstream of the TF motif, in the same
@@ -244,12 +244,13 @@ def motif_occupancy(
 
     minus = rng.random(n) < 0.5  # the TF site's strand
     tf_start, co_start, co_minus = np.empty(n, int), np.empty(n, int), minus.copy()
+    # The TF site's start has one distribution in both classes (that of a composite's TF),
+    # so its position says nothing about binding.
+    lo = rng.integers(0, length - composite + 1, size=n)
+    tf_start[:] = np.where(minus, lo + wc + spacing, lo)
     # Bound: the composite TF - gap - co-factor, reverse-complemented as a whole on '-'.
-    lo = rng.integers(0, length - composite + 1, size=bound.size)
-    tf_start[bound] = np.where(minus[bound], lo + wc + spacing, lo)
-    co_start[bound] = np.where(minus[bound], lo, lo + wt + spacing)
-    # Unbound: TF anywhere; co-factor anywhere else, on either strand, but never arranged.
-    tf_start[unbound] = rng.integers(0, length - wt + 1, size=unbound.size)
+    co_start[bound] = np.where(minus[bound], lo[bound], lo[bound] + wt + spacing)
+    # Unbound: the co-factor anywhere else, on either strand, but never arranged.
     co_minus[unbound] = rng.random(unbound.size) < 0.5
     tf_u, same = tf_start[unbound], co_minus[unbound] == minus[unbound]
     arranged = np.where(minus[unbound], tf_u - spacing - wc, tf_u + wt + spacing)
