@@ -112,3 +112,22 @@ def test_cached_imagenet_model_never_downloads(tmp_path, monkeypatch):
     assert not loaded.training
     with pytest.raises(ValueError, match="'nonsense'"):
         filters.cached_imagenet_model("nonsense")
+
+
+def test_filter_influence_finds_the_only_filter_that_matters():
+    torch.manual_seed(0)
+    conv = nn.Conv1d(4, 3, 5)
+    head = nn.Linear(3, 1)
+    head.weight.data = torch.tensor([[0.0, 2.0, 0.0]])    # only filter 1 reaches the output
+    model = nn.Sequential(conv, nn.ReLU(), nn.MaxPool1d(16), nn.Flatten(), head).eval()
+    x = one_hot(["".join(np.random.default_rng(i).choice(list("ACGT"), 20)) for i in range(30)])
+    influence = filters.filter_influence(model, x, batch_size=7)
+    assert influence[0] == 0 and influence[2] == 0 and influence[1] > 0
+    # nullifying filter 1 by hand gives the same number
+    with torch.no_grad():
+        base = model(x)
+        acts = conv(x)
+        flat = acts.clone()
+        flat[:, 1] = acts[:, 1].mean()
+        changed = head(nn.Flatten()(nn.MaxPool1d(16)(torch.relu(flat))))
+    assert influence[1] == pytest.approx(float(((changed - base) ** 2).mean()), rel=1e-5)

@@ -46,6 +46,7 @@ __all__ = [
     "trim",
     "match_filters",
     "best_filter_for",
+    "filter_influence",
     "cached_imagenet_model",
 ]
 
@@ -190,6 +191,50 @@ def best_filter_for(motifs: list[Motif], reference: Motif, min_ic: float = 0.5) 
     scores = [similarity(trim(m, min_ic), reference).score for m in motifs]
     k = int(np.argmax(scores))
     return k, float(scores[k])
+
+
+def filter_influence(model: nn.Module, X: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+    """How much the model's output depends on each first-layer filter (Kelley et al. 2016, Basset).
+
+    Filter ``k`` is "nullified" by replacing its whole feature map with its
+    mean activation over ``X``; its influence is the mean squared change of
+    the model's output (logit) over ``X``. Use it to pick the filters worth
+    looking at: many of a wide layer's filters are redundant or unused.
+
+    Returns
+    -------
+    np.ndarray
+        ``(K,)`` influences, one per filter (larger = more influential).
+    """
+    conv = first_conv(model)
+    k_filters = conv.out_channels
+    with torch.no_grad():
+        means = torch.zeros(k_filters)
+        for i in range(0, len(X), batch_size):
+            means += conv(X[i:i + batch_size]).sum(dim=tuple(range(2, X.ndim))).sum(0)
+        means /= len(X) * np.prod(conv(X[:1]).shape[2:])
+        state = {"k": None}
+
+        def nullify(module, inputs, output):
+            if state["k"] is None:
+                return None
+            output = output.clone()
+            output[:, state["k"]] = means[state["k"]]
+            return output
+
+        handle = conv.register_forward_hook(nullify)
+        try:
+            influence = np.zeros(k_filters)
+            for i in range(0, len(X), batch_size):
+                xb = X[i:i + batch_size]
+                state["k"] = None
+                base = model(xb)
+                for k in range(k_filters):
+                    state["k"] = k
+                    influence[k] += float(((model(xb) - base) ** 2).sum())
+        finally:
+            handle.remove()
+    return influence / len(X)
 
 
 def cached_imagenet_model(name: str = "alexnet") -> nn.Module | None:
