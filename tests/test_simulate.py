@@ -1,0 +1,158 @@
+"""mlcourse.datasets.simulate: planted sites are where they are said to be, and only they separate the classes."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from scipy.stats import ks_2samp
+from sklearn.metrics import roc_auc_score
+
+from mlcourse.datasets.simulate import motif_discovery, motif_occupancy
+from mlcourse.dna import dinucleotide_counts, reverse_complement
+from mlcourse.motifs import Motif, jaspar, scan, scan_positions
+
+
+@pytest.fixture(scope="module")
+def maff():
+    return jaspar("MAFF")
+
+
+@pytest.fixture(scope="module")
+def discovery():
+    return motif_discovery("MAFF", n=1000, seed=0)
+
+
+@pytest.fixture(scope="module")
+def occupancy():
+    return motif_occupancy("MAFF", n=1000, seed=0)
+
+
+def _site_word(seq, site):
+    word = seq[site.start : site.end]
+    return word if site.strand == "+" else reverse_complement(word)
+
+
+def test_discovery_is_balanced_with_sites_only_on_bound_rows(discovery, maff):
+    assert len(discovery) == 1000 and discovery.length == 101
+    assert discovery.y.sum() == 500
+    for label, sites in zip(discovery.y, discovery.sites):
+        if label == 0:
+            assert sites == []
+            continue
+        assert 1 <= len(sites) <= 3
+        spans = sorted((s.start, s.end) for s in sites)
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+        for site in sites:
+            assert (site.motif, site.width, site.strand in "+-") == ("MAFF", 11, True)
+            assert 0 <= site.start and site.end <= 101
+
+
+def test_discovery_sites_hold_motif_instances_read_on_their_strand(discovery, maff):
+    scores = scan_positions(maff, discovery.X)
+    planted, window = [], []
+    for i, sites in enumerate(discovery.sites):
+        for site in sites:
+            word = _site_word(discovery.seqs[i], site)
+            planted.append(sum(maff.log_odds["ACGT".index(b), j] for j, b in enumerate(word)))
+            window.append(scores[i, "+-".index(site.strand), site.start])
+    assert np.allclose(planted, window, atol=1e-4)
+    # Drawn from the PWM, instances score far above random 11-mers (mean about -10 bits).
+    assert np.median(planted) > 8
+
+
+def test_discovery_negatives_are_dinucleotide_shuffles_of_the_positives(discovery):
+    def profile(seq):
+        return (seq[0], seq[-1], tuple(sorted(dinucleotide_counts(seq).items())))
+
+    bound = Counter(profile(s) for s, y in zip(discovery.seqs, discovery.y) if y == 1)
+    unbound = Counter(profile(s) for s, y in zip(discovery.seqs, discovery.y) if y == 0)
+    assert bound == unbound
+
+
+def test_only_the_motif_separates_discovery_classes(discovery, maff):
+    assert roc_auc_score(discovery.y, scan(maff, discovery.X)) > 0.95
+    shuffled = Motif("shuffled", maff.counts[:, np.random.default_rng(0).permutation(maff.width)])
+    assert abs(roc_auc_score(discovery.y, scan(shuffled, discovery.X)) - 0.5) < 0.1
+
+
+def test_simulation_is_seeded():
+    a, b, c = (motif_discovery("MAFF", n=20, seed=s) for s in (3, 3, 4))
+    assert a.seqs == b.seqs and a.sites == b.sites and a.seqs != c.seqs
+    assert motif_occupancy("MAFF", n=20, seed=3).seqs == motif_occupancy("MAFF", n=20, seed=3).seqs
+
+
+def test_occupancy_every_row_has_one_tf_and_one_cofactor_site(occupancy):
+    assert occupancy.y.sum() == 500
+    windows = {name: scan_positions(jaspar(name), occupancy.X) for name in ("MAFF", "CEBPB")}
+    scores = {"MAFF": [], "CEBPB": []}
+    for i, sites in enumerate(occupancy.sites):
+        names = sorted(s.motif for s in sites)
+        assert names == ["CEBPB", "MAFF"]
+        tf, co = sorted(sites, key=lambda s: s.motif != "MAFF")
+        assert tf.end <= co.start or co.end <= tf.start  # no overlap
+        for site in sites:
+            scores[site.motif].append(windows[site.motif][i, "+-".index(site.strand), site.start])
+    for name, values in scores.items():  # PWM draws: high scores, a few weak ones
+        assert np.median(values) > 8 and np.mean(np.array(values) > 0) > 0.95, name
+
+
+def _arranged(sites, spacing=20):
+    tf, co = sorted(sites, key=lambda s: s.motif != "MAFF")
+    if tf.strand != co.strand:
+        return False
+    if tf.strand == "+":
+        return co.start == tf.end + spacing
+    return co.end == tf.start - spacing
+
+
+def test_occupancy_bound_rows_and_only_they_have_the_composite(occupancy):
+    arranged = np.array([_arranged(s) for s in occupancy.sites])
+    assert np.array_equal(arranged, occupancy.y == 1)
+
+
+def test_occupancy_tf_position_and_strand_say_nothing(occupancy):
+    tf = [next(s for s in sites if s.motif == "MAFF") for sites in occupancy.sites]
+    starts = np.array([s.start for s in tf])
+    minus = np.array([s.strand == "-" for s in tf])
+    bound = occupancy.y == 1
+    assert ks_2samp(starts[bound], starts[~bound]).pvalue > 0.01
+    assert abs(minus[bound].mean() - minus[~bound].mean()) < 0.1
+
+
+def test_occupancy_strength_is_a_weak_signal_and_can_be_switched_off(maff):
+    strong = motif_occupancy("MAFF", n=2000, seed=1)
+    flat = motif_occupancy("MAFF", n=2000, seed=1, strength_draws=1)
+    auc_strong = roc_auc_score(strong.y, scan(maff, strong.X))
+    auc_flat = roc_auc_score(flat.y, scan(maff, flat.X))
+    assert 0.58 < auc_strong < 0.8
+    assert abs(auc_flat - 0.5) < 0.05
+
+
+def test_occupancy_with_a_chosen_cofactor_and_spacing():
+    data = motif_occupancy("CTCF", n=40, seed=0, cofactor="GATA1", spacing=5)
+    assert {s.motif for sites in data.sites for s in sites} == {"CTCF", "GATA1"}
+    assert all(_arranged_ctcf(sites) == bool(y) for sites, y in zip(data.sites, data.y))
+
+
+def _arranged_ctcf(sites):
+    tf, co = sorted(sites, key=lambda s: s.motif != "CTCF")
+    if tf.strand != co.strand:
+        return False
+    return co.start == tf.end + 5 if tf.strand == "+" else co.end == tf.start - 5
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: motif_discovery("MAFF", n=7), "even number"),
+        (lambda: motif_discovery("MAFF", n=10, length=20), "too short"),
+        (lambda: motif_discovery("MAFF", n=10, max_instances=0), "max_instances"),
+        (lambda: motif_discovery("NOTATF", n=10), "no JASPAR CORE motif named 'NOTATF'"),
+        (lambda: motif_occupancy("MAFF", n=10, spacing=-1), "spacing"),
+        (lambda: motif_occupancy("MAFF", n=10, length=30), "too short"),
+        (lambda: motif_occupancy("MAFF", n=10, strength_draws=0), "strength_draws"),
+    ],
+)
+def test_bad_arguments_are_clear_value_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
