@@ -48,10 +48,11 @@ from matplotlib.textpath import TextPath
 from torch import nn
 
 from mlcourse.dna import ALPHABET, decode, one_hot, validate
-from mlcourse.interpret import backprop, cam
+from mlcourse.interpret import backprop, cam, surrogate
 from mlcourse.interpret.compare import default_methods, precision_at_k
 from mlcourse.interpret.filters import activation_motifs, first_conv, trim, weight_motifs
 from mlcourse.interpret.ism import saturation_mutagenesis, score_fn
+from mlcourse.interpret.maximize import Trajectory
 from mlcourse.interpret.paths import eval_mode, integrated_gradients
 from mlcourse.motifs import Motif, best_jaspar_match
 
@@ -72,6 +73,8 @@ __all__ = [
     "image_methods",
     "attribute",
     "attribution_comparer",
+    "ascent_frame",
+    "ascent_viewer",
 ]
 
 
@@ -247,7 +250,8 @@ def predict_and_ism(model, seq: str, target=None) -> tuple[float, np.ndarray]:
     x = one_hot(seq)
     with torch.inference_mode(), _evaluating(model):
         score = float(score_fn(model, target)(x)[0])
-    ism = saturation_mutagenesis(model, x, target=target)
+    # One sequence: a single batch of its 3L mutants beats the local-window path's set-up.
+    ism = saturation_mutagenesis(model, x, target=target, fast=False)
     return score, np.asarray(ism[0], dtype=float)
 
 
@@ -301,7 +305,7 @@ class SequenceExplorer(Explorer):
         _draw(top, ism, "ISM: score change for each substitution", sites=self.sites)
         top.axvline(pos, color="k", lw=0.8)
         effect = ism.min(axis=0)
-        bottom.bar(range(len(seq)), effect, color=np.where(effect < 0, "tab:blue", "tab:red"))
+        bottom.stairs(effect, np.arange(len(seq) + 1) - 0.5, fill=True, color="tab:blue")
         bottom.axvline(pos, color="k", lw=0.8)
         bottom.set_ylabel("worst\nmutation", fontsize=8)
         bottom.set_xlim(-0.5, len(seq) - 0.5)
@@ -612,7 +616,9 @@ def image_methods(model, *, layer=None, target=None, steps: int = 50) -> dict:
     Gradient maps take the largest absolute value over channels (Simonyan et al. 2014);
     Grad-CAM (Selvaraju et al. 2017) is upsampled bilinearly from ``layer`` (default
     ``model.last_conv``); integrated gradients (Sundararajan et al. 2017) start from a
-    black image and are summed over channels.
+    black image and are summed over channels; LIME (Ribeiro et al. 2016) and KernelSHAP
+    (Lundberg & Lee 2017) fit one coefficient per image patch
+    (:func:`mlcourse.interpret.surrogate.default_mask`).
     """
     layer = model.last_conv if layer is None else layer
 
@@ -626,6 +632,8 @@ def image_methods(model, *, layer=None, target=None, steps: int = 50) -> dict:
         "guided Grad-CAM": lambda X: cam.guided_grad_cam(model, X, layer, target).abs().amax(1),
         "integrated gradients": lambda X: integrated_gradients(model, X, target=target,
                                                                steps=steps).sum(1),
+        "LIME": lambda X: surrogate.lime(model, X, target=target).mean(1),
+        "KernelSHAP": lambda X: surrogate.kernel_shap(model, X, target=target).mean(1),
     }
 
 
@@ -665,6 +673,7 @@ class AttributionComparer(Explorer):
     def scores(self, name: str) -> tuple[np.ndarray, float]:
         """One method's map for this example (computed once, then cached)."""
         if name not in self._cache:
+            self.readout.value = f"computing {html.escape(name)}&hellip;"
             with _evaluating(self.model):
                 self._cache[name] = attribute(self.methods, name, self.x)
         return self._cache[name]
@@ -689,7 +698,8 @@ class AttributionComparer(Explorer):
             _draw(axes[0], truth, "ground truth: planted sites" if self.sites else "sequence",
                   signed=False, sites=self.sites)
             for ax, (name, (s, _)) in zip(axes[1:], panels[1:]):
-                ax.bar(np.arange(len(s)), s, width=1.0, color="tab:blue")
+                ax.stairs(s, np.arange(len(s) + 1) - 0.5, fill=True, color="tab:blue")
+                ax.axhline(0, color="grey", lw=0.5)
                 for site in self.sites:
                     ax.axvspan(site.start - 0.5, site.end - 0.5, color="tab:orange", alpha=0.25, lw=0)
                 ax.set_title(name, fontsize=9, loc="left")
@@ -722,7 +732,8 @@ def attribution_comparer(model, x, *, methods=None, target=None, sites=(), truth
     Each method's map is computed the first time it is picked, then cached, so
     switching back is instant. For DNA the methods are
     :func:`mlcourse.interpret.compare.default_methods` (ISM, saliency, guided
-    backprop, Grad-CAM, integrated gradients, DeepLiftShap, LIME, KernelSHAP, ...)
+    backprop, Grad-CAM, integrated gradients, DeepLiftShap, LIME, KernelSHAP; not
+    the slow maximum-entropy sampler)
     and the readout gives the share of each method's ``k`` best positions inside the
     planted ``sites`` (precision at ``k``, as in :mod:`mlcourse.interpret.compare`).
     For images the methods are :func:`image_methods`.
@@ -747,7 +758,88 @@ def attribution_comparer(model, x, *, methods=None, target=None, sites=(), truth
         Positions judged (default: the widest site).
     """
     x = _single(x)
-    if methods is None:
-        methods = default_methods(model) if _is_dna(x) else image_methods(model, layer=layer,
-                                                                         target=target)
+    if methods is None and _is_dna(x):
+        methods = default_methods(model)
+        del methods["maximum entropy"]  # about a minute per sequence: too slow to pick on a whim
+    elif methods is None:
+        methods = image_methods(model, layer=layer, target=target)
     return AttributionComparer(model, methods, x, sites=sites, truth=truth, k=k)
+
+
+# ----------------------------------------------------------------------------- gradient-ascent viewer
+def ascent_frame(trajectory: Trajectory, index: int) -> dict:
+    """Snapshot ``index`` of a gradient-ascent run: its step, input, class score and objective.
+
+    For DNA the input is the relaxed one-hot matrix ``P`` (DeepMotif, Lanchantin et al.
+    2017), so the frame also carries its information content per position.
+    """
+    if not -len(trajectory) <= index < len(trajectory):
+        raise ValueError(f"snapshot {index} is outside the {len(trajectory)} recorded snapshots")
+    frame = trajectory.frames[index]
+    out = {"step": int(trajectory.steps[index]), "frame": frame,
+           "score": float(trajectory.scores[index]), "objective": float(trajectory.objective[index])}
+    if trajectory.kind == "dna":
+        p = frame.clamp(min=1e-12)
+        out["bits"] = (2 + (p * p.log2()).sum(0)).numpy()
+    return out
+
+
+class AscentViewer(Explorer):
+    """A snapshot slider (and a play button) over a recorded gradient ascent."""
+
+    def __init__(self, trajectory: Trajectory, title: str = "class-optimised input"):
+        self.trajectory, self.title = trajectory, title
+        last = len(trajectory) - 1
+        self.snapshot = w.IntSlider(value=last, min=0, max=last, continuous_update=False,
+                                    description="snapshot")
+        self.play = w.Play(value=last, min=0, max=last, interval=400, description="play")
+        w.jslink((self.play, "value"), (self.snapshot, "value"))
+        super().__init__([self.snapshot], buttons=[self.play])
+        self.refresh()
+
+    def compute(self):
+        t = self.trajectory
+        f = ascent_frame(t, self.snapshot.value)
+        self.state = f
+        text = (f"step {f['step']} of {int(t.steps[-1])} · class score <b>{f['score']:+.3f}</b> · "
+                f"objective (score &minus; penalty) {f['objective']:+.3f}")
+        if t.kind == "dna":
+            fig = Figure(figsize=(11, 3.4))
+            ax, curve = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1.4, 1]})
+            _logo(ax, f["frame"].numpy() * f["bits"], f"{self.title} (step {f['step']})")
+            ax.set_ylim(0, 2)
+        else:
+            fig = Figure(figsize=(8, 2.8))
+            ax, curve = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 2]})
+            image = f["frame"].permute(1, 2, 0).numpy()
+            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image.clip(0, 1), cmap="gray")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{self.title} (step {f['step']})", fontsize=9)
+        curve.plot(t.steps, t.scores, label="class score")
+        curve.plot(t.steps, t.objective, "--", label="objective")
+        curve.axvline(f["step"], color="k", lw=0.8)
+        curve.set_xlabel("ascent step")
+        curve.legend(fontsize=8, loc="lower right")
+        fig.subplots_adjust(left=0.06, right=0.99, top=0.9, bottom=0.15, hspace=0.6, wspace=0.15)
+        return text, fig
+
+
+def ascent_viewer(trajectory: Trajectory, *, title: str = "class-optimised input") -> AscentViewer:
+    """Step through a recorded gradient ascent (class maximisation) snapshot by snapshot.
+
+    The run itself is :func:`mlcourse.interpret.maximize.class_image` (Simonyan et al.
+    2014) or :func:`~mlcourse.interpret.maximize.dna_class_pwm` (DeepMotif, Lanchantin
+    et al. 2017); it is computed once, so the slider and the play button only redraw.
+    Images are shown as pictures, DNA as an information-content logo of ``P``.
+
+    Parameters
+    ----------
+    trajectory : mlcourse.interpret.maximize.Trajectory
+        The recorded run.
+    title : str
+        What the optimised input is, e.g. ``"digit 3"``.
+    """
+    if len(trajectory) == 0:
+        raise ValueError("the trajectory has no snapshots")
+    return AscentViewer(trajectory, title)

@@ -220,3 +220,37 @@ def test_attribution_comparer_on_an_image_matches_the_methods():
     assert bytes(comparer.figure.value) != image
     with pytest.raises(ValueError, match="unknown method 'LRP'"):
         widgets.attribute(comparer.methods, "LRP", x)
+
+
+# ----------------------------------------------------------------------------- gradient-ascent viewer
+def test_ascent_viewer_steps_through_an_image_ascent():
+    from mlcourse.interpret.maximize import class_image
+    from mlcourse.models.vision import gap_cnn
+
+    torch.manual_seed(0)
+    run = class_image(gap_cnn().eval(), 3, steps=20, record_every=5)
+    viewer = widgets.ascent_viewer(run, title="digit 3")
+    assert viewer.snapshot.max == len(run) - 1 == 4 and viewer.snapshot.continuous_update is False
+    assert viewer.state["step"] == 20
+    image, text = bytes(viewer.figure.value), viewer.readout.value
+    viewer.snapshot.value = 1
+    assert viewer.state["step"] == 5 and viewer.state["score"] == pytest.approx(run.scores[1])
+    torch.testing.assert_close(viewer.state["frame"], run.frames[1])
+    assert f"{run.scores[1]:+.3f}" in viewer.readout.value
+    assert bytes(viewer.figure.value) != image and viewer.readout.value != text
+    with pytest.raises(ValueError, match="snapshot 5 is outside the 5"):
+        widgets.ascent_frame(run, 5)
+
+
+def test_ascent_frame_gives_the_information_content_of_a_dna_pwm(cnn):
+    from mlcourse.interpret.maximize import dna_class_pwm
+
+    run = dna_class_pwm(cnn, 101, steps=10, record_every=5)
+    frame = widgets.ascent_frame(run, -1)
+    p = run.frames[-1].double().numpy()
+    np.testing.assert_allclose(frame["bits"], 2 + (p * np.log2(p)).sum(0), rtol=1e-4, atol=1e-5)
+    assert np.all((frame["bits"] >= -1e-6) & (frame["bits"] <= 2))
+    viewer = widgets.ascent_viewer(run)
+    image = bytes(viewer.figure.value)
+    viewer.snapshot.value = 0
+    assert viewer.state["step"] == 0 and bytes(viewer.figure.value) != image
