@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 
-def motif_detector(motif: str | Motif = "MAFF", seq_len: int = 101, threshold: float = 0.5):
+def motif_detector(motif: str | Motif = "MAFF", seq_len: int = 101, threshold: float | None = 0.5):
     """A Zeng et al. ``1layer`` CNN that detects ``motif`` by hand-set weights (no training).
 
     Filter 0 of ``conv1`` is the motif's log-odds matrix (bits), filter 1 its
@@ -47,8 +47,11 @@ def motif_detector(motif: str | Motif = "MAFF", seq_len: int = 101, threshold: f
     motif : str or Motif
         JASPAR name/ID or a Motif no wider than the 24-bp filters.
     seq_len : int
-    threshold : float
+    threshold : float or None
         Fraction (0..1) of the best log-odds score a site must reach to count.
+        ``None``: no cutoff (the bias lifts even the worst window above 0), a
+        plain PWM scanner whose output is the best site score on either strand
+        plus a constant; its ReLUs never block a gradient.
 
     Returns
     -------
@@ -62,10 +65,13 @@ def motif_detector(motif: str | Motif = "MAFF", seq_len: int = 101, threshold: f
     width = model.conv1.kernel_size[0]
     if motif.width > width:
         raise ValueError(f"motif {motif.name} is {motif.width} bp wide; the filters are {width} bp")
-    if not 0 <= threshold < 1:
-        raise ValueError(f"threshold must be a fraction in [0, 1), got {threshold!r}")
+    if threshold is not None and not 0 <= threshold < 1:
+        raise ValueError(f"threshold must be a fraction in [0, 1) or None, got {threshold!r}")
     pwm = torch.tensor(motif.log_odds, dtype=torch.float32)
-    cutoff = threshold * float(pwm.max(0).values.sum())
+    if threshold is None:
+        cutoff = float(pwm.min(0).values.sum())
+    else:
+        cutoff = threshold * float(pwm.max(0).values.sum())
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
@@ -165,7 +171,7 @@ def default_methods(model, *, n_references: int = 10, steps: int = 50, n_samples
         return paths.deeplift_shap(model, X, n_references, rng=seed).sum(1)
 
     def lime(X):
-        return surrogate.lime(model, X, n_samples=n_samples, seed=seed)[:, 0]
+        return surrogate.lime(model, X, n_samples=n_samples, keep=0.9, seed=seed)[:, 0]
 
     def kernel_shap(X):
         return surrogate.kernel_shap(model, X, n_samples=n_samples, seed=seed)[:, 0]

@@ -1,0 +1,56 @@
+"""Class maximisation reaches known optima: the closed form for a linear model, the planted motif for DNA."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mlcourse import motifs
+from mlcourse.interpret import compare, maximize
+
+
+def test_linear_image_model_reaches_the_closed_form_optimum():
+    """For S_c(I) = w_c . I, argmax S_c(I) - l2 ||I||^2 is I* = w_c / (2 l2)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(1 * 6 * 6, 3, bias=False))
+    w = model[1].weight.detach()[2].reshape(1, 6, 6)
+    run = maximize.class_image(model, target=2, shape=(1, 6, 6), steps=600, lr=0.05, l2=0.5,
+                               record_every=50)
+    torch.testing.assert_close(run.final, w / (2 * 0.5), atol=2e-3, rtol=0)
+    assert run.kind == "image" and run.frames.shape == (len(run), 1, 6, 6)
+    assert list(run.steps[:3]) == [0, 50, 100] and run.steps[-1] == 600
+    assert run.objective[-1] == pytest.approx(float((w * w).sum() / (4 * 0.5)), rel=1e-4)
+    assert np.all(np.diff(run.objective) > -1e-6)
+
+
+def test_dna_ascent_recovers_the_planted_jaspar_motif():
+    maff = motifs.jaspar("MAFF")
+    model = compare.motif_detector(maff, threshold=None)
+    run = maximize.dna_class_pwm(model, 101, steps=150, starts=4, record_every=25)
+    assert run.kind == "dna" and run.frames.shape == (len(run), 4, 101)
+    torch.testing.assert_close(run.frames.sum(1), torch.ones(len(run), 101))
+    assert run.scores[-1] > run.scores[0] + 10
+    found, _ = maximize.motif_from_pwm(run.final, maff.width)
+    assert motifs.similarity(found, maff).score > 0.9
+    candidates = ["MAFF", "CTCF", "GATA1", "SPI1", "FOXA1", "CEBPB", "JUN", "REST"]
+    best, alignment = motifs.best_jaspar_match(found, candidates)[0]
+    assert best.name == "MAFF" and alignment.score > 0.9
+
+
+def test_motif_from_pwm_finds_the_informative_window():
+    pwm = np.full((4, 30), 0.25)
+    pwm[:, 12:18] = np.eye(4)[[0, 1, 2, 3, 0, 1]].T * 0.97 + 0.01
+    motif, start = maximize.motif_from_pwm(pwm, 6)
+    assert start == 12 and motif.consensus == "ACGTAC"
+
+
+def test_clear_errors():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="steps must be"):
+        maximize.class_image(model, 0, shape=(1, 2, 2), steps=0)
+    with pytest.raises(ValueError, match=r"start has shape \(1, 3, 3\)"):
+        maximize.class_image(model, 0, shape=(1, 2, 2), start=torch.zeros(1, 3, 3))
+    with pytest.raises(ValueError, match="width=40"):
+        maximize.motif_from_pwm(np.full((4, 30), 0.25), 40)
+    with pytest.raises(ValueError, match="starts must be"):
+        maximize.dna_class_pwm(compare.motif_detector(), 101, starts=0)
