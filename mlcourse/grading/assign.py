@@ -8,8 +8,10 @@ What a student gets, cell by cell (as nbgrader's ``generate_assignment``):
 * test cells: ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS`` regions
   are removed; the visible tests stay, so students can check themselves;
 * test and locked cells: marked read-only for Jupyter (``editable`` and
-  ``deletable`` false) and given nbgrader's checksum, so a changed cell is
-  detected (``mlcourse grade`` or ``nbgrader validate``);
+  ``deletable`` false);
+* every nbgrader cell: nbgrader's checksum, so a changed locked or test cell
+  is detected (``mlcourse grade`` or ``nbgrader validate``) and an untouched
+  stub is recognised;
 * every code cell: outputs and execution counts cleared.
 
 The output is deterministic, so the committed ``labs/release/`` can be
@@ -69,11 +71,11 @@ def release_notebook(source, name: str) -> nbformat.NotebookNode:
             cell.execution_count = None
         if kind == markers.SOLUTION:
             cell.source = markers.strip_regions(cell.source, "SOLUTION", STUB, where)
-            cell.metadata.nbgrader.pop("checksum", None)
         elif kind == markers.TEST:
             cell.source = markers.strip_regions(cell.source, "HIDDEN TESTS", None, where)
-        if kind in (markers.TEST, markers.LOCKED):
+        if kind != markers.FREE:
             cell.metadata.nbgrader["checksum"] = markers.nbgrader_checksum(cell)
+        if kind in (markers.TEST, markers.LOCKED):
             cell.metadata["editable"] = False
             cell.metadata["deletable"] = False
     nb.metadata["mlcourse"] = {"lab": name}

@@ -143,7 +143,7 @@ def strip_regions(source: str, kind: str, stub: str | None, where: str = "cell")
 
 
 def nbgrader_checksum(cell) -> str:
-    """The checksum nbgrader stores for a locked cell, so ``nbgrader validate`` accepts our releases.
+    """The checksum nbgrader stores on each of its cells, so ``nbgrader validate`` accepts our releases.
 
     nbgrader's definition: the MD5 of the cell's source, its type, its
     ``grade``/``solution``/``locked`` flags (as Python's ``str(bool)``), its
