@@ -156,3 +156,14 @@ def _arranged_ctcf(sites):
 def test_bad_arguments_are_clear_value_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_the_shortest_allowed_sequences_still_fit_every_site():
+    # 3 MAFF sites (11 bp) fit in 53 bp however the first two fall; 52 bp is refused.
+    data = motif_discovery("MAFF", n=200, length=53, seed=0)
+    for sites in data.sites:
+        spans = sorted((s.start, s.end) for s in sites)
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+        assert all(end <= 53 for _, end in spans)
+    tight = motif_occupancy("MAFF", n=200, length=32, spacing=0, seed=0)
+    assert np.array_equal([_arranged(s, spacing=0) for s in tight.sites], tight.y == 1)

@@ -113,7 +113,8 @@ def motif_discovery(
     motif = tf if isinstance(tf, Motif) else jaspar(tf)
     if not isinstance(max_instances, (int, np.integer)) or max_instances < 1:
         raise ValueError(f"max_instances must be a positive integer, got {max_instances!r}")
-    _check_size(n, length, max_instances * motif.width)
+    # Room for the last instance however the earlier ones fell: each blocks 2w - 1 starts.
+    _check_size(n, length, (max_instances - 1) * (2 * motif.width - 1) + motif.width)
     rng = as_rng(seed)
     half, w = n // 2, motif.width
 
@@ -228,7 +229,7 @@ def motif_occupancy(
         raise ValueError(f"strength_draws must be a positive integer, got {strength_draws!r}")
     wt, wc = motif.width, partner.width
     composite = wt + spacing + wc
-    _check_size(n, length, composite + 1)
+    _check_size(n, length, max(composite, wt + 2 * wc) + 1)  # room for an unarranged co-factor
     rng = as_rng(seed)
     # Background first: a label permutation drawn first would equal SeqDataset.split's
     # permutation for the same seed, and the split would not be balanced.
