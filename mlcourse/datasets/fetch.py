@@ -116,7 +116,7 @@ _DESCRIPTIONS = {
     "zeng_ctcf": "Zeng et al. 2016 CTCF (WERI-Rb-1) motif discovery: train/valid/test, 101 bp",
     "deepbind_encode": "DeepBind's ENCODE ChIP-seq sets for 5 TFs (_AC train, _B test)",
     "mnist_t10k": "the official MNIST 10,000-digit test set (IDX)",
-    "mnist_train": "the official MNIST 60,000-digit training set (IDX; upstream only)",
+    "mnist_train": "the official MNIST 60,000-digit training set (IDX; official md5 only)",
 }
 
 
