@@ -28,6 +28,7 @@ TF-MoDISco), see :func:`hypothetical_contributions`.
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numpy as np
 import torch
@@ -270,7 +271,10 @@ def _separate_nonlinearities(model: nn.Module):
     handles = [module.register_forward_pre_hook(lambda _module, inputs: (inputs[0] * 1.0,))
                for module in model.modules() if type(module) in SUPPORTED_NON_LINEAR]
     try:
-        yield model
+        with warnings.catch_warnings():  # Captum announces its (temporary) hooks on every call
+            warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
+            warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require")
+            yield model
     finally:
         for handle in handles:
             handle.remove()
