@@ -12,7 +12,8 @@ import pandas as pd
 
 from mlcourse.dna import ALPHABET
 
-__all__ = ["logo", "mark_sites", "image_grid", "sequence_heatmap", "position_track", "heatmap_overlay"]
+__all__ = ["logo", "mark_sites", "image_grid", "sequence_heatmap", "position_track", "heatmap_overlay",
+           "method_comparison"]
 
 
 def _axes(ax, figsize=(10, 2)):
@@ -164,6 +165,30 @@ def heatmap_overlay(image, heat, ax=None, alpha: float = 0.5, cmap: str = "jet",
         ax.imshow(img, cmap="gray")
     ax.imshow(heat, cmap=cmap, alpha=alpha)
     ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def method_comparison(table, ax=None, precision: str = "precision@k", seconds: str = "s / 100 seqs",
+                      title: str | None = None):
+    """Scatter attribution methods by cost (log seconds per 100 sequences) and precision at k.
+
+    ``table`` is :func:`mlcourse.interpret.compare.compare_methods`'s DataFrame;
+    its ``attrs["chance"]`` (if present) is drawn as a dashed line.
+    """
+    ax = _axes(ax, figsize=(7, 4))
+    ax.scatter(table[seconds], table[precision], color="tab:blue")
+    for _, row in table.iterrows():
+        ax.annotate(row["method"], (row[seconds], row[precision]), textcoords="offset points",
+                    xytext=(4, 3), fontsize=8)
+    if "chance" in table.attrs:
+        ax.axhline(table.attrs["chance"], color="gray", ls="--", lw=1, label="chance")
+        ax.legend(loc="lower right")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"{seconds} (log scale)")
+    ax.set_ylabel(precision)
+    ax.set_ylim(0, 1.05)
     if title:
         ax.set_title(title)
     return ax
