@@ -28,6 +28,7 @@ import torch
 
 from mlcourse import widgets
 from mlcourse.datasets.simulate import motif_discovery
+from mlcourse.interpret.compare import motif_detector
 from mlcourse.interpret.maximize import class_image, dna_class_pwm
 from mlcourse.models.vision import gap_cnn
 from mlcourse.models.zeng import build
@@ -53,7 +54,7 @@ def row(widget: str, control: str, updates: list[tuple[float, float]], logic=())
     peer = statistics.median(logic) if logic else float("nan")
     return {"widget": widget, "control": control, "n": len(updates), "update s (median)": update,
             "update s (max)": max(wall), "update cpu s": statistics.median(u[1] for u in updates),
-            "logic alone s": peer, "update / logic": update / peer,
+            "logic alone s": peer, "update / logic": update / peer if peer > 1e-3 else float("nan"),
             "within 1 s": max(wall) < BUDGET}
 
 
@@ -104,6 +105,13 @@ def bench_comparer(model, data) -> list[dict]:
     return rows
 
 
+def bench_sis(model, data, repeats: int) -> list[dict]:
+    explorer = widgets.sis_explorer(model, data.X[:repeats + 1], threshold=0.9, sites=data.sites)
+    examples = [timed(lambda k=k: setattr(explorer.example, "value", k)) for k in range(1, repeats + 1)]
+    logic = [explorer._cache[(k, 0.9)]["seconds"] for k in range(1, repeats + 1)]
+    return [row("SIS explorer", "example picker (new SIS collection)", examples, logic)]
+
+
 def bench_ascent(model, data, repeats: int) -> list[dict]:
     rows = []
     for kind, run in [("DNA", lambda: dna_class_pwm(model, data.length, steps=100)),
@@ -127,6 +135,7 @@ def main(argv=None) -> pd.DataFrame:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     model = build(args.model).eval()
+    detector = motif_detector("MAFF")  # SIS needs sequences the model is sure of
     data = motif_discovery("MAFF", n=1000, seed=0)
     bound = data.subset(np.flatnonzero(data.y == 1))
     rows = [
@@ -134,6 +143,7 @@ def main(argv=None) -> pd.DataFrame:
         *bench_filters(model, bound, args.repeats),
         *bench_ig(model, bound, args.repeats),
         *bench_comparer(model, bound),
+        *bench_sis(detector, bound, args.repeats),
         *bench_ascent(model, bound, args.repeats),
     ]
     table = pd.DataFrame(rows)

@@ -48,7 +48,7 @@ from matplotlib.textpath import TextPath
 from torch import nn
 
 from mlcourse.dna import ALPHABET, decode, one_hot, validate
-from mlcourse.interpret import backprop, cam, surrogate
+from mlcourse.interpret import backprop, cam, sis, surrogate
 from mlcourse.interpret.compare import default_methods, precision_at_k
 from mlcourse.interpret.filters import activation_motifs, first_conv, trim, weight_motifs
 from mlcourse.interpret.ism import saturation_mutagenesis, score_fn
@@ -75,6 +75,8 @@ __all__ = [
     "attribution_comparer",
     "ascent_frame",
     "ascent_viewer",
+    "sis_state",
+    "sis_explorer",
 ]
 
 
@@ -843,3 +845,123 @@ def ascent_viewer(trajectory: Trajectory, *, title: str = "class-optimised input
     if len(trajectory) == 0:
         raise ValueError("the trajectory has no snapshots")
     return AscentViewer(trajectory, title)
+
+
+# ----------------------------------------------------------------------------- SIS explorer
+_SIS_COLOURS = ("#f4a261", "#8ecae6", "#b5e48c", "#cdb4db", "#ffd166")
+
+
+def sis_state(model, x, threshold: float, *, target=None) -> dict:
+    """The sufficient input subsets of one DNA sequence at ``threshold`` (Carter et al. 2019).
+
+    The model's logit is turned into a probability (:func:`mlcourse.interpret.sis.probability`),
+    a masked position becomes the uniform 0.25 background, and
+    :func:`mlcourse.interpret.sis.sis_collection` returns the disjoint SISes.
+
+    Returns
+    -------
+    dict
+        ``probability`` (of the whole sequence), ``collection`` (list of
+        :class:`~mlcourse.interpret.sis.SIS`), ``positions`` (one sorted position array per
+        SIS) and ``seconds`` (time taken). The collection is empty when the sequence
+        itself scores below ``threshold``.
+    """
+    x = _single(x)
+    if not _is_dna(x):
+        raise ValueError(f"sis_state expects one DNA sequence (4, L), got shape {tuple(x.shape)}")
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold={threshold!r} must be a probability strictly between 0 and 1")
+    f = sis.probability(model, target)
+    start = time.perf_counter()
+    collection = sis.sis_collection(f, threshold, x, sis.dna_background(x), (1, x.shape[1]))
+    return {"probability": float(f(x[None])[0]), "collection": collection,
+            "positions": [np.sort(np.asarray(s.features)) for s in collection],
+            "seconds": time.perf_counter() - start}
+
+
+def _shaded(seq: str, positions, sites) -> str:
+    """The sequence as HTML: SIS positions coloured (one colour per SIS), planted sites underlined."""
+    colour = {}
+    for k, where in enumerate(positions):
+        for p in where:
+            colour[int(p)] = _SIS_COLOURS[k % len(_SIS_COLOURS)]
+    planted = {p for site in sites for p in range(site.start, site.end)}
+    letters = []
+    for p, base in enumerate(seq):
+        style = f"background:{colour[p]};font-weight:bold;" if p in colour else "color:#999;"
+        if p in planted:
+            style += "text-decoration:underline;"
+        letters.append(f"<span style='{style}'>{base}</span>")
+    return ("<div style='font-family:monospace;font-size:13px;word-break:break-all'>"
+            + "".join(letters) + "</div>")
+
+
+class SISExplorer(Explorer):
+    """An example picker and a threshold slider over a set of DNA sequences."""
+
+    def __init__(self, model, X, *, threshold: float = 0.9, sites=None, target=None):
+        self.model, self.X, self.target = model, torch.as_tensor(X, dtype=torch.float32), target
+        self.sites = sites if sites is not None else [[] for _ in range(len(self.X))]
+        self.seqs = decode(self.X)
+        self.example = w.IntSlider(value=0, min=0, max=len(self.X) - 1, continuous_update=False,
+                                   description="example")
+        self.threshold = w.FloatSlider(value=threshold, min=0.5, max=0.99, step=0.01,
+                                       continuous_update=False, description="threshold")
+        self._cache: dict[tuple[int, float], dict] = {}
+        super().__init__([self.example, self.threshold])
+        self.refresh()
+
+    def compute(self):
+        key = (self.example.value, round(self.threshold.value, 4))
+        if key not in self._cache:
+            self.readout.value = "finding sufficient input subsets&hellip;"
+            self._cache[key] = sis_state(self.model, self.X[key[0]], key[1], target=self.target)
+        state = self._cache[key]
+        self.state = state
+        seq, sites = self.seqs[key[0]], self.sites[key[0]]
+        if state["collection"]:
+            found = ", ".join(f"SIS {k + 1}: {len(p)} positions, f(x<sub>S</sub>) = {s.score:.3f}"
+                              for k, (p, s) in enumerate(zip(state["positions"], state["collection"])))
+        else:
+            found = "no SIS: the sequence itself scores below the threshold"
+        text = (f"example {key[0]}: f(x) = <b>{state['probability']:.3f}</b>, threshold {key[1]:.2f} · "
+                f"{found} · {state['seconds']:.1f} s" + _shaded(seq, state["positions"], sites))
+        fig = Figure(figsize=(11, 1.4))
+        ax = fig.subplots()
+        track = np.zeros((1, len(seq)))
+        for k, p in enumerate(state["positions"]):
+            track[0, p] = k + 1
+        ax.imshow(np.ma.masked_equal(track, 0), aspect="auto", cmap="tab10", vmin=1, vmax=10,
+                  interpolation="nearest")
+        for site in sites:
+            ax.axvspan(site.start - 0.5, site.end - 0.5, color="tab:orange", alpha=0.25, lw=0)
+        ax.set_yticks([])
+        ax.set_xlim(-0.5, len(seq) - 0.5)
+        ax.set_title("SIS positions (one colour per SIS) and planted sites (shaded)", fontsize=9,
+                     loc="left")
+        fig.subplots_adjust(left=0.02, right=0.99, top=0.8, bottom=0.2)
+        return text, fig
+
+
+def sis_explorer(model, X, *, threshold: float = 0.9, sites=None, target=None) -> SISExplorer:
+    """Pick a sequence and a threshold; see its sufficient input subsets (Carter et al. 2019).
+
+    The sequence is printed with each SIS shaded in its own colour and the planted
+    sites underlined, as on the slides; below it, the same positions as a track. A
+    collection is computed when a slider is released (a few seconds at most for
+    101 bp), then cached.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        DNA model returning logits (read as probabilities through a sigmoid).
+    X : tensor
+        One-hot sequences ``(N, 4, L)`` to pick from.
+    threshold : float
+        Starting probability threshold.
+    sites : list of list of Site, optional
+        Planted sites of each sequence.
+    target : int, optional
+        Class for multi-output models (softmax probability).
+    """
+    return SISExplorer(model, X, threshold=threshold, sites=sites, target=target)

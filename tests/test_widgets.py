@@ -254,3 +254,52 @@ def test_ascent_frame_gives_the_information_content_of_a_dna_pwm(cnn):
     image = bytes(viewer.figure.value)
     viewer.snapshot.value = 0
     assert viewer.state["step"] == 0 and bytes(viewer.figure.value) != image
+
+
+# ----------------------------------------------------------------------------- SIS explorer
+@pytest.fixture(scope="module")
+def short_maff():
+    """53 bp sequences and a MAFF detector for them (short, so SIS collections take a moment)."""
+    from mlcourse.datasets.simulate import motif_discovery
+    from mlcourse.interpret.compare import motif_detector
+
+    data = motif_discovery("MAFF", n=40, length=53, seed=1)
+    model = motif_detector("MAFF", seq_len=53)
+    with torch.no_grad():
+        confident = torch.sigmoid(model(data.X)).numpy() > 0.95  # a strong planted site
+    return model, data.subset(np.flatnonzero((data.y == 1) & confident)[:4])
+
+
+def test_sis_state_finds_sufficient_subsets_inside_the_planted_site(short_maff):
+    from mlcourse.interpret import sis
+
+    model, bound = short_maff
+    x, sites = bound.X[0], bound.sites[0]
+    state = widgets.sis_state(model, x, 0.8)
+    assert state["probability"] >= 0.8 and state["collection"]
+    planted = {p for s in sites for p in range(s.start, s.end)}
+    f = sis.probability(model)
+    for positions, found in zip(state["positions"], state["collection"]):
+        assert set(positions.tolist()) <= planted
+        kept = torch.full_like(x, 0.25)
+        kept[:, positions] = x[:, positions]
+        assert float(f(kept[None])[0]) == pytest.approx(found.score, abs=1e-6) and found.score >= 0.8
+    with pytest.raises(ValueError, match="threshold=1.5"):
+        widgets.sis_state(model, x, 1.5)
+
+
+def test_sis_explorer_threshold_and_example_update_the_shading(short_maff):
+    model, bound = short_maff
+    explorer = widgets.sis_explorer(model, bound.X, threshold=0.6, sites=bound.sites)
+    assert explorer.threshold.continuous_update is False and explorer.example.continuous_update is False
+    low = explorer.state
+    shaded = explorer.readout.value.count("font-weight:bold")
+    assert shaded == sum(len(p) for p in low["positions"]) > 0
+    image = bytes(explorer.figure.value)
+    explorer.threshold.value = 0.95
+    high = explorer.state
+    assert sum(map(len, high["positions"][:1])) >= sum(map(len, low["positions"][:1]))
+    assert all(s.score >= 0.95 for s in high["collection"])
+    explorer.example.value = 1
+    assert explorer.state is not high and "example 1" in explorer.readout.value
+    assert bytes(explorer.figure.value) != image
