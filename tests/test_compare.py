@@ -57,10 +57,10 @@ def test_every_course_method_finds_the_motif_a_detector_uses(called_sequences):
     model, X, sites = called_sequences
     methods = compare.default_methods(model, n_references=4, steps=20, n_samples=150)
     table = compare.compare_methods(methods, X, sites, k=11).set_index("method")
-    assert set(table.index) >= {"ISM", "saliency", "gradient x input", "guided backprop", "Grad-CAM",
+    assert set(table.index) >= {"ISM", "SIS", "saliency", "gradient x input", "guided backprop", "Grad-CAM",
                                 "integrated gradients", "DeepLiftShap", "LIME", "KernelSHAP",
                                 "maximum entropy"}
     assert (table["precision@k"] > table.attrs["chance"]).all()
-    for exact in ("ISM", "gradient x input", "integrated gradients", "DeepLiftShap"):
+    for exact in ("ISM", "SIS", "gradient x input", "integrated gradients", "DeepLiftShap"):
         assert table.loc[exact, "precision@k"] > 0.85
     assert (table["s / 100 seqs"] > 0).all()

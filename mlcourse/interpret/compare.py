@@ -142,10 +142,12 @@ def default_methods(model, *, n_references: int = 10, steps: int = 50, n_samples
     IG, DeepLiftShap          contributions against dinucleotide shuffles, summed over bases
     LIME, KernelSHAP          the position's coefficient (one feature per position)
     maximum entropy           information content of the sampled bases (bits)
-    SIS                       positions in the sufficient input subset (others unranked)
+    SIS                       positions in the sufficient input subset, most important
+                              first (others unranked); the threshold for each sequence is
+                              90% of the way from the fully masked probability to its own
     ========================= ===================================================
     """
-    from mlcourse.interpret import backprop, cam, ism, paths, surrogate
+    from mlcourse.interpret import backprop, cam, ism, paths, sis, surrogate
 
     def ism_score(X):
         return -ism.saturation_mutagenesis(model, X).sum(1) / 3
@@ -179,9 +181,23 @@ def default_methods(model, *, n_references: int = 10, steps: int = 50, n_samples
     def max_entropy(X):
         return surrogate.max_entropy(model, X, sweeps=maxent_sweeps, seed=seed).sum(1)
 
+    def sufficient_subset(X):
+        f = sis.probability(model)
+        masked = sis.dna_background(X[0])
+        with torch.no_grad():
+            own, empty = f(X), f(masked[None])[0]
+        scores = torch.full((X.shape[0], X.shape[2]), -torch.inf)
+        for i in np.flatnonzero((own > empty).numpy()):
+            threshold = float(empty + 0.9 * (own[i] - empty))
+            found = sis.find_sis(f, threshold, X[i], masked, mask_shape=(1, X.shape[2]))
+            if found is not None:
+                scores[i, torch.as_tensor(found.features)] = -torch.arange(len(found), dtype=torch.float32)
+        return scores
+
     return {
-        "ISM": ism_score, "saliency": saliency, "gradient x input": grad_x_input,
-        "guided backprop": guided, "Grad-CAM": grad_cam, "integrated gradients": ig,
+        "ISM": ism_score, "SIS": sufficient_subset, "saliency": saliency,
+        "gradient x input": grad_x_input, "guided backprop": guided, "Grad-CAM": grad_cam,
+        "integrated gradients": ig,
         "DeepLiftShap": deeplift_shap, "LIME": lime, "KernelSHAP": kernel_shap,
         "maximum entropy": max_entropy,
     }
