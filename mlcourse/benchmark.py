@@ -1,0 +1,340 @@
+"""Architecture sweeps in the style of Zeng et al. (2016), on any ``concurrent.futures`` executor.
+
+Zeng, Edwards, Liu & Gifford (2016) trained nine CNNs on 690 ChIP-seq sets
+and on two tasks, and compared test AUCs. A sweep here is the grid
+architectures x datasets x training-set sizes x seeds; each cell is one
+:class:`Run`, which trains one model with :func:`mlcourse.train.fit` and
+records its test AUC as one row of a tidy table (one row per run)::
+
+    runs = grid(["1layer", "2layer"], ["discovery:MAFF", "occupancy:MAFF"], [1000], seeds=[0, 1, 2])
+    table = sweep(runs, "results.csv")          # a local process pool
+    medians(table)                              # architecture x dataset, median AUC
+
+Datasets are named ``discovery:TF`` and ``occupancy:TF`` (simulated with
+:mod:`mlcourse.datasets.simulate`), ``ctcf`` (Zeng's real CTCF set) and
+``deepbind:TF`` (a DeepBind ENCODE set); the real ones need the data cached
+or a mirror (``mlcourse fetch``). For a simulated dataset one pool is drawn
+(data seed 0) with fixed validation and test sets; a run's ``seed`` picks
+its training subset and its initial weights, so runs at a small size vary
+the way Zeng et al.'s did.
+
+Executors: by default a local ``ProcessPoolExecutor`` with one torch thread
+per worker. Anything with ``submit`` that returns ``concurrent.futures``
+futures works, e.g. a Dask cluster across many machines::
+
+    from dask.distributed import Client, LocalCluster
+    with Client(LocalCluster(n_workers=4)) as client:
+        sweep(runs, "results.csv", executor=client.get_executor())
+
+Results are appended to the CSV (written atomically, through a temporary file
+and a rename) as each run finishes, and a run already in the file is not run
+again: an interrupted sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlcourse.notebooks import atomic_write_text
+
+__all__ = ["Run", "Settings", "grid", "run_one", "sweep", "medians", "plot_auc_by_architecture",
+           "plot_auc_vs_size", "add_cli"]
+
+KEY = ["architecture", "dataset", "n_train", "seed"]
+COLUMNS = KEY + ["task", "auc", "pr_auc", "epochs", "best_epoch", "seconds", "finished"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One cell of a sweep: train ``architecture`` on ``n_train`` examples of ``dataset`` with ``seed``."""
+
+    architecture: str
+    dataset: str
+    n_train: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Training and data settings shared by every run of a sweep.
+
+    ``n_valid`` / ``n_test`` size the fixed validation and test sets of
+    simulated data (real sets use their own, the test set capped at
+    ``n_test``). ``threads`` is torch's thread count inside each worker.
+    """
+
+    epochs: int = 15
+    patience: int = 3
+    batch_size: int = 128
+    lr: float = 1e-3
+    n_valid: int = 1000
+    n_test: int = 2000
+    threads: int = 1
+
+
+def _check_dataset(name: str) -> tuple[str, str | None]:
+    kind, _, tf = name.partition(":")
+    if kind in ("discovery", "occupancy", "deepbind") and tf:
+        return kind, tf
+    if name == "ctcf":
+        return "ctcf", None
+    raise ValueError(
+        f"unknown dataset {name!r}: use 'discovery:TF', 'occupancy:TF' (simulated), "
+        "'ctcf' (Zeng et al.'s real CTCF set) or 'deepbind:TF'"
+    )
+
+
+def grid(architectures, datasets, sizes, seeds=(0, 1, 2)) -> list[Run]:
+    """Every combination, as a list of :class:`Run` (datasets outermost, so each is built once per worker).
+
+    Raises ``ValueError`` for an unknown architecture or dataset name or a size below 10.
+    """
+    from mlcourse.models.zeng import ARCHITECTURES
+
+    for name in architectures:
+        if name not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {name!r}; valid names are: {', '.join(ARCHITECTURES)}")
+    for name in datasets:
+        _check_dataset(name)
+    for size in sizes:
+        if int(size) < 10:
+            raise ValueError(f"training-set size {size!r} is too small: use at least 10 examples")
+    return [Run(a, d, int(n), int(s)) for d, n, s, a in product(datasets, sizes, seeds, architectures)]
+
+
+@lru_cache(maxsize=4)
+def _data(dataset: str, pool: int, n_valid: int, n_test: int):
+    """(training pool, valid, test) for a dataset; simulated pools have ``pool`` training rows."""
+    kind, tf = _check_dataset(dataset)
+    if kind in ("discovery", "occupancy"):
+        from mlcourse.datasets import simulate
+
+        make = simulate.motif_discovery if kind == "discovery" else simulate.motif_occupancy
+        total = pool + n_valid + n_test
+        data = make(tf, n=total + total % 2, seed=0)
+        order = np.random.default_rng(0).permutation(len(data))
+        return (data.subset(order[n_valid + n_test :]), data.subset(order[:n_valid]),
+                data.subset(order[n_valid : n_valid + n_test]))
+    from mlcourse.datasets import encode
+
+    if kind == "ctcf":
+        train, valid, test = (encode.load_zeng_ctcf(s) for s in ("train", "valid", "test"))
+    else:
+        train = encode.load_deepbind(tf, "train")
+        test = encode.load_deepbind(tf, "test")
+        order = np.random.default_rng(0).permutation(len(train))
+        train, valid = train.subset(order[n_valid:]), train.subset(order[:n_valid])
+    if len(test) > n_test:
+        test = test.subset(np.random.default_rng(0).permutation(len(test))[:n_test])
+    return train, valid, test
+
+
+def run_one(run: Run, settings: Settings = Settings(), pool: int | None = None) -> dict:
+    """Train and test one run; returns its row of the results table.
+
+    ``pool`` is the size of the simulated training pool (the sweep passes its
+    largest size for the dataset, so smaller sizes are subsets of one pool).
+    """
+    import torch
+
+    from mlcourse.config import setup
+    from mlcourse.models.zeng import build
+    from mlcourse.train import evaluate, fit
+
+    torch.set_num_threads(settings.threads)
+    train, valid, test = _data(run.dataset, pool or run.n_train, settings.n_valid, settings.n_test)
+    if run.n_train > len(train):
+        raise ValueError(f"{run}: asks for {run.n_train} training examples, {run.dataset} has {len(train)}")
+    train = train.subset(np.random.default_rng(run.seed).choice(len(train), run.n_train, replace=False))
+    setup(run.seed, verbose=False)
+    model = build(run.architecture, train.length)
+    start = time.perf_counter()
+    history = fit(model, train, valid, epochs=settings.epochs, patience=settings.patience,
+                  batch_size=settings.batch_size, lr=settings.lr, progress=False)
+    result = evaluate(model, test)
+    kind = _check_dataset(run.dataset)[0]
+    return {
+        **asdict(run),
+        "task": "occupancy" if kind == "occupancy" else "discovery",
+        "auc": result["auc"],
+        "pr_auc": result["pr_auc"],
+        "epochs": len(history.epochs),
+        "best_epoch": history.best_epoch,
+        "seconds": round(time.perf_counter() - start, 2),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    table = pd.read_csv(path)
+    missing = set(COLUMNS) - set(table.columns)
+    if missing:
+        raise ValueError(f"{path} is not a sweep results table: no column(s) {', '.join(sorted(missing))}")
+    return table
+
+
+def sweep(runs, out, *, executor: Executor | None = None, settings: Settings = Settings(),
+          max_workers: int | None = None, progress: bool = True) -> pd.DataFrame:
+    """Run every :class:`Run` not yet in the CSV ``out`` and return the whole table.
+
+    Parameters
+    ----------
+    runs : list of Run
+        E.g. from :func:`grid`.
+    out : path
+        The results CSV: read first (finished runs are skipped), rewritten
+        atomically after every finished run.
+    executor : concurrent.futures.Executor, optional
+        Where runs execute (e.g. ``dask.distributed.Client.get_executor()``).
+        Default: a local process pool of ``max_workers`` processes (default:
+        CPU cores / ``settings.threads``), shut down at the end.
+    settings : Settings
+    progress : bool
+        A tqdm bar over runs.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    table = _read(out)
+    done = set(map(tuple, table[KEY].astype({"n_train": int, "seed": int}).values.tolist()))
+    todo = [r for r in runs if (r.architecture, r.dataset, r.n_train, r.seed) not in done]
+    pools = {}
+    for r in runs:
+        pools[r.dataset] = max(pools.get(r.dataset, 0), r.n_train)
+    if not todo:
+        return table
+    own = executor is None
+    if own:
+        import multiprocessing
+
+        workers = max_workers or max(1, (os.cpu_count() or 1) // settings.threads)
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    rows = table.to_dict("records")
+    try:
+        futures = [executor.submit(run_one, r, settings, pools[r.dataset]) for r in todo]
+        bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
+        for future in as_completed(futures):
+            rows.append(future.result())
+            table = pd.DataFrame(rows, columns=COLUMNS)
+            atomic_write_text(out, table.to_csv(index=False))
+            bar.update()
+        bar.close()
+    finally:
+        if own:
+            executor.shutdown(wait=True, cancel_futures=True)
+    return table
+
+
+def medians(table: pd.DataFrame) -> pd.DataFrame:
+    """Median test AUC per architecture (rows, in the order of ARCHITECTURES) and dataset (columns)."""
+    from mlcourse.models.zeng import ARCHITECTURES
+
+    pivot = table.pivot_table(index="architecture", columns="dataset", values="auc", aggfunc="median")
+    return pivot.reindex([a for a in ARCHITECTURES if a in pivot.index])
+
+
+def plot_auc_by_architecture(table: pd.DataFrame, ax=None):
+    """Box plots of test AUC per architecture, one colour per task (discovery / occupancy)."""
+    import matplotlib.pyplot as plt
+
+    from mlcourse.models.zeng import ARCHITECTURES
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 4))
+    archs = [a for a in ARCHITECTURES if a in set(table["architecture"])]
+    tasks = sorted(set(table["task"]))
+    width = 0.8 / len(tasks)
+    for j, (task, color) in enumerate(zip(tasks, ["tab:blue", "tab:orange", "tab:green"])):
+        data = [table.loc[(table.architecture == a) & (table.task == task), "auc"].values for a in archs]
+        pos = np.arange(len(archs)) + (j - (len(tasks) - 1) / 2) * width
+        keep = [i for i, d in enumerate(data) if len(d)]
+        box = ax.boxplot([data[i] for i in keep], positions=pos[keep], widths=width * 0.9,
+                         patch_artist=True, manage_ticks=False)
+        for patch in box["boxes"]:
+            patch.set_facecolor(color)
+        ax.plot([], [], "s", color=color, label=f"motif {task}")
+    ax.set_xticks(range(len(archs)), archs, rotation=30, ha="right")
+    ax.set_ylabel("test AUC")
+    ax.legend()
+    return ax
+
+
+def plot_auc_vs_size(table: pd.DataFrame, ax=None):
+    """Median test AUC against training-set size per architecture; the band spans min to max over seeds."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    for arch, part in table.groupby("architecture", sort=False):
+        stats = part.groupby("n_train")["auc"].agg(["median", "min", "max"])
+        line, = ax.plot(stats.index, stats["median"], "o-", label=arch)
+        ax.fill_between(stats.index, stats["min"], stats["max"], color=line.get_color(), alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("training sequences")
+    ax.set_ylabel("test AUC (median, range over seeds)")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def _bench_command(args) -> int:
+    runs = grid(args.architectures, args.datasets, args.sizes, args.seeds)
+    settings = Settings(epochs=args.epochs, n_valid=args.n_valid, n_test=args.n_test,
+                        threads=args.threads)
+    if args.dask:
+        from dask.distributed import Client, LocalCluster
+
+        cluster = LocalCluster(n_workers=args.workers or 2, threads_per_worker=1) \
+            if args.dask == "local" else args.dask
+        with Client(cluster) as client:
+            table = sweep(runs, args.out, executor=client.get_executor(), settings=settings)
+    else:
+        table = sweep(runs, args.out, settings=settings, max_workers=args.workers)
+    print(medians(table).round(3).to_string())
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, (left, right) = plt.subplots(1, 2, figsize=(15, 4.5), width_ratios=[2, 1])
+        plot_auc_by_architecture(table, left)
+        plot_auc_vs_size(table, right)
+        fig.tight_layout()
+        fig.savefig(args.plot)
+        print(f"plot: {args.plot}")
+    return 0
+
+
+def add_cli(sub) -> None:
+    """Register ``mlcourse bench``: run (or resume) an architecture sweep, print the medians."""
+    from mlcourse.models.zeng import ARCHITECTURES
+
+    p = sub.add_parser("bench", help="sweep CNN architectures x datasets x sizes x seeds (resumable)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--architectures", nargs="+", default=list(ARCHITECTURES), metavar="NAME")
+    p.add_argument("--datasets", nargs="+", default=["discovery:MAFF", "occupancy:MAFF"],
+                   metavar="DATA", help="discovery:TF, occupancy:TF, ctcf, deepbind:TF")
+    p.add_argument("--sizes", nargs="+", type=int, default=[2000], metavar="N")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--n-valid", type=int, default=1000)
+    p.add_argument("--n-test", type=int, default=2000)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    p.add_argument("--workers", type=int, help="worker processes (default: cores / threads)")
+    p.add_argument("--dask", metavar="ADDRESS", help="'local' for a Dask LocalCluster, or a scheduler address")
+    p.add_argument("--out", type=Path, default=Path("bench_results.csv"), help="results CSV (resumed)")
+    p.add_argument("--plot", type=Path, help="also save the two plots to this image file")
+    p.set_defaults(func=_bench_command)

@@ -1,0 +1,126 @@
+"""Sweeps: the grid, resuming after a crash, Dask, the CLI, medians and plots."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+import pytest
+
+from mlcourse.benchmark import (
+    Run,
+    Settings,
+    grid,
+    medians,
+    plot_auc_by_architecture,
+    plot_auc_vs_size,
+    run_one,
+    sweep,
+)
+from mlcourse.cli import main
+
+TINY = Settings(epochs=1, n_valid=40, n_test=60)
+RUNS = grid(["1layer", "2layer"], ["discovery:MAFF"], [60], seeds=[0, 1])
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """A one-thread pool that records what it was asked to run, and can fail at the n-th run."""
+
+    def __init__(self, fail_at=None):
+        super().__init__(max_workers=1)
+        self.submitted, self.fail_at = [], fail_at
+
+    def submit(self, fn, run, *args):
+        self.submitted.append(run)
+        if len(self.submitted) == self.fail_at:
+            return super().submit(_crash)
+        return super().submit(fn, run, *args)
+
+
+def _crash():
+    raise RuntimeError("worker killed")
+
+
+def test_grid_is_every_combination():
+    runs = grid(["1layer", "3layer"], ["discovery:MAFF", "ctcf"], [100, 500], seeds=[0, 1, 2])
+    assert len(runs) == 2 * 2 * 2 * 3 == len(set(runs))
+    assert runs[0] == Run("1layer", "discovery:MAFF", 100, 0)
+
+
+def test_grid_rejects_bad_names():
+    with pytest.raises(ValueError, match="unknown architecture 'deepsea'; valid names are: 1layer"):
+        grid(["deepsea"], ["ctcf"], [100])
+    with pytest.raises(ValueError, match="unknown dataset 'encode'"):
+        grid(["1layer"], ["encode"], [100])
+    with pytest.raises(ValueError, match="size 5 is too small"):
+        grid(["1layer"], ["ctcf"], [5])
+
+
+def test_a_crashed_sweep_resumes_without_repeating_work(tmp_path):
+    out = tmp_path / "results.csv"
+    with CountingExecutor(fail_at=2) as crashing, pytest.raises(RuntimeError, match="worker killed"):
+        sweep(RUNS, out, executor=crashing, settings=TINY, progress=False)
+    first = pd.read_csv(out)
+    assert len(first) == 1 and Run(*first.iloc[0][["architecture", "dataset", "n_train", "seed"]]) == RUNS[0]
+
+    with CountingExecutor() as counting:
+        table = sweep(RUNS, out, executor=counting, settings=TINY, progress=False)
+    assert counting.submitted == RUNS[1:]
+    assert len(table) == 4 and len(pd.read_csv(out)) == 4
+    pd.testing.assert_frame_equal(pd.read_csv(out).iloc[:1], first)  # the finished run is untouched
+    assert table["auc"].between(0, 1).all() and (table["epochs"] == 1).all()
+
+    with CountingExecutor() as idle:
+        sweep(RUNS, out, executor=idle, settings=TINY, progress=False)
+    assert idle.submitted == []
+
+
+def test_runs_are_deterministic_and_seeds_differ():
+    a, b = run_one(RUNS[0], TINY, pool=60), run_one(RUNS[0], TINY, pool=60)
+    assert a["auc"] == b["auc"]
+    assert run_one(RUNS[2], TINY, pool=60)["auc"] != a["auc"]  # seed 1: another subset and init
+
+
+def test_sweep_on_a_dask_local_cluster(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")  # the optional "dask" extra
+    reference = {r: run_one(r, TINY, pool=60)["auc"] for r in RUNS[:2]}
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        table = sweep(RUNS[:2], tmp_path / "dask.csv", executor=client.get_executor(),
+                      settings=TINY, progress=False)
+    assert len(table) == 2
+    for _, row in table.iterrows():
+        assert row["auc"] == reference[Run(row.architecture, row.dataset, row.n_train, row.seed)]
+
+
+def test_cli_runs_a_sweep_in_a_process_pool(tmp_path, capsys):
+    out = tmp_path / "cli.csv"
+    code = main(["bench", "--architectures", "1layer", "--datasets", "discovery:MAFF", "--sizes", "60",
+                 "--seeds", "0", "--epochs", "1", "--n-valid", "40", "--n-test", "60", "--workers", "1",
+                 "--out", str(out), "--plot", str(tmp_path / "plot.png")])
+    assert code == 0
+    table = pd.read_csv(out)
+    assert list(table["architecture"]) == ["1layer"]
+    assert table["auc"].iloc[0] == run_one(RUNS[0], TINY, pool=60)["auc"]  # same run, same number
+    assert "discovery:MAFF" in capsys.readouterr().out and (tmp_path / "plot.png").stat().st_size > 0
+
+
+def test_cli_reports_bad_names(capsys):
+    assert main(["bench", "--architectures", "5layer", "--out", "unused.csv"]) == 2
+    assert "unknown architecture '5layer'" in capsys.readouterr().err
+
+
+def test_medians_and_plots():
+    table = pd.DataFrame({
+        "architecture": ["2layer", "1layer", "1layer", "1layer", "2layer", "2layer"],
+        "dataset": ["discovery:X", "discovery:X", "discovery:X", "discovery:X", "occupancy:X", "occupancy:X"],
+        "task": ["discovery"] * 4 + ["occupancy"] * 2,
+        "n_train": [100, 100, 100, 1000, 100, 1000],
+        "seed": [0, 0, 1, 0, 0, 0],
+        "auc": [0.9, 0.7, 0.8, 0.95, 0.6, 0.7],
+    })
+    m = medians(table)
+    assert list(m.index) == ["1layer", "2layer"]  # in the order of ARCHITECTURES
+    assert m.loc["1layer", "discovery:X"] == pytest.approx(0.8)
+    assert m.loc["2layer", "occupancy:X"] == pytest.approx(0.65)
+    assert plot_auc_by_architecture(table).get_ylabel() == "test AUC"
+    assert plot_auc_vs_size(table).get_xscale() == "log"

@@ -1,0 +1,151 @@
+"""fit / predict / evaluate / save / load: learning, early stopping, determinism, checkpoints, errors."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+import mlcourse
+from mlcourse.datasets.simulate import motif_discovery
+from mlcourse.models.zeng import build
+from mlcourse.train import History, binary_metrics, evaluate, fit, load, predict, save
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """Simulated MAFF motif discovery, 800 sequences: train / valid / test."""
+    return motif_discovery("MAFF", n=800, seed=1).split(valid=0.15, test=0.25, seed=0)
+
+
+def test_one_layer_cnn_learns_a_planted_motif(planted):
+    train, valid, test = planted
+    mlcourse.setup(0, verbose=False)
+    model = build("1layer")
+    history = fit(model, train, valid, epochs=10, patience=4, batch_size=64, lr=1e-2, progress=False)
+    result = evaluate(model, test)
+    assert result["auc"] > 0.85  # measured 0.92; chance is 0.5
+    assert result["auc"] == pytest.approx(roc_auc_score(test.y, predict(model, test)))
+    assert history.valid_metric[history.best_epoch - 1] == max(history.valid_metric)
+
+
+def test_same_seed_same_numbers(planted):
+    train, valid, _ = planted
+    runs = []
+    for _ in range(2):
+        mlcourse.setup(7, verbose=False)
+        model = build("1layer")
+        history = fit(model, train, valid, epochs=2, progress=False)
+        runs.append((history.train_loss, model.conv1.weight.detach().clone()))
+    assert runs[0][0] == runs[1][0]
+    assert torch.equal(runs[0][1], runs[1][1])
+
+
+class _Scripted(nn.Module):
+    """A model whose validation AUC follows a script: 1 after epoch 2, 0 after every other epoch.
+
+    Its one weight counts training batches (it is bumped in ``forward``, not by
+    the optimizer, which runs with ``lr=0``); in eval mode it ranks perfectly
+    only when the weight is 2. So epoch 2 is best, and its weight must come back.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                self.w += 1
+            return x[:, 0] * 0 + self.w * 0  # a constant output that still has a gradient
+        quality = 1.0 if float(self.w) == 2 else -1.0
+        return quality * x[:, 0]
+
+
+def test_early_stopping_restores_the_best_weights():
+    X = torch.linspace(-1, 1, 20).reshape(20, 1)
+    y = (X[:, 0] > 0).float()
+    model = _Scripted()
+    history = fit(model, (X, y), (X, y), epochs=10, patience=3, batch_size=100, lr=0.0, progress=False)
+    assert history.valid_metric[:5] == [0.0, 1.0, 0.0, 0.0, 0.0]
+    assert history.best_epoch == 2 and history.stopped_early and history.epochs == [1, 2, 3, 4, 5]
+    assert model.w.item() == 2.0
+
+
+def test_generic_tensors_multiclass_and_tokens():
+    mlcourse.setup(0, verbose=False)
+    tokens = torch.randint(0, 9, (300, 8))
+    labels = (tokens[:, 0] % 3).long()  # the class is the first token mod 3
+    model = nn.Sequential(nn.Embedding(9, 8), nn.Flatten(), nn.Linear(8 * 8, 3))
+    history = fit(model, (tokens[:240], labels[:240]), (tokens[240:], labels[240:]),
+                  task="multiclass", epochs=30, lr=0.05, patience=30, progress=False)
+    assert history.metric == "valid accuracy"
+    assert evaluate(model, (tokens[240:], labels[240:]), task="multiclass")["accuracy"] > 0.9
+
+
+def test_regression_fits_a_line():
+    mlcourse.setup(0, verbose=False)
+    X = torch.randn(400, 3)
+    y = X @ torch.tensor([1.0, -2.0, 0.5]) + 0.3
+    model = nn.Linear(3, 1)
+    fit(model, (X[:300], y[:300]), (X[300:], y[300:]), task="regression", epochs=60, lr=0.05,
+        patience=60, progress=False)
+    assert evaluate(model, (X[300:], y[300:]), task="regression")["mse"] < 1e-3
+
+
+def test_history_plot_returns_axes(planted):
+    history = History(metric="valid AUC", epochs=[1, 2], train_loss=[0.7, 0.6],
+                      valid_metric=[0.6, 0.8], seconds=[1.0, 1.0], best_epoch=2)
+    assert history.plot().get_xlabel() == "epoch"
+
+
+def test_checkpoint_round_trip(planted, tmp_path):
+    _, _, test = planted
+    mlcourse.setup(0, verbose=False)
+    model = build("2layer")
+    path = save(model, tmp_path / "ckpt" / "model.pt", epoch=3, note="test")
+    again = load(path)
+    assert again.architecture == "2layer" and again.checkpoint_meta == {"epoch": 3, "note": "test"}
+    assert np.array_equal(predict(model, test), predict(again, test))
+    assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temporary left behind
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path):
+    path = save(build("1layer"), tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="holds a '1layer' checkpoint, but the model given is '3layer'"):
+        load(path, model=build("3layer"))
+    with pytest.raises(ValueError, match="saved for 101 bp"):
+        load(path, model=build("1layer", seq_len=150))
+
+
+def test_bad_checkpoint_files(tmp_path):
+    with pytest.raises(ValueError, match="no checkpoint at"):
+        load(tmp_path / "missing.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load(junk)
+
+
+def test_auc_needs_two_classes(planted):
+    train, _, _ = planted
+    bound = train.subset(np.flatnonzero(train.y == 1))
+    with pytest.raises(ValueError, match=r"only label 1 \(\d+ rows\).*bound and unbound"):
+        evaluate(build("1layer"), bound)
+    with pytest.raises(ValueError, match="validation data has only label 1"):
+        fit(build("1layer"), train, bound, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        binary_metrics([], [])
+
+
+def test_bad_arguments(planted):
+    train, valid, _ = planted
+    with pytest.raises(ValueError, match="unknown task 'ranking'"):
+        fit(build("1layer"), train, valid, task="ranking")
+    with pytest.raises(ValueError, match="epochs must be a positive integer, got 0"):
+        fit(build("1layer"), train, valid, epochs=0)
+    with pytest.raises(ValueError, match="training data: 5 inputs but 4 labels"):
+        fit(build("1layer"), (torch.zeros(5, 4, 101), torch.zeros(4)), valid)
+    with pytest.raises(ValueError, match=r"expects one-hot DNA of shape \(N, 4, 101\)"):
+        fit(build("1layer"), (torch.zeros(6, 4, 50), torch.tensor([0, 1] * 3)), None, epochs=1,
+            progress=False)
