@@ -228,13 +228,13 @@ def test_ascent_viewer_steps_through_an_image_ascent():
     from mlcourse.models.vision import gap_cnn
 
     torch.manual_seed(0)
-    run = class_image(gap_cnn().eval(), 3, steps=20, record_every=5)
+    run = class_image(gap_cnn().eval(), 3, steps=8, record_every=2)
     viewer = widgets.ascent_viewer(run, title="digit 3")
     assert viewer.snapshot.max == len(run) - 1 == 4 and viewer.snapshot.continuous_update is False
-    assert viewer.state["step"] == 20
+    assert viewer.state["step"] == 8
     image, text = bytes(viewer.figure.value), viewer.readout.value
     viewer.snapshot.value = 1
-    assert viewer.state["step"] == 5 and viewer.state["score"] == pytest.approx(run.scores[1])
+    assert viewer.state["step"] == 2 and viewer.state["score"] == pytest.approx(run.scores[1])
     torch.testing.assert_close(viewer.state["frame"], run.frames[1])
     assert f"{run.scores[1]:+.3f}" in viewer.readout.value
     assert bytes(viewer.figure.value) != image and viewer.readout.value != text
