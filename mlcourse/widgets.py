@@ -40,9 +40,10 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PatchCollection
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
-from matplotlib.patches import PathPatch
+from matplotlib.patches import PathPatch, Rectangle
 from matplotlib.path import Path
 from matplotlib.textpath import TextPath
 from torch import nn
@@ -130,10 +131,22 @@ def _draw(ax, values, title: str, *, signed: bool = True, limit: float | None = 
         ax.set_yticks([])
         if values.shape[0] != 4:
             ax.set_xticks([])
-    for site in sites:
-        ax.axvspan(site.start - 0.5, site.end - 0.5, color="tab:orange", alpha=0.25, lw=0)
+    _outline_sites(ax, sites, values.shape[0])
     ax.set_title(title, fontsize=9, loc="left")
     return ax
+
+
+def _outline_sites(ax, sites, rows: int = 4):
+    """Outline planted sites on a heatmap (a box around their columns)."""
+    for site in sites:
+        ax.add_patch(Rectangle((site.start - 0.5, -0.5), site.width, rows, fill=False,
+                               edgecolor="tab:orange", lw=2))
+
+
+def _shade_sites(ax, sites):
+    """Shade planted sites behind a line or bar plot."""
+    for site in sites:
+        ax.axvspan(site.start - 0.5, site.end - 0.5, color="tab:orange", alpha=0.25, lw=0, zorder=0)
 
 
 _COLORS = {"A": "#109648", "C": "#255c99", "G": "#f7b32b", "T": "#d62839"}
@@ -305,12 +318,14 @@ class SequenceExplorer(Explorer):
         fig = Figure(figsize=(11, 3.2))
         top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
         _draw(top, ism, "ISM: score change for each substitution", sites=self.sites)
-        top.axvline(pos, color="k", lw=0.8)
+        top.axvline(pos, color="k", lw=0.8, ls=":")
         effect = ism.min(axis=0)
         bottom.stairs(effect, np.arange(len(seq) + 1) - 0.5, fill=True, color="tab:blue")
         bottom.axvline(pos, color="k", lw=0.8)
         bottom.set_ylabel("worst\nmutation", fontsize=8)
         bottom.set_xlim(-0.5, len(seq) - 0.5)
+        _shade_sites(bottom, self.sites)
+        fig.subplots_adjust(left=0.06, right=0.99, top=0.9, bottom=0.1, hspace=0.25)
         return text, fig
 
 
@@ -702,8 +717,7 @@ class AttributionComparer(Explorer):
             for ax, (name, (s, _)) in zip(axes[1:], panels[1:]):
                 ax.stairs(s, np.arange(len(s) + 1) - 0.5, fill=True, color="tab:blue")
                 ax.axhline(0, color="grey", lw=0.5)
-                for site in self.sites:
-                    ax.axvspan(site.start - 0.5, site.end - 0.5, color="tab:orange", alpha=0.25, lw=0)
+                _shade_sites(ax, self.sites)
                 ax.set_title(name, fontsize=9, loc="left")
             fig.subplots_adjust(left=0.05, right=0.99, top=0.93, bottom=0.08, hspace=0.5)
         else:
@@ -931,13 +945,13 @@ class SISExplorer(Explorer):
         track = np.zeros((1, len(seq)))
         for k, p in enumerate(state["positions"]):
             track[0, p] = k + 1
-        ax.imshow(np.ma.masked_equal(track, 0), aspect="auto", cmap="tab10", vmin=1, vmax=10,
-                  interpolation="nearest")
-        for site in sites:
-            ax.axvspan(site.start - 0.5, site.end - 0.5, color="tab:orange", alpha=0.25, lw=0)
+        colours = ListedColormap(_SIS_COLOURS)
+        ax.imshow(np.ma.masked_equal(track, 0), aspect="auto", cmap=colours, vmin=0.5,
+                  vmax=len(_SIS_COLOURS) + 0.5, interpolation="nearest")
+        _outline_sites(ax, sites, rows=1)
         ax.set_yticks([])
         ax.set_xlim(-0.5, len(seq) - 0.5)
-        ax.set_title("SIS positions (one colour per SIS) and planted sites (shaded)", fontsize=9,
+        ax.set_title("SIS positions (one colour per SIS) and planted sites (outlined)", fontsize=9,
                      loc="left")
         fig.subplots_adjust(left=0.02, right=0.99, top=0.8, bottom=0.2)
         return text, fig
