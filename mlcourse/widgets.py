@@ -632,12 +632,16 @@ def image_methods(model, *, layer=None, target=None, steps: int = 50) -> dict:
 
     Gradient maps take the largest absolute value over channels (Simonyan et al. 2014);
     Grad-CAM (Selvaraju et al. 2017) is upsampled bilinearly from ``layer`` (default
-    ``model.last_conv``); integrated gradients (Sundararajan et al. 2017) start from a
+    ``model.last_conv``, else the model's last ``Conv2d``); integrated gradients (Sundararajan et al. 2017) start from a
     black image and are summed over channels; LIME (Ribeiro et al. 2016) and KernelSHAP
     (Lundberg & Lee 2017) fit one coefficient per image patch
     (:func:`mlcourse.interpret.surrogate.default_mask`).
     """
-    layer = model.last_conv if layer is None else layer
+    if layer is None:
+        convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+        if not hasattr(model, "last_conv") and not convs:
+            raise ValueError("Grad-CAM needs a convolution: the model has no Conv2d layer; pass layer=")
+        layer = model.last_conv if hasattr(model, "last_conv") else convs[-1]
 
     def grad_cam(X):
         return cam.to_input(model, X, layer, cam.grad_cam(model, X, layer, target))

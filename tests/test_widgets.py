@@ -303,3 +303,14 @@ def test_sis_explorer_threshold_and_example_update_the_shading(short_maff):
     explorer.example.value = 1
     assert explorer.state is not high and "example 1" in explorer.readout.value
     assert bytes(explorer.figure.value) != image
+
+
+def test_image_methods_fall_back_to_the_last_convolution():
+    from mlcourse.models.vision import mnist_cnn
+
+    model = mnist_cnn().eval()
+    comparer = widgets.attribution_comparer(model, torch.rand(1, 1, 28, 28), target=0)
+    comparer.second.value = "Grad-CAM"
+    assert comparer.state["Grad-CAM"].shape == (28, 28)
+    with pytest.raises(ValueError, match="no Conv2d"):
+        widgets.image_methods(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)))
