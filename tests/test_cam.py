@@ -145,3 +145,11 @@ def test_dna_grad_cam_lands_on_the_planted_site():
     # stretching 78 positions over 101 bases, as image code does, misplaces the evidence
     stretched = cam.to_input(model, x, model[1], heat, mode="nearest")[0]
     assert float((stretched * torch.arange(101)).sum() / stretched.sum()) > 88
+
+
+def test_one_layer_only():
+    model = dna_model()
+    with pytest.raises(ValueError, match="pass one layer"):
+        cam.grad_cam(model, dna_batch(), ["1", "4"])
+    with pytest.raises(ValueError, match="no layer named 'relu9'"):
+        cam.receptive_fields(model, "relu9", dna_batch())

@@ -124,6 +124,14 @@ def _class_index(target, n: int, classes: int) -> torch.Tensor:
     return index
 
 
+def _one_layer(model: nn.Module, layer) -> tuple[str, nn.Module]:
+    """(name, module) of a single layer given by name or module."""
+    if isinstance(layer, (list, tuple)):
+        raise ValueError(f"pass one layer (a name or a module), got {len(layer)}: {layer!r}")
+    ((name, module),) = resolve_layers(model, layer).items()
+    return name, module
+
+
 def grad_cam(model: nn.Module, x: torch.Tensor, layer, target=None, relu: bool = True) -> torch.Tensor:
     """Grad-CAM (Selvaraju et al. 2017) at ``layer``'s resolution.
 
@@ -145,7 +153,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, layer, target=None, relu: bool =
         ``relu_attributions=relu``) without its channel axis. Map it to the
         input with :func:`to_input`.
     """
-    (name, module), = resolve_layers(model, layer).items()
+    name, module = _one_layer(model, layer)
     with torch.enable_grad(), capture(model, module, detach=False) as maps:
         scores = target_scores(model(x), target)
         if name not in maps:
@@ -205,7 +213,7 @@ def receptive_fields(model: nn.Module, layer, x: torch.Tensor) -> np.ndarray:
         If a layer that is not a Conv1d, MaxPool1d or AvgPool1d changes the
         length before ``layer`` (its geometry is unknown).
     """
-    (name, target_module), = resolve_layers(model, layer).items()
+    name, target_module = _one_layer(model, layer)
     if x.ndim != 3:
         raise ValueError(f"receptive_fields is for sequences (N, C, L), got input shape {tuple(x.shape)}")
     length = x.shape[-1]
