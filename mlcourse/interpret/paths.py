@@ -280,33 +280,44 @@ def _separate_nonlinearities(model: nn.Module):
             handle.remove()
 
 
-def _attribute_against(explainer, model, X, references, target, hypothetical, **kwargs):
+def _attribute_against(explainer, model, X, references, target, hypothetical, batch_size,
+                       with_delta=False, **kwargs):
     """Run a Captum explainer made with ``multiply_by_inputs=False`` against every reference.
 
-    Returns the attributions ``(N, 4, L)`` and the summation-to-delta error
-    ``(N, R)``: ``sum((x - ref) * m) - (F(x) - F(ref))`` for every reference.
+    The ``N * R`` (sequence, reference) pairs go through Captum ``batch_size``
+    at a time. Returns the attributions ``(N, 4, L)`` and, if ``with_delta``,
+    the summation-to-delta error ``(N, R)``: ``sum((x - ref) * m) - (F(x) - F(ref))``
+    (else ``None``).
     """
     n, r = references.shape[:2]
-    inputs = X[:, None].expand_as(references).reshape(n * r, *X.shape[1:]).clone()
+    inputs = X[:, None].expand_as(references).reshape(n * r, *X.shape[1:])
     bases = references.reshape(n * r, *X.shape[1:])
     targets = None if target is None else _repeat_target(target, n, 1)
     if isinstance(targets, torch.Tensor):
         targets = targets.repeat_interleave(r)
-    multipliers = explainer.attribute(inputs, baselines=bases, target=targets, **kwargs).detach()
-    with torch.no_grad():
-        change = _scores(model(inputs), targets) - _scores(model(bases), targets)
-    error = (multipliers * (inputs - bases)).reshape(n * r, -1).sum(1) - change
-    multipliers = multipliers.reshape(references.shape)
+    multipliers, error = [], []
+    for start in range(0, n * r, batch_size):
+        part = slice(start, start + batch_size)
+        part_target = targets[part] if isinstance(targets, torch.Tensor) else targets
+        m = explainer.attribute(inputs[part].clone(), baselines=bases[part], target=part_target,
+                                **kwargs).detach()
+        if with_delta:
+            with torch.no_grad():
+                change = (_scores(model(inputs[part]), part_target)
+                          - _scores(model(bases[part]), part_target))
+            error.append((m * (inputs[part] - bases[part])).flatten(1).sum(1) - change)
+        multipliers.append(m)
+    multipliers = torch.cat(multipliers).reshape(references.shape)
     if hypothetical:
         attributions = hypothetical_contributions(multipliers, references)
     else:
         attributions = (multipliers * (X[:, None] - references)).mean(dim=1)
-    return attributions, error.reshape(n, r)
+    return attributions, torch.cat(error).reshape(n, r) if with_delta else None
 
 
 def dna_integrated_gradients(model: nn.Module, X: torch.Tensor, references=None, *, target=None,
                              steps: int = 50, method: str = "gausslegendre",
-                             hypothetical: bool = False) -> torch.Tensor:
+                             hypothetical: bool = False, batch_size: int = 512) -> torch.Tensor:
     """Captum's IntegratedGradients on DNA, averaged over shuffled references.
 
     Parameters
@@ -322,6 +333,8 @@ def dna_integrated_gradients(model: nn.Module, X: torch.Tensor, references=None,
     hypothetical : bool
         Return hypothetical contributions for all four bases
         (:func:`hypothetical_contributions`) instead of actual ones.
+    batch_size : int
+        Interpolated inputs per forward pass (Captum's ``internal_batch_size``).
 
     Returns
     -------
@@ -336,12 +349,13 @@ def dna_integrated_gradients(model: nn.Module, X: torch.Tensor, references=None,
     with eval_mode(model):
         explainer = IntegratedGradients(model, multiply_by_inputs=False)
         attributions, _ = _attribute_against(explainer, model, X, references, target, hypothetical,
-                                             n_steps=steps, method=method)
+                                             max(1, batch_size // steps), n_steps=steps,
+                                             method=method, internal_batch_size=batch_size)
     return attributions
 
 
 def deeplift(model: nn.Module, X: torch.Tensor, references=None, *, target=None,
-             hypothetical: bool = False, return_delta: bool = False):
+             hypothetical: bool = False, return_delta: bool = False, batch_size: int = 256):
     """DeepLIFT (rescale rule) through Captum, against one or several references per sequence.
 
     With several references per sequence the result is their average, which is
@@ -364,6 +378,8 @@ def deeplift(model: nn.Module, X: torch.Tensor, references=None, *, target=None,
         Also return the convergence delta ``(N, R)``: the sum of the
         contributions against each reference minus ``F(x) - F(ref)`` (zero up to
         rounding when the rules hold: "summation-to-delta").
+    batch_size : int
+        (sequence, reference) pairs per Captum call.
 
     Returns
     -------
@@ -376,12 +392,13 @@ def deeplift(model: nn.Module, X: torch.Tensor, references=None, *, target=None,
     with eval_mode(model), _separate_nonlinearities(model):
         explainer = DeepLift(model, multiply_by_inputs=False)
         attributions, delta = _attribute_against(explainer, model, X, references, target,
-                                                 hypothetical)
+                                                 hypothetical, batch_size, with_delta=return_delta)
     return (attributions, delta) if return_delta else attributions
 
 
 def deeplift_shap(model: nn.Module, X: torch.Tensor, n_references: int = 10, *, rng=0,
-                  target=None, hypothetical: bool = False, return_delta: bool = False):
+                  target=None, hypothetical: bool = False, return_delta: bool = False,
+                  batch_size: int = 256):
     """DeepLiftShap on DNA: DeepLIFT averaged over ``n_references`` dinucleotide shuffles of each sequence.
 
     See :func:`deeplift` for the arguments and :func:`shuffled_references` for
@@ -389,4 +406,4 @@ def deeplift_shap(model: nn.Module, X: torch.Tensor, n_references: int = 10, *, 
     """
     references = shuffled_references(X, n_references, rng)
     return deeplift(model, X, references, target=target, hypothetical=hypothetical,
-                    return_delta=return_delta)
+                    return_delta=return_delta, batch_size=batch_size)
