@@ -13,7 +13,7 @@ import pandas as pd
 from mlcourse.dna import ALPHABET
 
 __all__ = ["logo", "mark_sites", "image_grid", "sequence_heatmap", "position_track", "heatmap_overlay",
-           "method_comparison"]
+           "method_comparison", "sis_overlay"]
 
 
 def _axes(ax, figsize=(10, 2)):
@@ -191,4 +191,25 @@ def method_comparison(table, ax=None, precision: str = "precision@k", seconds: s
     ax.set_ylim(0, 1.05)
     if title:
         ax.set_title(title)
+    return ax
+
+
+def sis_overlay(image, masks, ax=None, title: str | None = None, alpha: float = 0.6):
+    """A digit in grey with each sufficient input subset in its own colour (Carter et al. 2019).
+
+    ``image`` is ``(H, W)`` or ``(1, H, W)``; ``masks`` is a list of boolean arrays
+    of the same shape (e.g. ``[s.mask for s in sis_collection(...)]``); SIS ``k``
+    gets colour ``k`` of matplotlib's ``tab10``.
+    """
+    ax = _axes(ax, figsize=(2, 2))
+    img = _to_numpy(image).reshape(_to_numpy(image).shape[-2:])
+    ax.imshow(img, cmap="gray_r")
+    layer = np.zeros((*img.shape, 4))
+    for k, mask in enumerate(masks):
+        m = _to_numpy(mask).astype(bool).reshape(img.shape)
+        layer[m] = (*plt.cm.tab10(k % 10)[:3], alpha)
+    ax.imshow(layer)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
     return ax

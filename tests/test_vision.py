@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from mlcourse.models.vision import gap_cnn, mnist_cnn, mnist_mlp
+from mlcourse.models.vision import fgsm, gap_cnn, mnist_cnn, mnist_mlp
 
 BUILDERS = [mnist_cnn, mnist_mlp, gap_cnn]
 
@@ -57,3 +57,21 @@ def test_gap_cnn_logits_are_fc_of_channel_means_of_the_last_conv():
     assert A.shape == (3, model.last_conv.out_channels, 14, 14)
     cam_sum = torch.einsum("ck,nkhw->nchw", model.fc.weight, A).mean(dim=(2, 3)) + model.fc.bias
     assert torch.allclose(logits, cam_sum, atol=1e-5)
+
+
+def test_fgsm_moves_every_pixel_by_epsilon_uphill_and_raises_the_loss():
+    torch.manual_seed(0)
+    model = mnist_mlp(dropout=0.0).eval()
+    x = torch.rand(6, 1, 28, 28) * 0.8 + 0.1  # away from the [0, 1] clip
+    y = torch.arange(6)
+    adv = fgsm(model, x, y, 0.05)
+    assert torch.allclose((adv - x).abs(), torch.full_like(x, 0.05), atol=1e-6)
+    loss = nn.functional.cross_entropy
+    assert loss(model(adv), y) > loss(model(x), y)
+    # The sign agrees with the gradient of the loss, pixel by pixel.
+    xg = x.clone().requires_grad_(True)
+    loss(model(xg), y).backward()
+    assert torch.equal(torch.sign(adv - x), torch.sign(xg.grad))
+    assert fgsm(model, torch.ones(1, 1, 28, 28), y[:1], 0.3).max() <= 1.0
+    with pytest.raises(ValueError, match="epsilon=2"):
+        fgsm(model, x, y, 2)
