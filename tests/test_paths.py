@@ -206,3 +206,14 @@ def test_clear_errors():
         paths.riemann_weights(1)
     with pytest.raises(ValueError, match=r"references of shape \(2, 4, 29\)"):
         paths.deeplift(model, X, torch.zeros(2, 4, L - 1))
+
+
+def test_ig_runs_modules_in_eval_mode_and_restores_training():
+    torch.manual_seed(8)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4 * L, 8), nn.ReLU(), nn.Dropout(0.5),
+                          nn.Linear(8, 1), nn.Flatten(0))
+    X = random_dna(2)
+    model.train()
+    first = paths.integrated_gradients(model, X, steps=10)
+    assert model.training
+    torch.testing.assert_close(first, paths.integrated_gradients(model.eval(), X, steps=10))

@@ -162,17 +162,26 @@ def integrated_gradients(model, X: torch.Tensor, baseline=None, *, target=None, 
     per_call = max(1, batch_size // max(n, 1))
     total = torch.zeros_like(X)
     delta = X - base
-    for start in range(0, len(alphas), per_call):
-        a = torch.tensor(alphas[start:start + per_call], dtype=X.dtype, device=X.device)
-        w = torch.tensor(weights[start:start + per_call], dtype=X.dtype, device=X.device)
-        shape = (len(a),) + (1,) * X.ndim
-        points = (base[None] + a.reshape(shape) * delta[None]).reshape(-1, *X.shape[1:])
-        points.requires_grad_(True)
-        targets = None if target is None else _repeat_target(target, n, len(a))
+    with eval_mode(model) if isinstance(model, nn.Module) else contextlib.nullcontext():
+        for start in range(0, len(alphas), per_call):
+            total += _path_gradients(model, base, delta, alphas[start:start + per_call],
+                                     weights[start:start + per_call], target)
+    return delta * total
+
+
+def _path_gradients(model, base, delta, alphas, weights, target) -> torch.Tensor:
+    """``sum_k w_k grad F(base + a_k delta)`` over one chunk of path points, all examples at once."""
+    n = base.shape[0]
+    a = torch.tensor(alphas, dtype=base.dtype, device=base.device)
+    w = torch.tensor(weights, dtype=base.dtype, device=base.device)
+    shape = (len(a),) + (1,) * base.ndim
+    points = (base[None] + a.reshape(shape) * delta[None]).reshape(-1, *base.shape[1:])
+    points.requires_grad_(True)
+    targets = None if target is None else _repeat_target(target, n, len(a))
+    with torch.enable_grad():
         scores = _scores(model(points), targets)
         (grad,) = torch.autograd.grad(scores.sum(), points)
-        total += (w.reshape(shape) * grad.reshape(len(a), *X.shape)).sum(0)
-    return delta * total
+    return (w.reshape(shape) * grad.reshape(len(a), *base.shape)).sum(0)
 
 
 def _repeat_target(target, n: int, times: int):
@@ -253,6 +262,10 @@ def _as_references(X: torch.Tensor, references) -> torch.Tensor:
     return references
 
 
+_DEEPLIFT_NONLINEAR = (nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softmax,
+                       nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)  # the modules Captum's DeepLift hooks
+
+
 @contextlib.contextmanager
 def _separate_nonlinearities(model: nn.Module):
     """Give every nonlinear module a fresh input tensor while Captum's DeepLift runs.
@@ -266,10 +279,8 @@ def _separate_nonlinearities(model: nn.Module):
     the size of the output change itself). Multiplying each such input by 1
     puts a new tensor between the two hooks and restores the exact rule.
     """
-    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
-
     handles = [module.register_forward_pre_hook(lambda _module, inputs: (inputs[0] * 1.0,))
-               for module in model.modules() if type(module) in SUPPORTED_NON_LINEAR]
+               for module in model.modules() if isinstance(module, _DEEPLIFT_NONLINEAR)]
     try:
         with warnings.catch_warnings():  # Captum announces its (temporary) hooks on every call
             warnings.filterwarnings("ignore", message="Setting forward, backward hooks")

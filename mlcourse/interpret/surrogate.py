@@ -106,7 +106,7 @@ def _surrogate(explainer_cls, model, inputs, feature_mask, baseline, n_samples, 
     mask = _check_mask(inputs, feature_mask)
     targets = [None] * len(inputs) if target is None else _per_example(target, len(inputs))
     out = torch.zeros(inputs.shape, dtype=torch.float32)
-    with torch.random.fork_rng(), _evaluating(model):
+    with torch.random.fork_rng(devices=[]), _evaluating(model):
         torch.manual_seed(seed)
         explainer = explainer_cls(model, **init)
         for i in range(len(inputs)):
