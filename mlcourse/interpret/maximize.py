@@ -46,8 +46,8 @@ class Trajectory:
     steps : numpy.ndarray
         ``(S,)`` step numbers of the snapshots (0 = the start, last = the end).
     frames : torch.Tensor
-        ``(S, ...)`` the input at each snapshot: an image ``(C, H, W)``, or for
-        DNA the probabilities ``(4, L)``.
+        ``(S, ...)`` the input at each snapshot (on the CPU): an image
+        ``(C, H, W)``, or for DNA the probabilities ``(4, L)``.
     scores : numpy.ndarray
         ``(S,)`` the class score ``S_c`` of each frame.
     objective : numpy.ndarray
@@ -87,7 +87,8 @@ def _ascend(model: nn.Module, params: torch.Tensor, to_input, target, steps, lr,
     ``params`` is ``(S, ...)``: ``S`` independent starts, optimised together;
     the trajectory of the start with the best final objective is returned.
     """
-    params.requires_grad_(True)
+    device = next((p.device for p in model.parameters()), params.device)
+    params = params.to(device).requires_grad_(True)
     optimiser = torch.optim.Adam([params], lr=lr)
     frames, scores, objective, when = [], [], [], []
     with eval_mode(model), torch.enable_grad():
@@ -106,7 +107,7 @@ def _ascend(model: nn.Module, params: torch.Tensor, to_input, target, steps, lr,
             (-value.sum()).backward()
             optimiser.step()
     best = int(objective[-1].argmax())
-    return Trajectory(np.array(when), torch.stack([f[best] for f in frames]),
+    return Trajectory(np.array(when), torch.stack([f[best] for f in frames]).cpu(),
                       np.array([float(s[best]) for s in scores]),
                       np.array([float(o[best]) for o in objective]), kind)
 

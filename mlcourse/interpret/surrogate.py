@@ -95,7 +95,7 @@ def _check_mask(inputs: torch.Tensor, feature_mask) -> torch.Tensor:
         except RuntimeError:
             raise ValueError(f"feature_mask of shape {tuple(mask.shape)} does not fit inputs of "
                              f"shape {tuple(inputs.shape)}") from None
-    return mask.long()
+    return mask.long().to(inputs.device)
 
 
 def _surrogate(explainer_cls, model, inputs, feature_mask, baseline, n_samples, target, seed,
@@ -254,9 +254,9 @@ def max_entropy(model, X: torch.Tensor, *, target=None, beta: float = 20.0, swee
                          f"burn_in={burn_in}")
     n, _, length = X.shape
     rng = np.random.default_rng(seed)
-    eye = torch.eye(4)
+    eye = torch.eye(4, device=X.device)
     state = X.argmax(1)[:, None].repeat(1, chains, 1)  # (N, C, L) base codes
-    counts = torch.zeros(n, 4, length)
+    counts = torch.zeros(n, 4, length, device=X.device)
 
     def score(batch):
         return target_scores(torch.cat([model(b) for b in batch.split(batch_size)]), target)
@@ -267,12 +267,12 @@ def max_entropy(model, X: torch.Tensor, *, target=None, beta: float = 20.0, swee
         for sweep in range(sweeps):
             for pos in rng.permutation(length):
                 candidates = state[:, :, None, :].repeat(1, 1, 4, 1)  # (N, C, 4, L)
-                candidates[..., pos] = torch.arange(4)
+                candidates[..., pos] = torch.arange(4, device=X.device)
                 onehot = eye[candidates].permute(0, 1, 2, 4, 3).reshape(-1, 4, length)
                 s = score(onehot).reshape(n, chains, 4)
                 loss = (original[:, None, None] - s).clamp_min(0) / scale[:, None, None]
                 probs = torch.softmax(-beta * loss, dim=-1).reshape(-1, 4)
-                draw = torch.from_numpy(rng.random(len(probs))).float()[:, None]
+                draw = torch.from_numpy(rng.random(len(probs))).float().to(X.device)[:, None]
                 choice = (probs.cumsum(-1) < draw).sum(-1).clamp_max(3)
                 state[:, :, pos] = choice.reshape(n, chains)
                 if sweep >= burn_in:
