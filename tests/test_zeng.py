@@ -4,7 +4,13 @@ import pytest
 import torch
 from torch import nn
 
-from mlcourse.models.zeng import ARCHITECTURES, architecture_table, build, min_length
+from mlcourse.models.zeng import (
+    ARCHITECTURES,
+    architecture_table,
+    build,
+    min_length,
+    receptive_field,
+)
 
 EXPECTED = [
     "1layer", "1layer_64motif", "1layer_128motif", "1layer_local_win9", "1layer_local_win3",
@@ -94,3 +100,21 @@ def test_table_documents_all_nine():
     assert list(table.index) == EXPECTED
     assert table.loc["3layer", "conv layers"] == 3
     assert table.loc["1layer", "parameters"] == sum(p.numel() for p in build("1layer").parameters())
+
+
+@pytest.mark.parametrize("name,field", [("1layer", 24), ("1layer_local_win9", 24), ("2layer", 38), ("3layer", 62)])
+def test_receptive_field_matches_the_gradient_footprint(name, field):
+    """Ground truth: the input positions that one last-conv unit's gradient touches."""
+    assert receptive_field(name) == field
+    model = build(name)
+    x = torch.rand(1, 4, 101, requires_grad=True)
+    feature_map = model.last_conv(_up_to_last_conv(model, x))
+    feature_map[0, 0, feature_map.shape[-1] // 2].backward()
+    touched = torch.nonzero(x.grad.abs().sum(dim=1)[0]).flatten()
+    assert int(touched.max() - touched.min() + 1) == field
+
+
+def _up_to_last_conv(model, x):
+    for i in range(1, model.n_conv):
+        x = getattr(model, f"pool{i}")(getattr(model, f"relu{i}")(getattr(model, f"conv{i}")(x)))
+    return x

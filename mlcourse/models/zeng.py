@@ -42,7 +42,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-__all__ = ["ARCHITECTURES", "Spec", "SPECS", "ZengCNN", "build", "min_length", "architecture_table"]
+__all__ = ["ARCHITECTURES", "Spec", "SPECS", "ZengCNN", "build", "min_length", "receptive_field",
+           "architecture_table"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,25 @@ def _lengths(spec: Spec, seq_len: int) -> list[tuple[int, int]]:
         length = 1 if pool is None else conv_len // pool
         out.append((conv_len, length))
     return out
+
+
+def receptive_field(name: str) -> int:
+    """How many bp of input one unit of the last convolutional layer sees.
+
+    Each convolution of width ``w`` widens the field by ``(w - 1) * jump``, each
+    pool of window ``p`` by ``(p - 1) * jump``, and multiplies the jump (input
+    bp between neighbouring units) by ``p``. ``1layer``: 24 bp; ``2layer``:
+    24, pool 3 -> 26, conv 5 -> 26 + 4 * 3 = 38 bp; ``3layer``: 62 bp. Two motifs
+    further apart than this cannot be seen together by one unit.
+    """
+    spec = _spec(name)
+    field, jump = 1, 1
+    for i, ((_, width), pool) in enumerate(zip(spec.convs, spec.pools)):
+        field += (width - 1) * jump
+        if i < len(spec.convs) - 1:
+            field += (pool - 1) * jump
+            jump *= pool
+    return field
 
 
 def min_length(name: str) -> int:
@@ -174,7 +194,7 @@ def build(name: str, seq_len: int = 101) -> ZengCNN:
 
 
 def architecture_table(seq_len: int = 101) -> pd.DataFrame:
-    """The nine architectures as a table: layers, pooling, parameter count at ``seq_len``."""
+    """The nine architectures as a table: layers, pooling, receptive field, parameters at ``seq_len``."""
     rows = []
     for name, spec in SPECS.items():
         model = build(name, seq_len)
@@ -185,6 +205,7 @@ def architecture_table(seq_len: int = 101) -> pd.DataFrame:
                 "kernels x width": ", ".join(f"{k} x {w}" for k, w in spec.convs),
                 "pooling": ", ".join("global max" if p is None else f"max {p}" for p in spec.pools),
                 "dense": f"{spec.hidden}, dropout {spec.dropout}",
+                "receptive field (bp)": receptive_field(name),
                 "parameters": sum(p.numel() for p in model.parameters()),
             }
         )
