@@ -35,7 +35,8 @@ def _grade(args) -> int:
     from mlcourse.grading.grade import grade_many
 
     source = args.source or _labs(args.root, "source")
-    reports = grade_many(args.submissions, source, args.out, timeout=args.timeout, jobs=args.jobs)
+    reports = grade_many(args.submissions, source, args.out, timeout=args.timeout, jobs=args.jobs,
+                         threads=args.threads)
     failed = 0
     for report in reports:
         if "error" in report:
@@ -76,5 +77,7 @@ def add_cli(sub) -> None:
     grade.add_argument("--out", type=Path, default=Path("graded"), help="report folder (default: graded)")
     grade.add_argument("--timeout", type=float, default=60.0, help="seconds allowed per cell (default: 60)")
     grade.add_argument("--jobs", type=int, help="submissions graded in parallel (default: CPU cores)")
+    grade.add_argument("--threads", type=int, default=1,
+                       help="threads per kernel for torch/numpy (default: 1)")
     grade.add_argument("--root", type=Path, help="the course folder (default: here or a parent)")
     grade.set_defaults(func=_grade)
