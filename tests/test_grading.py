@@ -18,7 +18,7 @@ import pytest
 
 from mlcourse.grading import markers
 from mlcourse.grading.assign import STUB, assign, lab_name, release_notebook, release_text
-from mlcourse.grading.grade import grade_many, report_stems
+from mlcourse.grading.grade import grade_many, grade_submission, report_stems
 from mlcourse.grading.runner import Kernel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,6 +169,40 @@ def test_errors_hangs_and_crashes_cost_only_their_cell():
     assert [r.status for r in runs] == ["ok", "timeout", "ok", "timeout", "ok", "error", "crashed", "ok"]
     assert runs[5].ename == "ZeroDivisionError"
     assert restarts == 2
+
+
+def test_restore_keeps_student_cells_and_puts_back_deleted_or_edited_locked_cells(tmp_path):
+    """A tiny lab (no torch): what runs is the source's locked/test cells plus the student's own."""
+    source = tiny_lab(
+        cell("# Lab 9: tiny\n\nExpected runtime: 1 s", cell_type="markdown"),
+        cell("x = 1", "setup"),
+        cell("def f():\n    ### BEGIN SOLUTION\n    return 2\n    ### END SOLUTION", "f_answer", kind="solution"),
+        cell("assert f() == 2\n### BEGIN HIDDEN TESTS\nassert x == 1\n### END HIDDEN TESTS", "f_tests",
+             kind="test", points=2),
+        cell("def g():\n    ### BEGIN SOLUTION\n    return 3\n    ### END SOLUTION", "g_answer", kind="solution"),
+        cell("assert g() == 3", "g_tests", kind="test", points=1),
+    )
+    src_path = tmp_path / "09_tiny.ipynb"
+    nbformat.write(source, src_path)
+    student = release_notebook(source, "09_tiny")
+    by_gid = {markers.grade_id(c): c for c in student.cells}
+    student.cells.remove(by_gid["f_answer"])  # answered in a cell of their own instead
+    student.cells.insert(2, cell("def f():\n    return 2"))
+    student.cells.insert(3, cell("undefined_name"))  # an error that touches no test
+    by_gid["setup"].source = "x = 5"  # tampered: restored to x = 1, so the hidden test passes
+    by_gid["g_tests"].metadata.nbgrader["points"] = 10
+    student.cells.remove(by_gid["f_tests"])
+    sub = tmp_path / "alice.ipynb"
+    nbformat.write(student, sub)
+
+    report = grade_submission(sub, src_path, timeout=20)
+    assert report["lab"] == "09_tiny"  # found through metadata.mlcourse.lab, not the file name
+    assert {t["grade_id"]: t["problem"] for t in report["tampered"]} == {
+        "setup": "source changed", "f_tests": "deleted", "g_tests": "nbgrader metadata changed"}
+    assert [(q["grade_id"], q["score"], q["status"]) for q in report["questions"]] == [
+        ("f_tests", 2.0, "passed"), ("g_tests", 0.0, "not implemented")]
+    assert report["max_score"] == 3  # points come from the source, not from the submission
+    assert [c["role"] for c in report["cells"]] == ["locked", "added", "added", "test", "solution", "test"]
 
 
 # --- grading real submissions (one parallel batch, shared by the tests below) -----------------

@@ -9,8 +9,8 @@ For each submission:
    reported as ``tampered``;
 3. **restore** the graded notebook: test cells come back from the source
    *with their hidden tests*, locked cells from the source; the student's
-   solution cells (and any cells they added) are kept; a deleted solution
-   cell becomes the stub again;
+   solution cells (and any cells they added, which may hold an answer whose
+   solution cell they deleted) are kept;
 4. **run** it top to bottom in a fresh kernel with a per-cell timeout (see
    :mod:`.runner` for what happens on an error, a hang or a crash);
 5. **score** each test cell: its points if it ran without an error, else 0.
@@ -38,7 +38,7 @@ from pathlib import Path
 from time import monotonic
 
 from mlcourse.grading import markers
-from mlcourse.grading.assign import STUB, lab_name, release_notebook
+from mlcourse.grading.assign import lab_name, release_notebook
 from mlcourse.grading.runner import Kernel
 from mlcourse.notebooks import atomic_write_text
 
@@ -89,7 +89,7 @@ def _integrity(sub_cells: dict, released: dict) -> list[dict]:
 
 
 def _restore(source, submission) -> tuple[list, dict[int, str]]:
-    """The cells to run: the source's locked/test cells, the student's solutions and extra cells.
+    """The cells to run: the source's locked/test cells, the student's solution and added cells.
 
     Graded cells run in the source's order; a cell the student added runs
     right after the graded cell it followed in the submission. Returns the
@@ -106,14 +106,12 @@ def _restore(source, submission) -> tuple[list, dict[int, str]]:
             extras.setdefault(prev, []).append(_as_student_cell(cell))
     cells, ids = list(extras.get(None, [])), {}
     for gid, (_, src_cell) in src.items():
-        kind = markers.role(src_cell)
-        if kind == markers.SOLUTION:
-            cell = sub_cells.get(gid) or _stub(src_cell)
-            cell = _with_meta(cell, src_cell)
-        else:
-            cell = _with_meta(src_cell, src_cell)
-        ids[len(cells)] = gid
-        cells.append(cell)
+        if markers.role(src_cell) != markers.SOLUTION:
+            ids[len(cells)] = gid
+            cells.append(_with_meta(src_cell, src_cell))
+        elif gid in sub_cells:
+            ids[len(cells)] = gid
+            cells.append(_with_meta(sub_cells[gid], src_cell))
         cells.extend(extras.get(gid, []))
     return cells, ids
 
@@ -124,12 +122,6 @@ def _with_meta(cell, src_cell):
     if out.cell_type == "code":
         out.outputs, out.execution_count = [], None
     return out
-
-
-def _stub(src_cell):
-    cell = copy.deepcopy(src_cell)
-    cell.source = markers.strip_regions(cell.source, "SOLUTION", STUB)
-    return cell
 
 
 def _as_student_cell(cell):
