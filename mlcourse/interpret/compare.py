@@ -128,6 +128,18 @@ def _observed(attr: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     return (attr * X).sum(1)
 
 
+def _rectified_last_conv(model):
+    """The first ReLU registered after ``model.last_conv``: the rectified maps Grad-CAM weighs.
+
+    At the convolution's own (pre-ReLU) output of a global-max-pool model the
+    gradient is zero everywhere but the winning position, and the weighted map
+    is mostly negative: after Grad-CAM's final ReLU nothing is left.
+    """
+    modules = list(model.modules())
+    after = modules[modules.index(model.last_conv) + 1:]
+    return next((m for m in after if isinstance(m, torch.nn.ReLU)), model.last_conv)
+
+
 def default_methods(model, *, n_references: int = 10, steps: int = 50, n_samples: int = 200,
                     maxent_sweeps: int = 3, seed: int = 0) -> dict[str, Callable]:
     """Every method of the course as ``name -> f(X) -> (N, L)`` position scores for a DNA ``model``.
@@ -138,7 +150,7 @@ def default_methods(model, *, n_references: int = 10, steps: int = 50, n_samples
     ISM                       minus the mean change over the 3 substitutions
     saliency, guided backprop largest absolute gradient over the 4 bases
     gradient x input          gradient at the observed base
-    Grad-CAM                  map at ``last_conv``, aligned to input windows
+    Grad-CAM                  map at the ReLU after ``last_conv``, aligned to input windows
     IG, DeepLiftShap          contributions against dinucleotide shuffles, summed over bases
     LIME, KernelSHAP          the position's coefficient (one feature per position)
     maximum entropy           information content of the sampled bases (bits)
@@ -161,9 +173,11 @@ def default_methods(model, *, n_references: int = 10, steps: int = 50, n_samples
     def guided(X):
         return backprop.guided_backprop(model, X).abs().amax(1)
 
+    cam_layer = _rectified_last_conv(model)
+
     def grad_cam(X):
-        heat = cam.grad_cam(model, X, model.last_conv)
-        return cam.to_input(model, X, model.last_conv, heat)
+        heat = cam.grad_cam(model, X, cam_layer)
+        return cam.to_input(model, X, cam_layer, heat)
 
     def ig(X):
         refs = paths.shuffled_references(X, n_references, seed)
