@@ -14,6 +14,7 @@ from captum.attr import (
 from torch import nn
 
 from mlcourse.interpret import backprop
+from mlcourse.models import zeng
 
 
 class Squeeze(nn.Module):
@@ -49,8 +50,18 @@ def image_batch(n=5, seed=2):
     return torch.rand(n, 1, 14, 14, generator=torch.Generator().manual_seed(seed))
 
 
+def zeng_model(seed=0):
+    torch.manual_seed(seed)
+    return zeng.build("2layer").eval()
+
+
+def zeng_batch(seed=0):
+    return dna_batch(n=4, length=101, seed=seed)
+
+
 CASES = [
     ("dna", dna_model, dna_batch, None),
+    ("zeng-2layer", zeng_model, zeng_batch, None),
     ("image", image_model, image_batch, 3),
     ("image-per-example", image_model, image_batch, [0, 1, 2, 3, 9]),
 ]
