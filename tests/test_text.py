@@ -95,3 +95,39 @@ def test_models_learn_an_aspect_rating_from_its_words(build, data):
     fit(model, xy(train), xy(valid), task="regression", epochs=6, lr=5e-3, progress=False)
     mse = evaluate(model, xy(test), task="regression")["mse"]
     assert mse < 0.6 * np.var(test.rating("aroma"))
+
+
+class KeywordRater(nn.Module):
+    """Rates 0.9 when a review holds the keyword (or both halves of a pair), 0.1 otherwise: known SISes."""
+
+    def __init__(self, keyword, pair):
+        super().__init__()
+        self.keyword, self.pair = keyword, pair
+
+    def forward(self, ids):
+        has = lambda w: (ids == w).any(dim=1)  # noqa: E731
+        return torch.where(has(self.keyword) | (has(self.pair[0]) & has(self.pair[1])), 0.9, 0.1)
+
+
+def test_review_sis_finds_each_sufficient_word_set_and_never_padding():
+    from mlcourse.models.text import review_sis
+
+    vocab = Vocab([f"w{i}" for i in range(10)])
+    great, a, b = vocab.stoi["w0"], vocab.stoi["w1"], vocab.stoi["w2"]
+    model = KeywordRater(great, (a, b))
+    ids = vocab.encode([
+        ["w5", "w0", "w6", "w0", "w7"],         # the keyword twice: two one-word SISes
+        ["w1", "w8", "w2", "w9"],               # only the pair together is sufficient
+        ["w5", "w6"],                           # rated 0.1: nothing to explain
+        ["w1", "w0", "w8", "w2", "w5", "w6"],   # keyword, then the pair once it is masked
+    ])
+    found = review_sis(model, ids, threshold=0.5)
+    def as_sets(collection):
+        return sorted(s.tolist() for s in collection)
+
+    assert as_sets(found[0]) == [[1], [3]]
+    assert as_sets(found[1]) == [[0, 2]]
+    assert found[2] == []
+    assert as_sets(found[3]) == [[0, 3], [1]]
+    with pytest.raises(ValueError, match=r"\(N, T\)"):
+        review_sis(model, ids[0], threshold=0.5)
