@@ -125,7 +125,8 @@ def gapped_kmer_features(seqs, l: int = 7, k: int = 5, *, normalized: bool = Tru
     Parameters
     ----------
     seqs : list of str or SeqDataset
-        DNA of one length (at least ``l``). Windows containing ``N`` are skipped.
+        DNA of one length (at least ``l``). A gapped k-mer with ``N`` at an
+        informative position is not counted (``N`` in a gap is fine).
     l, k : int
         Window length and number of informative positions (``k <= l``).
     normalized : bool
