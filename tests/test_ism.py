@@ -1,0 +1,113 @@
+"""Saturation mutagenesis: equal to a one-mutant-at-a-time loop, on every path and architecture."""
+
+import pytest
+import torch
+from torch import nn
+
+from mlcourse.interpret.ism import edits, saturation_mutagenesis
+from mlcourse.models.zeng import ARCHITECTURES, build, min_length
+
+
+def random_dna(n, length, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, 4, (n, length), generator=g)
+    return nn.functional.one_hot(idx, 4).permute(0, 2, 1).float()
+
+
+def naive_ism(f, X):
+    """The definition, one mutant per call: f(x with base b at l) - f(x)."""
+    out = torch.zeros_like(X)
+    with torch.no_grad():
+        for n in range(X.shape[0]):
+            ref = f(X[n:n + 1])[0]
+            for pos in range(X.shape[2]):
+                for base in range(4):
+                    mutant = X[n:n + 1].clone()
+                    mutant[0, :, pos] = 0
+                    mutant[0, base, pos] = 1
+                    out[n, base, pos] = f(mutant)[0] - ref
+    return out
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_equals_naive_loop_for_every_architecture(name):
+    torch.manual_seed(1)
+    length = max(30, min_length(name))
+    model = build(name, length).eval()
+    X = random_dna(2, length)
+    X[1, :, 7] = 0  # an N: all four substitutions are real edits
+    expected = naive_ism(model, X)
+    for fast in (True, False):
+        got = saturation_mutagenesis(model, X, fast=fast, batch_size=64)
+        assert torch.allclose(got, expected, atol=1e-5), (name, fast, (got - expected).abs().max())
+
+
+def test_identity_edits_are_zero_and_n_columns_have_four_edits():
+    X = random_dna(3, 30)
+    X[0, :, 3] = 0
+    model = build("1layer", 30)
+    ism = saturation_mutagenesis(model, X)
+    assert torch.all(ism[X == 1] == 0)
+    assert edits(X)[0, :, 3].all() and edits(X).sum() == 3 * 3 * 30 + 1
+
+
+def test_exact_in_double_precision_with_padding_stride_and_dilation():
+    """The local path's window arithmetic, on layers the Zeng models do not use."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv1d(4, 6, 5, padding=2, dilation=2), nn.ELU(), nn.MaxPool1d(3, stride=2, padding=1),
+        nn.Conv1d(6, 5, 3, stride=2, padding=1), nn.BatchNorm1d(5), nn.GELU(),
+        nn.Flatten(), nn.Linear(5 * 5, 3),
+    ).double().eval()
+    model[4].running_mean.uniform_(-1, 1)
+    X = random_dna(3, 23).double()
+    expected = naive_ism(lambda b: model(b)[:, 2], X)
+    got = saturation_mutagenesis(model, X, target=2, batch_size=8)
+    assert got.dtype == torch.float64
+    assert torch.allclose(got, expected, atol=1e-10)
+
+
+def test_any_callable_and_a_known_answer():
+    """A PWM-like linear scorer: ISM[b, l] = w[b, l] - w[x_l, l]."""
+    w = torch.randn(4, 12, generator=torch.Generator().manual_seed(3))
+    X = random_dna(4, 12, seed=5)
+    ism = saturation_mutagenesis(lambda batch: (batch * w).sum(dim=(1, 2)), X, batch_size=7)
+    expected = w.unsqueeze(0) - (X * w).sum(dim=1, keepdim=True)
+    assert torch.allclose(ism, expected, atol=1e-6)
+
+
+def test_restores_training_mode_and_model_unchanged():
+    model = build("3layer", 70).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    a = saturation_mutagenesis(model, random_dna(2, 70))
+    b = saturation_mutagenesis(model, random_dna(2, 70))
+    assert model.training and torch.equal(a, b)  # eval mode inside: dropout is off
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert isinstance(model.conv1, nn.Conv1d) and isinstance(model.relu3, nn.ReLU)
+
+
+def test_model_using_its_input_twice_takes_the_plain_path():
+    class Skip(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv1d(4, 3, 5)
+            self.pool = nn.MaxPool1d(16)
+
+        def forward(self, x):
+            return self.pool(self.conv1(x)).sum(dim=(1, 2)) + x[:, 0].sum(dim=1)
+
+    model = Skip()
+    X = random_dna(2, 20)
+    assert torch.allclose(saturation_mutagenesis(model, X), naive_ism(model, X), atol=1e-5)
+
+
+def test_bad_inputs():
+    model = build("1layer", 30)
+    with pytest.raises(ValueError, match=r"\(N, 4, L\)"):
+        saturation_mutagenesis(model, torch.zeros(2, 5, 30))
+    with pytest.raises(ValueError, match="returned shape"):
+        saturation_mutagenesis(lambda b: b.sum(dim=1), random_dna(1, 10))
+    with pytest.raises(ValueError, match="target"):
+        saturation_mutagenesis(lambda b: b.sum(dim=2), random_dna(1, 10))
+    with pytest.raises(ValueError, match="batch_size"):
+        saturation_mutagenesis(model, random_dna(1, 30), batch_size=0)
