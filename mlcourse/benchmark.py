@@ -48,7 +48,7 @@ import pandas as pd
 
 from mlcourse.notebooks import atomic_write_text
 
-__all__ = ["Run", "Settings", "grid", "run_one", "sweep", "medians", "plot_auc_by_architecture",
+__all__ = ["Run", "Settings", "grid", "split_data", "run_one", "sweep", "medians", "plot_auc_by_architecture",
            "plot_auc_vs_size", "add_cli"]
 
 KEY = ["architecture", "dataset", "n_train", "seed"]
@@ -113,9 +113,14 @@ def grid(architectures, datasets, sizes, seeds=(0, 1, 2)) -> list[Run]:
     return [Run(a, d, int(n), int(s)) for d, n, s, a in product(datasets, sizes, seeds, architectures)]
 
 
-@lru_cache(maxsize=4)
-def _data(dataset: str, pool: int, n_valid: int, n_test: int):
-    """(training pool, valid, test) for a dataset; simulated pools have ``pool`` training rows."""
+@lru_cache(maxsize=8)
+def split_data(dataset: str, pool: int, n_valid: int, n_test: int):
+    """``(training pool, valid, test)`` SeqDatasets of a named dataset, as every run of a sweep sees them.
+
+    Simulated data are drawn once (data seed 0) with ``pool`` training rows; real
+    sets keep their own splits (DeepBind's validation rows are split off its
+    training file), the test set capped at ``n_test`` random rows. Cached per process.
+    """
     kind, tf = _check_dataset(dataset)
     if kind in ("discovery", "occupancy"):
         from mlcourse.datasets import simulate
@@ -153,7 +158,7 @@ def run_one(run: Run, settings: Settings = Settings(), pool: int | None = None) 
     from mlcourse.train import evaluate, fit
 
     torch.set_num_threads(settings.threads)
-    train, valid, test = _data(run.dataset, pool or run.n_train, settings.n_valid, settings.n_test)
+    train, valid, test = split_data(run.dataset, pool or run.n_train, settings.n_valid, settings.n_test)
     if run.n_train > len(train):
         raise ValueError(f"{run}: asks for {run.n_train} training examples, {run.dataset} has {len(train)}")
     train = train.subset(np.random.default_rng(run.seed).choice(len(train), run.n_train, replace=False))
