@@ -1,0 +1,223 @@
+"""Sufficient input subsets: brute-force agreement, sufficiency, disjointness, motifs, bad input."""
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from mlcourse.interpret import sis
+
+
+def mlp(n_in, seed=0):
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(n_in, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+    return lambda batch: net(batch)[:, 0].detach()
+
+
+def brute_backward_selection(f, x, masked):
+    """Carter et al.'s BackSelect, literally: one candidate per call of f."""
+    remaining, order, scores = list(range(x.numel())), [], []
+    while remaining:
+        best, best_value = None, -float("inf")
+        for i in remaining:
+            keep = [j for j in remaining if j != i]
+            value = float(f(torch.where(_flat_mask(keep, x), x, masked)[None])[0])
+            if value > best_value:
+                best, best_value = i, value
+        remaining.remove(best)
+        order.append(best)
+        scores.append(best_value)
+    return order, scores
+
+
+def _flat_mask(keep, x):
+    mask = torch.zeros(x.numel(), dtype=torch.bool)
+    mask[keep] = True
+    return mask.reshape(x.shape)
+
+
+def value_of(f, x, masked, mask):
+    return float(f(torch.where(mask, x, masked)[None])[0])
+
+
+def test_backward_selection_matches_brute_force():
+    f = mlp(6)
+    for seed in range(4):
+        x = torch.randn(1, 6, generator=torch.Generator().manual_seed(seed)).double()
+        masked = torch.zeros_like(x)
+        got = sis.backward_selection(f, x, masked, batch_size=4)
+        order, scores = brute_backward_selection(f, x, masked)
+        assert got.order.tolist() == order
+        assert torch.allclose(torch.tensor(got.scores), torch.tensor(scores, dtype=torch.float64))
+
+
+def test_find_sis_is_the_shortest_sufficient_tail_and_sufficient():
+    f = mlp(6, seed=1)
+    x = torch.randn(1, 6, generator=torch.Generator().manual_seed(7)).double()
+    masked = torch.zeros_like(x)
+    full = float(f(x[None])[0])
+    threshold = full - 0.05
+    order, _ = brute_backward_selection(f, x, masked)
+    expected = None
+    for k in range(1, 7):
+        kept = order[::-1][:k]
+        if value_of(f, x, masked, _flat_mask(kept, x)) >= threshold:
+            expected = kept
+            break
+    found = sis.find_sis(f, threshold, x, masked)
+    assert found.features.tolist() == expected
+    assert found.mask.shape == x.shape and found.mask.sum() == len(expected)
+    assert value_of(f, x, masked, found.mask) >= threshold
+
+
+def test_collection_is_sufficient_disjoint_and_exhausts_the_input():
+    f = mlp(8, seed=2)
+    X = torch.randn(6, 1, 8, generator=torch.Generator().manual_seed(1)).double()
+    masked = torch.zeros(1, 8, dtype=torch.float64)
+    threshold = float(f(masked[None])[0]) + 0.2
+    collections = sis.sis_collections(f, threshold, X, masked, batch_size=5)
+    assert any(len(c) >= 2 for c in collections)
+    for x, collection in zip(X, collections):
+        union = torch.zeros(1, 8, dtype=torch.bool)
+        for s in collection:
+            assert value_of(f, x, masked, s.mask) >= threshold
+            assert s.score == pytest.approx(value_of(f, x, masked, s.mask))
+            assert not (union & s.mask).any()
+            union |= s.mask
+        # what is left no longer reaches the threshold
+        assert value_of(f, x, masked, ~union) < threshold
+        assert [s.features.tolist() for s in sis.sis_collection(f, threshold, x, masked)] == \
+            [s.features.tolist() for s in collection]
+
+
+def test_tiny_sis_is_minimal_among_all_subsets_of_its_order():
+    """On 4 features, no subset smaller than the SIS is sufficient among prefixes of its ranking."""
+    f = mlp(4, seed=3)
+    x = torch.randn(1, 4, generator=torch.Generator().manual_seed(3)).double()
+    masked = torch.zeros_like(x)
+    threshold = float(f(x[None])[0]) - 0.01
+    found = sis.find_sis(f, threshold, x, masked)
+    sufficient = [set(c) for k in range(1, 5) for c in itertools.combinations(range(4), k)
+                  if value_of(f, x, masked, _flat_mask(list(c), x)) >= threshold]
+    assert set(found.features.tolist()) in sufficient
+
+
+# --------------------------------------------------------------------------- DNA
+
+MOTIF = "TGACTCA"
+
+
+def motif_model():
+    """Scores the best match to MOTIF anywhere (conv + global max pool), as a probability."""
+    conv = nn.Conv1d(4, 1, len(MOTIF), bias=False)
+    with torch.no_grad():
+        conv.weight[:] = -1.0
+        for t, base in enumerate(MOTIF):
+            conv.weight[0, "ACGT".index(base), t] = 1.0
+    return nn.Sequential(conv, nn.AdaptiveMaxPool1d(1), nn.Flatten(), nn.Linear(1, 1))
+
+
+def plant(seq, start):
+    return seq[:start] + MOTIF + seq[start + len(MOTIF):]
+
+
+def random_seq(length, seed):
+    g = torch.Generator().manual_seed(seed)
+    return "".join("ACGT"[i] for i in torch.randint(0, 4, (length,), generator=g))
+
+
+def one_hot(seqs):
+    from mlcourse.dna import one_hot as encode
+    return encode(seqs)
+
+
+def test_sis_of_a_one_motif_sequence_lies_inside_the_motif():
+    model = motif_model()
+    with torch.no_grad():
+        model[3].weight.fill_(3.0)
+        model[3].bias.fill_(-15.0)  # probability > 0.5 only for (nearly) whole matches
+    f = sis.probability(model)
+    starts = [5, 20, 33]
+    seqs = [plant(random_seq(45, seed), s) for seed, s in enumerate(starts)]
+    X = one_hot(seqs)
+    threshold = 0.7
+    assert (f(X) > threshold).all()
+    collections = sis.sis_collections(f, threshold, X, sis.dna_background(X[0]), mask_shape=(1, 45))
+    for start, collection in zip(starts, collections):
+        assert len(collection) == 1
+        positions = collection[0].mask[0].nonzero().reshape(-1)
+        assert positions.min() >= start and positions.max() < start + len(MOTIF)
+
+
+def test_two_motifs_give_two_disjoint_sises_one_in_each():
+    model = motif_model()
+    with torch.no_grad():
+        model[3].weight.fill_(3.0)
+        model[3].bias.fill_(-15.0)
+    f = sis.probability(model)
+    x = one_hot([plant(plant(random_seq(60, 11), 4), 40)])[0]
+    collection = sis.sis_collection(f, 0.7, x, sis.dna_background(x), mask_shape=(1, 60))
+    spans = sorted((int(s.mask[0].nonzero().min()), int(s.mask[0].nonzero().max())) for s in collection)
+    assert len(spans) == 2
+    assert 4 <= spans[0][0] and spans[0][1] < 4 + len(MOTIF)
+    assert 40 <= spans[1][0] and spans[1][1] < 40 + len(MOTIF)
+
+
+def test_negative_decision_explained_with_minus_f():
+    """A repressor: the motif *lowers* the score; -f, -threshold finds the motif as the reason."""
+    model = motif_model()
+    with torch.no_grad():
+        model[3].weight.fill_(-3.0)
+        model[3].bias.fill_(15.0)
+    f = sis.probability(model)
+    x = one_hot([plant(random_seq(40, 4), 12)])[0]
+    background = sis.dna_background(x)
+    threshold = 0.5
+    assert float(f(x[None])[0]) < threshold < float(f(background[None])[0])
+    assert sis.sis_collection(f, threshold, x, background, mask_shape=(1, 40)) == []
+    (reason,) = sis.sis_collection(lambda b: -f(b), -threshold, x, background, mask_shape=(1, 40))
+    positions = reason.mask[0].nonzero().reshape(-1)
+    assert positions.min() >= 12 and positions.max() < 12 + len(MOTIF)
+    assert value_of(f, x, background, reason.mask.expand(4, 40)) <= threshold
+
+
+# --------------------------------------------------------------------------- other inputs
+
+
+def test_image_patches_and_tokens():
+    images = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    images[:, :, :4, :4] += 1.0
+    f = lambda b: b[:, 0, :4, :4].mean(dim=(1, 2))  # noqa: E731  bright top-left block
+    groups = sis.patch_groups(8, 8, 4)
+    assert groups.shape == (1, 8, 8) and groups.max() == 3
+    found = sis.sis_collections(f, 1.0, images, sis.mean_image(images) * 0, groups=groups)
+    for collection in found:
+        assert len(collection) == 1 and collection[0].features.tolist() == [0]
+        assert collection[0].mask[0, :4, :4].all() and not collection[0].mask[0, 4:, 4:].any()
+    embeddings = torch.randn(10, 3, generator=torch.Generator().manual_seed(1))
+    tokens = embeddings[torch.tensor([1, 2, 3, 4, 5])]
+    masked = sis.mean_embedding(embeddings, 5)
+    g = lambda b: (b[:, 2] - masked[2]).abs().sum(dim=1)  # noqa: E731  only token 2 matters
+    (only,) = sis.sis_collection(g, 0.5 * float(g(tokens[None])[0]), tokens, masked, mask_shape=(5, 1))
+    assert only.features.tolist() == [2] and only.mask.shape == (5, 1)
+
+
+def test_bad_inputs():
+    x = torch.rand(1, 6)
+    f = lambda b: b.sum(dim=(1, 2))  # noqa: E731
+    with pytest.raises(ValueError, match="does not broadcast"):
+        sis.sis_collection(f, 1.0, x, torch.zeros(1, 6), mask_shape=(1, 5))
+    with pytest.raises(ValueError, match="fully_masked"):
+        sis.sis_collection(f, 1.0, x, torch.zeros(3, 6))
+    with pytest.raises(ValueError, match="one score per input"):
+        sis.sis_collection(lambda b: b.sum(dim=1), 1.0, x, torch.zeros(1, 6))
+    with pytest.raises(ValueError, match="NaN"):
+        sis.sis_collection(lambda b: b.sum(dim=(1, 2)) * float("nan"), 1.0, x, torch.zeros(1, 6))
+    with pytest.raises(ValueError, match="already scores"):
+        sis.sis_collection(f, -1.0, x, torch.zeros(1, 6))
+    with pytest.raises(ValueError, match="threshold"):
+        sis.sis_collection(f, float("nan"), x, torch.zeros(1, 6))
+    with pytest.raises(ValueError, match="groups"):
+        sis.sis_collection(f, 1.0, x, torch.zeros(1, 6), groups=torch.tensor([[0, 0, 2, 2, 2, 2]]))
+    assert sis.sis_collection(f, float(f(x[None])[0]) + 1, x, torch.zeros(1, 6)) == []
