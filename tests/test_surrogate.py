@@ -70,8 +70,14 @@ def test_lime_top_features_are_the_used_positions():
 
 
 def test_kernel_shap_on_tokens_finds_the_two_deciding_tokens():
-    def model(tokens):
-        return 2.0 * (tokens[:, 1] == 7).float() + 1.0 * (tokens[:, 4] == 3).float()
+    embedding = torch.nn.Embedding(10, 1)  # needs integer ids: a float baseline would break it
+    with torch.no_grad():
+        embedding.weight.zero_()
+        embedding.weight[7], embedding.weight[3] = 2.0, 1.0
+
+    def model(tokens):  # token 7 at position 1 and token 3 at position 4 score
+        values = embedding(tokens)[..., 0]
+        return values[:, 1] * (values[:, 1] == 2) + values[:, 4] * (values[:, 4] == 1)
 
     tokens = torch.tensor([[5, 7, 2, 9, 3, 8], [7, 7, 4, 1, 3, 2]])
     attr = surrogate.kernel_shap(model, tokens, n_samples=100)

@@ -104,6 +104,10 @@ def _surrogate(explainer_cls, model, inputs, feature_mask, baseline, n_samples, 
     if not isinstance(n_samples, int) or n_samples < 2:
         raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
     mask = _check_mask(inputs, feature_mask)
+    if not inputs.is_floating_point():  # token ids stay integers: the baseline must be an id too
+        if not float(baseline).is_integer():
+            raise ValueError(f"baseline={baseline!r} must be a token id for integer inputs")
+        baseline = int(baseline)
     targets = [None] * len(inputs) if target is None else _per_example(target, len(inputs))
     out = torch.zeros(inputs.shape, dtype=torch.float32)
     with torch.random.fork_rng(devices=[]), _evaluating(model):
