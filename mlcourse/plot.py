@@ -13,7 +13,7 @@ import pandas as pd
 from mlcourse.dna import ALPHABET
 
 __all__ = ["logo", "mark_sites", "image_grid", "sequence_heatmap", "position_track", "heatmap_overlay",
-           "method_comparison", "sis_overlay"]
+           "method_comparison", "sis_overlay", "ism_heatmap", "ism_logo", "sis_shading"]
 
 
 def _axes(ax, figsize=(10, 2)):
@@ -210,6 +210,70 @@ def sis_overlay(image, masks, ax=None, title: str | None = None, alpha: float = 
         layer[m] = (*plt.cm.tab10(k % 10)[:3], alpha)
     ax.imshow(layer)
     ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def ism_heatmap(ism, ax=None, sites=(), title: str | None = None):
+    """A saturation-mutagenesis map ``(4, L)``: change in the output for each base at each position.
+
+    Blue = the substitution lowers the score, red = raises it (0 at the bases
+    already present); ``sites`` (objects with ``start``/``end``) are outlined as
+    ground truth. Alipanahi et al. (2015) called these mutation maps.
+    """
+    values = _to_numpy(ism)
+    if values.ndim != 2 or values.shape[0] != 4:
+        raise ValueError(f"ism_heatmap expects a (4, L) matrix in ACGT order, got shape {values.shape}")
+    ax = _axes(ax, figsize=(max(6, values.shape[1] * 0.1), 1.8))
+    limit = float(np.abs(values).max()) or 1.0
+    image = ax.imshow(values, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    ax.set_yticks(range(4), list(ALPHABET))
+    ax.set_xlabel("position")
+    for site in sites:
+        ax.add_patch(plt.Rectangle((site.start - 0.5, -0.5), site.end - site.start, 4, fill=False,
+                                   edgecolor="black", lw=1.5))
+    ax.figure.colorbar(image, ax=ax, pad=0.01, label="Δ output")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def ism_logo(ism, x, ax=None, title: str | None = None):
+    """The observed bases scaled by their ISM importance: ``f(x) - mean f(3 mutants)``.
+
+    ``ism`` and the one-hot ``x`` are ``(4, L)``; a tall letter is a base whose
+    loss the model minds, a letter below the axis one it would rather lose.
+    """
+    values, onehot = _to_numpy(ism), _to_numpy(x)
+    if values.shape != onehot.shape:
+        raise ValueError(f"ism {values.shape} and x {onehot.shape} must have the same (4, L) shape")
+    importance = -values.sum(axis=0, keepdims=True) / 3.0
+    return logo(onehot * importance, ax=ax, title=title, ylabel="ISM importance")
+
+
+def sis_shading(seq: str, masks, ax=None, sites=(), title: str | None = None):
+    """A DNA sequence as letters with each SIS shaded in its own colour, as on Carter et al.'s slides.
+
+    ``masks`` are boolean arrays over positions (shape ``(L,)`` or ``(1, L)``); SIS
+    ``k`` gets colour ``k`` of ``tab10``. ``sites`` (ground truth) are underlined.
+    """
+    ax = _axes(ax, figsize=(max(6, len(seq) * 0.12), 0.9))
+    for k, mask in enumerate(masks):
+        keep = _to_numpy(mask).astype(bool).reshape(-1)
+        if len(keep) != len(seq):
+            raise ValueError(f"SIS {k} has {len(keep)} positions but the sequence has {len(seq)}")
+        for pos in np.flatnonzero(keep):
+            ax.add_patch(plt.Rectangle((pos - 0.5, 0), 1, 1, color=plt.cm.tab10(k % 10), alpha=0.45, lw=0))
+    for pos, base in enumerate(seq):
+        ax.text(pos, 0.5, base, ha="center", va="center", family="monospace", fontsize=7)
+    for site in sites:
+        ax.plot([site.start - 0.5, site.end - 0.5], [-0.08, -0.08], color="black", lw=2,
+                clip_on=False)
+    ax.set_xlim(-0.5, len(seq) - 0.5)
+    ax.set_ylim(-0.15, 1)
+    ax.set_yticks([])
+    ax.set_xlabel("position")
     if title:
         ax.set_title(title, fontsize=9)
     return ax

@@ -1,0 +1,162 @@
+"""Clustering sufficient input subsets: which patterns does a model rely on, and how often?
+
+Carter et al. (2019, arXiv 1810.03805, Sec. 5) write each SIS of a DNA sequence
+(or a text) as a *gapped string* -- the kept bases, ``-`` for masked positions
+in between -- compute pairwise edit (Levenshtein) distances and cluster them
+with DBSCAN (Ester et al. 1996) on the precomputed distance matrix. A cluster
+is one "reason" the model uses; its size says how often. For DNA, a cluster's
+members, aligned, give a consensus PWM that can be compared with the JASPAR
+motif of the TF (:func:`mlcourse.motifs.similarity`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from rapidfuzz.distance import Levenshtein
+from rapidfuzz.process import cdist
+from sklearn.cluster import DBSCAN
+
+from mlcourse.dna import ALPHABET, reverse_complement
+
+__all__ = ["gapped", "sis_table", "edit_distances", "cluster_sis", "cluster_table", "consensus",
+           "overlaps_site", "plot_consensus"]
+
+
+def gapped(items, keep, gap: str = "-"):
+    """The kept items with ``gap`` for masked ones, trimmed to the first and last kept item.
+
+    ``items`` is a string (DNA: returns a string, e.g. ``"TGA-TCA"``) or a list of
+    tokens (text: returns a tuple, e.g. ``("not", "-", "good")``).
+    """
+    keep = np.asarray(keep, dtype=bool).reshape(-1)
+    if len(keep) != len(items):
+        raise ValueError(f"mask has {len(keep)} entries but the input has {len(items)} items")
+    where = np.flatnonzero(keep)
+    if where.size == 0:
+        return "" if isinstance(items, str) else ()
+    span = range(where[0], where[-1] + 1)
+    out = [items[i] if keep[i] else gap for i in span]
+    return "".join(out) if isinstance(items, str) else tuple(out)
+
+
+def sis_table(items: list, collections: list) -> pd.DataFrame:
+    """One row per SIS: ``example``, ``k`` (its rank in the collection), ``start``, ``end``
+    (one past the last kept position), ``size`` and the gapped ``pattern``.
+
+    ``items[i]`` is example ``i`` as a string or token list; ``collections[i]`` its
+    SISes (from :func:`mlcourse.interpret.sis.sis_collections`), masks over positions.
+    """
+    if len(items) != len(collections):
+        raise ValueError(f"{len(items)} inputs but {len(collections)} SIS collections")
+    rows = []
+    for i, (item, collection) in enumerate(zip(items, collections)):
+        for k, s in enumerate(collection):
+            keep = s.mask.reshape(-1).numpy()
+            where = np.flatnonzero(keep)
+            rows.append({"example": i, "k": k, "start": int(where[0]), "end": int(where[-1]) + 1,
+                         "size": len(where), "pattern": gapped(item, keep)})
+    return pd.DataFrame(rows, columns=["example", "k", "start", "end", "size", "pattern"])
+
+
+def edit_distances(patterns) -> np.ndarray:
+    """Pairwise Levenshtein distances ``(n, n)`` between patterns (strings or token tuples), via rapidfuzz."""
+    patterns = list(patterns)
+    if not patterns:
+        return np.zeros((0, 0))
+    return cdist(patterns, patterns, scorer=Levenshtein.distance, dtype=np.int32, workers=1).astype(float)
+
+
+def cluster_sis(patterns, eps: float = 3, min_samples: int = 3) -> np.ndarray:
+    """DBSCAN cluster label per pattern on the edit distances (``-1`` = noise).
+
+    ``eps`` is the edit distance within which two patterns are neighbours;
+    labels are renumbered so that 0 is the largest cluster.
+    """
+    if len(patterns) == 0:
+        return np.zeros(0, dtype=int)
+    labels = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed").fit_predict(
+        edit_distances(patterns))
+    clusters, sizes = np.unique(labels[labels >= 0], return_counts=True)
+    rank = {c: r for r, c in enumerate(clusters[np.argsort(-sizes, kind="stable")])}
+    return np.array([rank.get(label, -1) for label in labels])
+
+
+def cluster_table(patterns, labels, top: int = 3) -> pd.DataFrame:
+    """Per cluster: its size, share of all SISes and its ``top`` most frequent patterns with counts."""
+    patterns, labels = list(patterns), np.asarray(labels)
+    rows = []
+    for c in sorted(set(labels.tolist()), key=lambda c: (c < 0, c)):
+        members = pd.Series([p for p, lab in zip(patterns, labels) if lab == c])
+        counts = members.value_counts().head(top)
+        show = lambda p: p if isinstance(p, str) else " ".join(p)  # noqa: E731
+        rows.append({"cluster": "noise" if c < 0 else int(c), "SISes": len(members),
+                     "share": len(members) / len(patterns),
+                     "top patterns (count)": ", ".join(f"{show(p)} ({n})" for p, n in counts.items())})
+    return pd.DataFrame(rows).set_index("cluster")
+
+
+def _matches(a: str, b: str, offset: int) -> int:
+    """Equal non-gap letters when ``b`` is placed with its first letter under ``a[offset]``."""
+    return sum(1 for j, ch in enumerate(b)
+               if ch != "-" and 0 <= offset + j < len(a) and a[offset + j] == ch)
+
+
+def consensus(patterns, min_coverage: float = 0.5) -> np.ndarray:
+    """A ``(4, W)`` PWM from DNA SIS patterns: each aligned to the medoid, counted per column.
+
+    Each pattern (or its reverse complement, whichever matches better) is placed
+    at the offset with the most identical bases to the cluster's medoid (the
+    member with the smallest total edit distance); gaps count nothing. Columns
+    that fewer than ``min_coverage`` of the patterns cover are dropped.
+    """
+    patterns = [p for p in patterns if p]
+    if not patterns:
+        raise ValueError("no patterns to build a consensus from")
+    medoid = patterns[int(edit_distances(patterns).sum(axis=1).argmin())]
+    pad = max(len(p) for p in patterns)
+    counts = np.zeros((4, len(medoid) + 2 * pad))
+    for p in patterns:
+        options = [(_matches(medoid, q, off), q, off) for q in (p, reverse_complement(p))
+                   for off in range(-len(q) + 1, len(medoid))]
+        _, best, offset = max(options, key=lambda o: o[0])
+        for j, ch in enumerate(best):
+            if ch in ALPHABET:
+                counts[ALPHABET.index(ch), pad + offset + j] += 1
+    covered = counts.sum(axis=0) >= min_coverage * len(patterns)
+    if not covered.any():
+        raise ValueError("no column is covered by enough patterns; lower min_coverage")
+    cols = np.flatnonzero(covered)
+    counts = counts[:, cols[0]:cols[-1] + 1]
+    return (counts + 0.1) / (counts + 0.1).sum(axis=0, keepdims=True)
+
+
+def overlaps_site(table: pd.DataFrame, sites: list) -> np.ndarray:
+    """For each row of :func:`sis_table`, whether the SIS span meets one of its example's ``sites``."""
+    return np.array([any(r.start < s.end and s.start < r.end for s in sites[r.example])
+                     for r in table.itertuples()], dtype=bool)
+
+
+def plot_consensus(probs, motif, axes=None):
+    """A cluster consensus above its JASPAR ``motif``, shifted by their best alignment.
+
+    Uses :func:`mlcourse.motifs.similarity` (offset, strand); returns the two Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    from mlcourse.motifs import Motif, plot_logo, similarity
+
+    query = Motif.from_probs(probs, "SIS consensus")
+    match = similarity(query, motif)
+    target = motif.reverse_complement() if match.strand == "-" else motif
+    if axes is None:
+        fig, axes = plt.subplots(2, 1, figsize=(8, 4))
+        fig.subplots_adjust(hspace=0.6)
+    plot_logo(query, ax=axes[0], title=f"SIS cluster consensus (similarity {match.score:.2f})")
+    plot_logo(target, ax=axes[1])
+    # column k of the motif sits under column k + offset of the consensus: same span, shifted
+    lo, hi = min(0, match.offset), max(query.width, match.offset + target.width)
+    axes[0].set_xlim(lo - 0.5, hi - 0.5)
+    axes[1].set_xlim(lo - 0.5 - match.offset, hi - 0.5 - match.offset)
+    axes[1].set_title(f"{target.name} {target.matrix_id or ''} (strand {match.strand}, offset {match.offset})")
+    return axes
