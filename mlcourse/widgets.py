@@ -4,16 +4,16 @@ Each builder returns one widget: a row of controls, a one-line readout and a
 figure. The work behind a widget lives in a plain function next to it, so it
 can be tested and reused without a browser:
 
-==========================  ==============================  =================================
-builder                     the logic it calls              lecture
-==========================  ==============================  =================================
-:func:`sequence_explorer`   :func:`predict_and_ism`         black-box interpretation (ISM)
-:func:`sis_explorer`        :func:`sis_state`               sufficient input subsets
-:func:`filter_browser`      :func:`filter_report`           first-layer filters
-:func:`attribution_comparer` :func:`attribute`              comparing attribution methods
-:func:`ig_path_explorer`    :func:`ig_path`, :func:`ig_path_state`  integrated gradients
-:func:`ascent_viewer`       :func:`ascent_frame`            class maximisation
-==========================  ==============================  =================================
+============================ ========================================== =========================
+builder                      the logic it calls                         lecture
+============================ ========================================== =========================
+:func:`sequence_explorer`    :func:`predict_and_ism`                    04 saturated mutagenesis
+:func:`sis_explorer`         :func:`sis_state`                          07 SIS for TF binding
+:func:`filter_browser`       :class:`FilterBank`, :func:`filter_report` 08 filters
+:func:`attribution_comparer` :func:`attribute`, :func:`image_methods`   12 LIME, SHAP, comparison
+:func:`ig_path_explorer`     :func:`ig_path`, :func:`ig_path_state`     11 integrated gradients
+:func:`ascent_viewer`        :func:`ascent_frame`                       13 gradient ascent
+============================ ========================================== =========================
 
 Slow work happens once, when the widget is built (an IG path, an ascent
 trajectory, the filters' PWMs), or only when a slider is released
