@@ -10,7 +10,10 @@ Compares, on the same model and inputs, in one run:
 
 and checks that every result equals ``mlcourse``'s to 1e-4. Run::
 
-    .venv/bin/python benchmarks/bench_ism.py [--n 1000] [--models 1layer_128motif 3layer]
+    .venv/bin/python benchmarks/bench_ism.py [--n 1000] [--models 1layer_128motif 3layer] [--threads 1]
+
+On a shared, loaded machine pass ``--threads 1``: many small operations with several threads
+each wait for busy cores, which distorts every timing.
 """
 
 from __future__ import annotations
@@ -63,7 +66,10 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=1000, help="sequences (default 1000)")
     parser.add_argument("--length", type=int, default=101)
     parser.add_argument("--models", nargs="+", default=["1layer_128motif", "3layer"])
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
     X = torch.nn.functional.one_hot(torch.randint(0, 4, (args.n, args.length)), 4)
