@@ -923,8 +923,10 @@ class SISExplorer(Explorer):
         self.seqs = decode(self.X)
         self.example = w.IntSlider(value=0, min=0, max=len(self.X) - 1, continuous_update=False,
                                    description="example")
-        self.threshold = w.FloatSlider(value=threshold, min=0.5, max=0.99, step=0.01,
-                                       continuous_update=False, description="threshold")
+        self.threshold = w.FloatSlider(value=threshold, min=min(0.5, threshold),
+                                       max=max(0.995, threshold), step=0.005,
+                                       continuous_update=False, description="threshold",
+                                       readout_format=".3f")
         self._cache: dict[tuple[int, float], dict] = {}
         super().__init__([self.example, self.threshold])
         self.refresh()
@@ -942,7 +944,7 @@ class SISExplorer(Explorer):
                               for k, (p, s) in enumerate(zip(state["positions"], state["collection"])))
         else:
             found = "no SIS: the sequence itself scores below the threshold"
-        text = (f"example {key[0]}: f(x) = <b>{state['probability']:.3f}</b>, threshold {key[1]:.2f} · "
+        text = (f"example {key[0]}: f(x) = <b>{state['probability']:.3f}</b>, threshold {key[1]:.3f} · "
                 f"{found} · {state['seconds']:.1f} s" + _shaded(seq, state["positions"], sites))
         fig = Figure(figsize=(11, 1.4))
         ax = fig.subplots()
