@@ -64,7 +64,7 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    data = simulate.motif_discovery("MAFF", n=3000, seed=0)
+    data = simulate.motif_discovery("MAFF", n=6000, seed=0)  # 1,200 test sequences: top 10% > 100
     train_set, valid_set, test_set = data.split(valid=0.1, test=0.2, seed=0)
     model = zeng.build("1layer", data.length)
     train.fit(model, train_set, valid_set, epochs=8, batch_size=64, lr=3e-3, progress=False)
