@@ -29,13 +29,22 @@ def naive_ism(f, X):
     return out
 
 
+@pytest.fixture
+def one_thread():
+    """Thousands of one-mutant calls run faster (and steadier on a shared machine) on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("name", ARCHITECTURES)
-def test_equals_naive_loop_for_every_architecture(name):
+def test_equals_naive_loop_for_every_architecture(name, one_thread):
     torch.manual_seed(1)
     length = max(30, min_length(name))
     model = build(name, length).eval()
-    X = random_dna(2, length)
-    X[1, :, 7] = 0  # an N: all four substitutions are real edits
+    X = random_dna(1, length)
+    X[0, :, 7] = 0  # an N: all four substitutions are real edits
     expected = naive_ism(model, X)
     for fast in (True, False):
         got = saturation_mutagenesis(model, X, fast=fast, batch_size=64)
@@ -51,7 +60,7 @@ def test_identity_edits_are_zero_and_n_columns_have_four_edits():
     assert edits(X)[0, :, 3].all() and edits(X).sum() == 3 * 3 * 30 + 1
 
 
-def test_exact_in_double_precision_with_padding_stride_and_dilation():
+def test_exact_in_double_precision_with_padding_stride_and_dilation(one_thread):
     """The local path's window arithmetic, on layers the Zeng models do not use."""
     torch.manual_seed(0)
     model = nn.Sequential(
@@ -76,7 +85,7 @@ def test_any_callable_and_a_known_answer():
     assert torch.allclose(ism, expected, atol=1e-6)
 
 
-def test_restores_training_mode_and_model_unchanged():
+def test_restores_training_mode_and_model_unchanged(one_thread):
     model = build("3layer", 70).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     a = saturation_mutagenesis(model, random_dna(2, 70))
