@@ -23,7 +23,7 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	MLCOURSE_FAST=1 $(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 MLCOURSE_FAST=1 $(BIN)/python -m pytest -n auto --dist loadfile
 
 run: $(STAMP)
 	$(BIN)/mlcourse run
