@@ -166,7 +166,7 @@ def target_scores(output: torch.Tensor, target=None) -> torch.Tensor:
     if output.ndim != 2:
         raise ValueError(f"expected model output (N,) or (N, C), got shape {tuple(output.shape)}")
     if target is None:
-        raise ValueError(f"the model gives {output.shape[1]} scores per example; pass target=<class index>")
+        raise ValueError(f"the model gives {output.shape[1]} scores per example; pass target=class index")
     index = torch.as_tensor(target, device=output.device).long().reshape(-1)
     if index.numel() == 1:
         index = index.expand(output.shape[0])

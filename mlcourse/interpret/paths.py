@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from mlcourse.dna import as_rng, decode, dinucleotide_shuffle, one_hot
+from mlcourse.interpret.backprop import target_scores
 
 __all__ = [
     "METHODS",
@@ -90,27 +91,6 @@ def eval_mode(model: nn.Module):
         yield model
     finally:
         model.train(was_training)
-
-
-def _scores(output: torch.Tensor, target) -> torch.Tensor:
-    """One score per example: the output itself for ``(N,)`` models, column ``target`` for ``(N, C)``."""
-    if output.ndim == 1:
-        if target is not None:
-            raise ValueError(f"the model returns one score per example (shape {tuple(output.shape)}); "
-                             f"target={target!r} must be None")
-        return output
-    if output.ndim == 2 and output.shape[1] == 1 and target is None:
-        return output[:, 0]
-    if output.ndim != 2:
-        raise ValueError(f"model output must be (N,) or (N, C), got shape {tuple(output.shape)}")
-    if target is None:
-        raise ValueError(f"the model returns {output.shape[1]} scores per example: give target=class index")
-    index = torch.as_tensor(target, device=output.device).long().reshape(-1)
-    if index.numel() == 1:
-        index = index.expand(output.shape[0])
-    if index.numel() != output.shape[0] or index.min() < 0 or index.max() >= output.shape[1]:
-        raise ValueError(f"target={target!r} does not name one of {output.shape[1]} classes per example")
-    return output.gather(1, index[:, None])[:, 0]
 
 
 def _baseline_like(X: torch.Tensor, baseline) -> torch.Tensor:
@@ -179,7 +159,7 @@ def _path_gradients(model, base, delta, alphas, weights, target) -> torch.Tensor
     points.requires_grad_(True)
     targets = None if target is None else _repeat_target(target, n, len(a))
     with torch.enable_grad():
-        scores = _scores(model(points), targets)
+        scores = target_scores(model(points), targets)
         (grad,) = torch.autograd.grad(scores.sum(), points)
     return (w.reshape(shape) * grad.reshape(len(a), *base.shape)).sum(0)
 
@@ -205,7 +185,7 @@ def completeness_gap(model, X: torch.Tensor, attributions: torch.Tensor, baselin
     if attributions.shape != X.shape:
         raise ValueError(f"attributions have shape {tuple(attributions.shape)}, inputs {tuple(X.shape)}")
     with torch.no_grad():
-        change = _scores(model(X), target) - _scores(model(_baseline_like(X, baseline)), target)
+        change = target_scores(model(X), target) - target_scores(model(_baseline_like(X, baseline)), target)
     total = attributions.reshape(len(X), -1).sum(1)
     return (total - change).abs() / change.abs().clamp_min(1e-12)
 
@@ -314,8 +294,8 @@ def _attribute_against(explainer, model, X, references, target, hypothetical, ba
                                 **kwargs).detach()
         if with_delta:
             with torch.no_grad():
-                change = (_scores(model(inputs[part]), part_target)
-                          - _scores(model(bases[part]), part_target))
+                change = (target_scores(model(inputs[part]), part_target)
+                          - target_scores(model(bases[part]), part_target))
             error.append((m * (inputs[part] - bases[part])).flatten(1).sum(1) - change)
         multipliers.append(m)
     multipliers = torch.cat(multipliers).reshape(references.shape)
