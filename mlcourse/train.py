@@ -25,6 +25,7 @@ Tasks
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import time
@@ -39,7 +40,9 @@ from tqdm.auto import tqdm
 
 from mlcourse.config import scale
 
-__all__ = ["History", "fit", "predict", "evaluate", "binary_metrics", "save", "load", "as_tensors"]
+__all__ = [
+    "History", "fit", "predict", "evaluate", "binary_metrics", "save", "load", "as_tensors", "eval_mode",
+]
 
 TASKS = ("binary", "multiclass", "regression")
 _METRIC = {"binary": "valid AUC", "multiclass": "valid accuracy", "regression": "valid -MSE"}
@@ -265,6 +268,24 @@ def fit(
     return history
 
 
+@contextlib.contextmanager
+def eval_mode(model):
+    """Run the block with ``model`` in eval mode (no dropout), then restore its training flag.
+
+    Anything that is not an ``nn.Module`` (a plain scoring function) passes through unchanged,
+    so black-box methods can use this for models and callables alike.
+    """
+    if not isinstance(model, nn.Module):
+        yield model
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def predict(model: nn.Module, X, batch_size: int = 512, device=None) -> np.ndarray:
     """Raw model outputs (logits for classifiers) for ``X``, in eval mode, without gradients.
 
@@ -276,13 +297,10 @@ def predict(model: nn.Module, X, batch_size: int = 512, device=None) -> np.ndarr
     X = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
     if device is None:
         device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     outs = []
-    with torch.inference_mode():
+    with torch.inference_mode(), eval_mode(model):
         for i in range(0, len(X), batch_size):
             outs.append(model(X[i : i + batch_size].to(device)).float().cpu())
-    model.train(was_training)
     out = torch.cat(outs).numpy() if outs else np.zeros(0, dtype=np.float32)
     return out.squeeze(-1) if out.ndim == 2 and out.shape[1] == 1 else out
 

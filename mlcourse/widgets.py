@@ -29,7 +29,6 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import html
 import io
 import time
@@ -54,8 +53,9 @@ from mlcourse.interpret.compare import default_methods, precision_at_k
 from mlcourse.interpret.filters import activation_motifs, first_conv, trim, weight_motifs
 from mlcourse.interpret.ism import saturation_mutagenesis, score_fn
 from mlcourse.interpret.maximize import Trajectory
-from mlcourse.interpret.paths import eval_mode, integrated_gradients
+from mlcourse.interpret.paths import integrated_gradients
 from mlcourse.motifs import Motif, best_jaspar_match
+from mlcourse.train import eval_mode
 
 __all__ = [
     "Explorer",
@@ -96,9 +96,6 @@ def _single(x, name: str = "x") -> torch.Tensor:
     return x
 
 
-def _evaluating(model):
-    """Eval mode (no dropout) for modules during a call; plain callables need nothing."""
-    return eval_mode(model) if isinstance(model, nn.Module) else contextlib.nullcontext()
 
 
 def _png(fig: Figure) -> bytes:
@@ -263,7 +260,7 @@ def predict_and_ism(model, seq: str, target=None) -> tuple[float, np.ndarray]:
         "mutation maps") and :func:`mlcourse.interpret.ism.saturation_mutagenesis`.
     """
     x = one_hot(seq)
-    with torch.inference_mode(), _evaluating(model):
+    with torch.inference_mode(), eval_mode(model):
         score = float(score_fn(model, target)(x)[0])
     # One sequence: a single batch of its 3L mutants beats the local-window path's set-up.
     ism = saturation_mutagenesis(model, x, target=target, fast=False)
@@ -416,7 +413,7 @@ def ig_path(model, x, baseline=None, *, steps: int = 50, target=None) -> IGPath:
     alphas = torch.linspace(0, 1, steps + 1)
     points = baseline + alphas.view(-1, *[1] * x.ndim) * (x - baseline)
     points.requires_grad_(True)
-    with torch.enable_grad(), _evaluating(model):
+    with torch.enable_grad(), eval_mode(model):
         outputs = score_fn(model, target)(points)
         (gradients,) = torch.autograd.grad(outputs.sum(), points)
     return IGPath(x, baseline, alphas.numpy(), outputs.detach().numpy().astype(float),
@@ -695,7 +692,7 @@ class AttributionComparer(Explorer):
         """One method's map for this example (computed once, then cached)."""
         if name not in self._cache:
             self.readout.value = f"computing {html.escape(name)}&hellip;"
-            with _evaluating(self.model):
+            with eval_mode(self.model):
                 self._cache[name] = attribute(self.methods, name, self.x)
         return self._cache[name]
 

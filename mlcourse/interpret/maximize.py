@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from mlcourse.interpret.backprop import target_scores
-from mlcourse.interpret.paths import eval_mode
 from mlcourse.motifs import Motif
+from mlcourse.train import eval_mode
 
 __all__ = ["Trajectory", "class_image", "dna_class_pwm", "motif_from_pwm"]
 

@@ -36,10 +36,10 @@ from torch import nn
 
 from mlcourse.dna import as_rng, decode, dinucleotide_shuffle, one_hot
 from mlcourse.interpret.backprop import target_scores
+from mlcourse.train import eval_mode
 
 __all__ = [
     "METHODS",
-    "eval_mode",
     "riemann_weights",
     "integrated_gradients",
     "completeness_gap",
@@ -80,17 +80,6 @@ def riemann_weights(steps: int, method: str = "riemann_trapezoid") -> tuple[np.n
         return np.linspace(0, 1, m), weights
     offset = {"riemann_left": 0.0, "riemann_middle": 0.5, "riemann_right": 1.0}[method]
     return (np.arange(m) + offset) / m, np.full(m, 1 / m)
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module):
-    """Put ``model`` in eval mode (no dropout) for the block, then restore its training flag."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 def _baseline_like(X: torch.Tensor, baseline) -> torch.Tensor:
@@ -142,7 +131,7 @@ def integrated_gradients(model, X: torch.Tensor, baseline=None, *, target=None, 
     per_call = max(1, batch_size // max(n, 1))
     total = torch.zeros_like(X)
     delta = X - base
-    with eval_mode(model) if isinstance(model, nn.Module) else contextlib.nullcontext():
+    with eval_mode(model):
         for start in range(0, len(alphas), per_call):
             total += _path_gradients(model, base, delta, alphas[start:start + per_call],
                                      weights[start:start + per_call], target)

@@ -25,13 +25,11 @@ one example at a time.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 
 from mlcourse.interpret.backprop import target_scores
-from mlcourse.interpret.paths import eval_mode
+from mlcourse.train import eval_mode
 
 __all__ = [
     "position_mask",
@@ -110,7 +108,7 @@ def _surrogate(explainer_cls, model, inputs, feature_mask, baseline, n_samples, 
         baseline = int(baseline)
     targets = [None] * len(inputs) if target is None else _per_example(target, len(inputs))
     out = torch.zeros(inputs.shape, dtype=torch.float32)
-    with torch.random.fork_rng(devices=[]), _evaluating(model):
+    with torch.random.fork_rng(devices=[]), eval_mode(model):
         torch.manual_seed(seed)
         explainer = explainer_cls(model, **init)
         for i in range(len(inputs)):
@@ -122,9 +120,6 @@ def _surrogate(explainer_cls, model, inputs, feature_mask, baseline, n_samples, 
     return out
 
 
-def _evaluating(model):
-    """Eval mode for modules (restored afterwards); nothing for other callables."""
-    return eval_mode(model) if isinstance(model, torch.nn.Module) else contextlib.nullcontext()
 
 
 def _per_example(target, n: int) -> list:
@@ -265,7 +260,7 @@ def max_entropy(model, X: torch.Tensor, *, target=None, beta: float = 20.0, swee
     def score(batch):
         return target_scores(torch.cat([model(b) for b in batch.split(batch_size)]), target)
 
-    with _evaluating(model), torch.inference_mode():
+    with eval_mode(model), torch.inference_mode():
         original = score(X)
         scale = original.abs().clamp_min(1.0)
         for sweep in range(sweeps):
