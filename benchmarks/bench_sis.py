@@ -3,8 +3,10 @@
 The peer is Carter et al.'s algorithm run per example, as their reference code does: every
 backward-selection step scores that example's candidates in one batch, then FindSIS adds
 features back one call at a time. ``mlcourse.interpret.sis.sis_collections`` runs all examples
-together (shared batches) and reads FindSIS off the backward-selection scores. The SISes must be
-identical. The model is a ``1layer`` CNN trained briefly on simulated MAFF binding. Run::
+together (shared batches), reads FindSIS off the backward-selection scores, and screens each
+step's candidates (single-position edits) with the fastISM-style local-window path of
+``mlcourse.interpret.ism``, so the model scores only the few that may be the best. The SISes must
+be identical (compared without tolerance). The model is a ``1layer`` CNN trained briefly on simulated MAFF binding. Run::
 
     .venv/bin/python benchmarks/bench_sis.py [--n 100] [--threads 1]
 """

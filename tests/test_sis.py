@@ -221,3 +221,65 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="groups"):
         sis.sis_collection(f, 1.0, x, torch.zeros(1, 6), groups=torch.tensor([[0, 0, 2, 2, 2, 2]]))
     assert sis.sis_collection(f, float(f(x[None])[0]) + 1, x, torch.zeros(1, 6)) == []
+
+
+def _plain(f):
+    """The same scores without the model attached: forces the generic (unscreened) path."""
+    return lambda batch: f(batch)
+
+
+def _saturating_cnn(seed):
+    """A ``1layer`` CNN with large weights: probabilities round to 1.0 in float32, so exact ties abound."""
+    from mlcourse.models import zeng
+    torch.manual_seed(seed)
+    model = zeng.build("1layer", 40).eval()
+    with torch.no_grad():
+        model.conv1.weight.mul_(8.0)
+    return model
+
+
+def test_dna_screen_gives_exactly_the_plain_path_ties_included():
+    """The local-window screen changes only the cost: identical orders, scores and SISes."""
+    for seed in range(3):
+        model = _saturating_cnn(seed)
+        f = sis.probability(model)
+        X = one_hot([random_seq(40, 100 + i) for i in range(6)])
+        masked = sis.dna_background(X[0])
+        inputs = sis._Inputs(X, masked, (1, 40), None, single=False)
+        assert sis._LocalScreen.build(f, inputs, 64) is not None  # the fast path is really taken
+        threshold = max(float(f(X).median()), float(f(masked[None])[0])) + 1e-3
+        for x in X[:2]:
+            fast = sis.backward_selection(f, x, masked, mask_shape=(1, 40))
+            slow = sis.backward_selection(_plain(f), x, masked, mask_shape=(1, 40))
+            assert fast.order.tolist() == slow.order.tolist()
+            # the scores are f's own, which in float32 vary in the last bits with the batch they sit in
+            assert torch.allclose(torch.tensor(fast.scores), torch.tensor(slow.scores), rtol=1e-6, atol=0)
+        ours = sis.sis_collections(f, threshold, X, masked, mask_shape=(1, 40), batch_size=64)
+        plain = sis.sis_collections(_plain(f), threshold, X, masked, mask_shape=(1, 40), batch_size=64)
+        assert [[s.features.tolist() for s in c] for c in ours] == [[s.features.tolist() for s in c] for c in plain]
+        assert all(abs(a.score - b.score) <= 1e-6 * b.score for c, d in zip(ours, plain) for a, b in zip(c, d))
+
+
+def test_dna_screen_error_bound_holds_and_other_inputs_stay_generic():
+    from mlcourse.models import zeng
+    torch.manual_seed(0)
+    model = zeng.build("1layer", 40).eval()
+    f = sis.probability(model)
+    X = one_hot([random_seq(40, 7), random_seq(40, 8)])
+    masked = sis.dna_background(X[0])
+    inputs = sis._Inputs(X, masked, (1, 40), None, single=False)
+    screen = sis._LocalScreen.build(f, inputs, 64)
+    keep = torch.rand(2, 40, generator=torch.Generator().manual_seed(1)) < 0.5
+    approx = screen(inputs, torch.arange(2), keep)
+    with torch.no_grad():
+        for i in range(2):
+            for p in torch.nonzero(keep[i]).reshape(-1).tolist():
+                k = keep[i].clone()
+                k[p] = False
+                exact = float(model(torch.where(k[None, None, :], X[i], masked))[0])
+                assert abs(approx[i, p] - exact) <= sis._LocalScreen.LOGIT_ERROR * (1 + abs(exact)) / 10
+    # a class target, groups, or a plain callable take the generic path
+    assert sis._LocalScreen.build(sis.probability(model, target=0), inputs, 64) is None
+    assert sis._LocalScreen.build(_plain(f), inputs, 64) is None
+    grouped = sis._Inputs(X, masked, None, torch.arange(40).reshape(1, 40) // 2, single=False)
+    assert sis._LocalScreen.build(f, grouped, 64) is None

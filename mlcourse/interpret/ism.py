@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["saturation_mutagenesis", "score_fn", "edits"]
+__all__ = ["saturation_mutagenesis", "score_fn", "edits", "local_plan"]
 
 _POINTWISE = (
     nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Softplus,
@@ -164,7 +164,7 @@ def saturation_mutagenesis(model, X, target=None, batch_size: int = 2048, fast: 
     with _evaluating(model), torch.inference_mode():
         X = X.to(device)
         ref = _batched(score, X, batch_size)
-        plan = _LocalPlan.capture(model, score, X[:1]) if fast and isinstance(model, nn.Module) else None
+        plan = local_plan(model, X[:1], target) if fast and isinstance(model, nn.Module) else None
         if plan is None:
             out = _plain(score, X, ref, batch_size)
         else:
@@ -178,6 +178,26 @@ def _device_of(model) -> torch.device:
         if param is not None:
             return param.device
     return torch.device("cpu")
+
+
+def local_plan(model: nn.Module, example: torch.Tensor, target=None):
+    """The local-window path for ``model``, or None when it does not start with a local chain.
+
+    ``example`` is one batch ``(1, 4, L)`` of the inputs to come (call in eval
+    mode, without gradients). The plan's ``edit_scores(X, new, ref)`` scores all
+    single-column edits of ``X`` and ``score(X)`` scores ``X`` itself; ISM edits
+    in the four bases, SIS (:mod:`mlcourse.interpret.sis`) the masked value.
+    """
+    return _LocalPlan.capture(model, score_fn(model, target), example)
+
+
+def _halving_max(vals: torch.Tensor) -> torch.Tensor:
+    """``vals.amax(dim=-2)`` by pairwise maxima of halves (overlapping when odd): several times
+    faster than a reduction over a middle dimension on the CPU, and exactly the same values."""
+    while vals.shape[-2] > 1:
+        half = vals.shape[-2] // 2
+        vals = torch.maximum(vals[..., :vals.shape[-2] - half, :], vals[..., half:, :])
+    return vals[..., 0, :]
 
 
 def _plain(score, X, ref, batch_size):
@@ -350,12 +370,32 @@ class _LocalPlan:
         return out
 
     def _chunk(self, X, ref):
-        """ISM of a chunk of sequences: per position, all 4 bases x all sequences in one batch.
+        """ISM of a chunk of sequences: every base at every position, via :meth:`edit_scores`.
 
-        Row ``b * n_seqs + i`` of every batch is sequence ``i`` with base ``b`` at the
-        position. Scoring the identity base too is cheaper than gathering the three
-        true mutants out of the broadcast; its entry is then set to exactly 0.
+        Scoring the identity base too is cheaper than gathering the three true
+        mutants; its entry is then set to exactly 0.
         """
+        bases = torch.eye(4, dtype=X.dtype, device=X.device)[:, None, :, None]  # (4, 1, 4, 1)
+        delta = (self.edit_scores(X, bases, ref) - ref[:, None]).transpose(0, 1)  # (N, 4, L)
+        return torch.where(edits(X), delta, 0.0)
+
+    def edit_scores(self, X, new, ref, where=None):
+        """Scores of every single-column edit of ``X``: ``(K, N, L)``.
+
+        Entry ``[k, i, p]`` scores ``X[i]`` with column ``p`` replaced by
+        ``new[k, i, :, p]``; ``new`` broadcasts against ``(K, N, 4, L)`` (ISM: the
+        four bases; SIS: the masked value of each input). ``ref`` ``(N,)`` are
+        the scores of ``X`` itself, used where an edit reaches nothing and where
+        the boolean ``where`` ``(N, L)`` (default: everywhere) is False; ``None``
+        computes them when needed (and leaves 0 where ``where`` is False). Each
+        position is one batch of ``K N`` edited inputs that recomputes only the
+        windows the edit reaches (first-layer change without a convolution,
+        global max pool from prefix and suffix maxima).
+        """
+        n, length = X.shape[0], X.shape[-1]
+        new = torch.as_tensor(new, dtype=X.dtype, device=X.device)
+        new = new.expand(new.shape[0], n, *X.shape[1:])
+        k = new.shape[0]
         acts = self._reference(X)
         padded = [
             F.pad(acts[i], (st.pad, st.pad), value=0.0 if st.kind == "conv" else -math.inf)
@@ -366,11 +406,18 @@ class _LocalPlan:
         if g is not None:
             prefix = torch.cummax(acts[g], dim=-1).values
             suffix = torch.cummax(acts[g].flip(-1), dim=-1).values.flip(-1)
-        out = torch.zeros_like(X)
-        changes = edits(X)
-        ref4 = ref.repeat(4)
-        for p in range(X.shape[-1]):
-            lo, hi, vals = self._first(X, acts[1], padded[0], p)
+            first = self.steps[0]
+            if (first.module.groups == 1 and first.stride == 1
+                    and all(st.kind == "pointwise" and not isinstance(st.module, nn.BatchNorm1d)
+                            for i, st in enumerate(self.steps) if i not in (0, g))):
+                return self._all_positions(X, new, ref, where, acts, g, prefix, suffix)
+        if ref is None:
+            ref = self._rest(acts[-1])
+        out = ref.to(X.dtype).expand(k, length, n).permute(0, 2, 1).clone()
+        for p in range(length):
+            if where is not None and not where[:, p].any():
+                continue
+            lo, hi, vals = self._first(X, acts[1], padded[0], p, new[:, :, :, p])
             pooled = False
             for i, st in enumerate(self.steps[1:], start=1):
                 if lo > hi:
@@ -383,28 +430,81 @@ class _LocalPlan:
                         outside = prefix[:, :, lo - 1]
                     if hi < st.in_len - 1:
                         outside = torch.maximum(outside, suffix[:, :, hi + 1])
-                    vals = torch.maximum(outside.repeat(4, 1), vals.amax(dim=-1)).unsqueeze(-1)
+                    vals = torch.maximum(outside.repeat(k, 1), vals.amax(dim=-1)).unsqueeze(-1)
                     pooled = True
                 else:
                     lo, hi, vals = self._window(st, padded[i], lo, hi, vals)
             if lo > hi:
-                continue  # the mutation reaches nothing: the output is unchanged (0)
+                continue  # the edit reaches nothing: the score is unchanged
             if pooled:
                 chain_out = vals
             else:
-                chain_out = acts[-1].repeat(4, 1, 1)
+                chain_out = acts[-1].repeat(k, 1, 1)
                 chain_out[:, :, lo:hi + 1] = vals
-            delta = (self._rest(chain_out) - ref4).reshape(4, -1).T
-            out[:, :, p] = torch.where(changes[:, :, p], delta, 0.0)
+            scores = self._rest(chain_out).reshape(k, n)
+            out[:, :, p] = scores if where is None else torch.where(where[:, p], scores, out[:, :, p])
         return out
 
-    def _first(self, X, conv_out, padded_in, p):
-        """The first convolution's output window with each base at position ``p``: ``(4 N, C, w)``."""
+    def _all_positions(self, X, new, ref, where, acts, g, prefix, suffix, elements: int = 2 ** 18):
+        """:meth:`edit_scores` for a chain conv -> elementwise -> global max -> elementwise.
+
+        All positions at once: output ``j`` of the (stride 1) first convolution reads
+        position ``p`` through tap ``t`` when ``j = p + pad - d t``, so the edited
+        window of every ``p`` is ``conv_out[j] + W[:, :, t] @ (new - old)``, and the
+        pooled value is the larger of its maximum and the prefix/suffix maxima
+        outside it. Rows go in chunks of about ``elements`` window entries.
+        """
+        st, conv_out = self.steps[0], acts[1]
+        k, n, length = new.shape[0], X.shape[0], X.shape[-1]
+        reach = st.dilation * (st.kernel - 1)
+        positions = torch.arange(length, device=X.device)
+        lo = (positions + st.pad - reach).clamp(min=0)
+        hi = (positions + st.pad).clamp(max=st.out_len - 1)
+        none = torch.full_like(prefix[:, :, :1], -math.inf)
+        before = torch.cat([none, prefix], dim=-1)[:, :, lo]  # max over outputs < lo
+        after = torch.cat([suffix, none], dim=-1)[:, :, (hi + 1).clamp(max=st.out_len)]  # max over > hi
+        outside = torch.maximum(before, after).transpose(1, 2)  # (N, L, C)
+        # windows[i, p, u, c] = output j = p + pad - d (T - 1 - u) (-inf off the ends): a view in
+        # which each window is one contiguous block, channels innermost
+        fill = -math.inf if g == 1 else 0.0  # elementwise modules before the pool: mask afterwards
+        padded = F.pad(conv_out, (reach, max(0, reach - st.pad)), value=fill).transpose(1, 2).contiguous()
+        channels, span = padded.shape[-1], padded.shape[1]
+        if st.dilation == 1:  # window (i, p) is the contiguous block from row i * span + p + pad
+            blocks = padded.reshape(-1).unfold(0, st.kernel * channels, channels)
+        else:
+            windows = padded.unfold(1, reach + 1, 1)[:, st.pad:st.pad + length, :, ::st.dilation].transpose(-1, -2)
+        weight = st.module.weight.flip(-1).permute(1, 2, 0)  # (4, T, C); tap T-1-u at u
+        taps = torch.arange(st.kernel, device=X.device)
+        out = torch.zeros(k, n, length, dtype=X.dtype, device=X.device)
+        if ref is not None:
+            out += ref.to(X.dtype)[:, None]
+        pairs = torch.nonzero(torch.ones(n, length, dtype=torch.bool, device=X.device) if where is None else where)
+        chunk = max(1, elements // (k * weight.shape[-1] * st.kernel))
+        for s in range(0, pairs.shape[0], chunk):
+            i, p = pairs[s:s + chunk].unbind(1)
+            change = new.transpose(-1, -2)[:, i, p] - X.transpose(-1, -2)[i, p]  # (K, P, 4)
+            if st.dilation == 1:
+                window = blocks.index_select(0, i * span + p + st.pad).reshape(-1, st.kernel, channels)
+            else:
+                window = windows[i, p]
+            vals = torch.einsum("kpb,btc->kptc", change, weight).add_(window)  # (K, P, T, C)
+            if g > 1:
+                for step in self.steps[1:g]:
+                    vals = step.module(vals)
+                j = p[:, None] + st.pad - st.dilation * (st.kernel - 1 - taps)
+                vals = vals.masked_fill(((j < 0) | (j >= st.out_len))[:, :, None], -math.inf)
+            chain_out = torch.maximum(_halving_max(vals), outside[i, p]).reshape(-1, weight.shape[-1], 1)
+            for step in self.steps[g + 1:]:
+                chain_out = step.module(chain_out)
+            out[:, i, p] = self._rest(chain_out).reshape(k, -1)
+        return out
+
+    def _first(self, X, conv_out, padded_in, p, new):
+        """The first convolution's output window with column ``p`` set to ``new`` ``(K, N, 4)``: ``(K N, C, w)``."""
         st = self.steps[0]
         lo, hi = st.affected(p, p)
         if st.module.groups != 1 or lo > hi:
-            new = torch.eye(4, dtype=X.dtype, device=X.device).repeat_interleave(X.shape[0], dim=0)
-            return self._window(st, padded_in, p, p, new.unsqueeze(-1))
+            return self._window(st, padded_in, p, p, new.reshape(-1, 4, 1))
         # Linear in the input: output j changes by W[:, :, t] @ (new - old), where p = j*s - pad + d*t
         j = torch.arange(lo, hi + 1, device=X.device)
         offset = p + st.pad - j * st.stride
@@ -412,7 +512,7 @@ class _LocalPlan:
         reached = (offset % st.dilation == 0) & (t >= 0) & (t < st.kernel)
         taps = st.module.weight[:, :, t.clamp(0, st.kernel - 1)] * reached  # (C, 4, w)
         without_old = conv_out[:, :, lo:hi + 1] - torch.einsum("nc,ocj->noj", X[:, :, p], taps)
-        vals = without_old.unsqueeze(0) + taps.permute(1, 0, 2).unsqueeze(1)  # (4, N, C, w)
+        vals = without_old.unsqueeze(0) + torch.einsum("knc,ocj->knoj", new, taps)  # (K, N, C, w)
         return lo, hi, vals.reshape(-1, *vals.shape[2:])
 
     @staticmethod
