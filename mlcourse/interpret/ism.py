@@ -29,13 +29,14 @@ Two ways to compute it, with the same result:
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from mlcourse.train import eval_mode
 
 __all__ = ["saturation_mutagenesis", "score_fn", "edits", "local_plan"]
 
@@ -82,20 +83,6 @@ def score_fn(model, target=None):
         )
 
     return score
-
-
-@contextlib.contextmanager
-def _evaluating(model):
-    """Eval mode (no dropout, running batch-norm statistics) inside the block, for modules."""
-    if not isinstance(model, nn.Module):
-        yield
-        return
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def _check_dna(X) -> torch.Tensor:
@@ -161,7 +148,7 @@ def saturation_mutagenesis(model, X, target=None, batch_size: int = 2048, fast: 
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     score = score_fn(model, target)
     device = _device_of(model)
-    with _evaluating(model), torch.inference_mode():
+    with eval_mode(model), torch.inference_mode():
         X = X.to(device)
         ref = _batched(score, X, batch_size)
         plan = local_plan(model, X[:1], target) if fast and isinstance(model, nn.Module) else None

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from mlcourse.interpret import ism
+from mlcourse.train import eval_mode
 
 __all__ = [
     "SIS",
@@ -152,9 +153,7 @@ def probability(model, target: int | None = None):
     """
 
     def f(batch: torch.Tensor) -> torch.Tensor:
-        if isinstance(model, torch.nn.Module):
-            model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), eval_mode(model):
             out = model(batch)
         if target is None and (out.ndim == 1 or out.ndim == 2 and out.shape[1] == 1):
             return torch.sigmoid(out.reshape(-1))
