@@ -78,3 +78,32 @@ def test_plots_return_axes():
     with pytest.raises(ValueError, match="positions"):
         plot.sis_shading("ACG", [np.ones(4, dtype=bool)])
     plt.close("all")
+
+
+def test_mask_distances_are_jaccard():
+    a = np.zeros((4, 4), bool)
+    a[0, :2] = True  # pixels {0, 1}
+    b = np.zeros((4, 4), bool)
+    b[0, 1:3] = True  # pixels {1, 2}: one shared out of three
+    d = cluster.mask_distances(np.stack([a, b, a]))
+    assert np.allclose(d, [[0, 2 / 3, 0], [2 / 3, 0, 2 / 3], [0, 2 / 3, 0]])
+
+
+def test_cluster_by_distance_recovers_two_pixel_groups_largest_first():
+    rng = np.random.default_rng(0)
+    left, right = np.zeros((8, 8), bool), np.zeros((8, 8), bool)
+    left[:, :3], right[:, 5:] = True, True
+    masks = []
+    for base in [left] * 6 + [right] * 3:  # six "left stroke" SISes, three "right stroke" ones
+        noisy = base.copy()
+        noisy[rng.integers(8), rng.integers(8)] ^= True
+        masks.append(noisy)
+    labels = cluster.cluster_by_distance(cluster.mask_distances(masks), threshold=0.7)
+    assert labels.tolist() == [0] * 6 + [1] * 3
+
+
+def test_normalized_edit_distance_and_bad_matrix():
+    d = cluster.edit_distances(["AAAA", "AAAT", "TT"], normalized=True)
+    assert np.isclose(d[0, 1], 0.25) and np.isclose(d[0, 2], 1.0)
+    with pytest.raises(ValueError, match=r"square \(n, n\)"):
+        cluster.cluster_by_distance(np.zeros((2, 3)), threshold=0.5)

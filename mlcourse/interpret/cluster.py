@@ -7,6 +7,12 @@ with DBSCAN (Ester et al. 1996) on the precomputed distance matrix. A cluster
 is one "reason" the model uses; its size says how often. For DNA, a cluster's
 members, aligned, give a consensus PWM that can be compared with the JASPAR
 motif of the TF (:func:`mlcourse.motifs.similarity`).
+
+Images have no order to edit, so image SISes are compared as pixel sets
+(:func:`mask_distances`, the Jaccard distance). DBSCAN needs dense regions;
+where SISes are few or spread out (digits, short reviews),
+:func:`cluster_by_distance` groups them by average-linkage agglomerative
+clustering on the same precomputed distances instead.
 """
 
 from __future__ import annotations
@@ -15,12 +21,13 @@ import numpy as np
 import pandas as pd
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cdist
-from sklearn.cluster import DBSCAN
+from sklearn.cluster import DBSCAN, AgglomerativeClustering
+from sklearn.metrics import pairwise_distances
 
 from mlcourse.dna import ALPHABET, reverse_complement
 
-__all__ = ["gapped", "sis_table", "edit_distances", "cluster_sis", "cluster_table", "consensus",
-           "overlaps_site", "plot_consensus"]
+__all__ = ["gapped", "sis_table", "edit_distances", "mask_distances", "cluster_sis",
+           "cluster_by_distance", "cluster_table", "consensus", "overlaps_site", "plot_consensus"]
 
 
 def gapped(items, keep, gap: str = "-"):
@@ -59,12 +66,30 @@ def sis_table(items: list, collections: list) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["example", "k", "start", "end", "size", "pattern"])
 
 
-def edit_distances(patterns) -> np.ndarray:
-    """Pairwise Levenshtein distances ``(n, n)`` between patterns (strings or token tuples), via rapidfuzz."""
+def edit_distances(patterns, normalized: bool = False) -> np.ndarray:
+    """Pairwise Levenshtein distances ``(n, n)`` between patterns (strings or token tuples), via rapidfuzz.
+
+    With ``normalized=True`` each distance is divided by the longer pattern's
+    length, so it lies in [0, 1] whatever the lengths (useful for text).
+    """
     patterns = list(patterns)
     if not patterns:
         return np.zeros((0, 0))
+    if normalized:
+        return cdist(patterns, patterns, scorer=Levenshtein.normalized_distance, workers=1).astype(float)
     return cdist(patterns, patterns, scorer=Levenshtein.distance, dtype=np.int32, workers=1).astype(float)
+
+
+def mask_distances(masks) -> np.ndarray:
+    """Pairwise Jaccard distances ``(n, n)`` between SIS masks (e.g. the pixels each SIS keeps).
+
+    ``masks`` is ``(n, ...)``, true where a feature is kept; 0 means the same
+    pixel set, 1 means no pixel in common.
+    """
+    masks = np.asarray(masks, dtype=bool).reshape(len(masks), -1)
+    if len(masks) == 0:
+        return np.zeros((0, 0))
+    return pairwise_distances(masks, metric="jaccard")
 
 
 def cluster_sis(patterns, eps: float = 3, min_samples: int = 3) -> np.ndarray:
@@ -77,6 +102,27 @@ def cluster_sis(patterns, eps: float = 3, min_samples: int = 3) -> np.ndarray:
         return np.zeros(0, dtype=int)
     labels = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed").fit_predict(
         edit_distances(patterns))
+    return _largest_first(labels)
+
+
+def cluster_by_distance(distances, threshold: float) -> np.ndarray:
+    """Average-linkage agglomerative cluster label per item, from precomputed ``(n, n)`` distances.
+
+    Clusters merge while their average distance stays below ``threshold``;
+    every item gets a cluster (no noise label); 0 is the largest cluster.
+    """
+    distances = np.asarray(distances, dtype=float)
+    if distances.ndim != 2 or distances.shape[0] != distances.shape[1]:
+        raise ValueError(f"distances must be a square (n, n) matrix, got shape {distances.shape}")
+    if len(distances) < 2:
+        return np.zeros(len(distances), dtype=int)
+    labels = AgglomerativeClustering(n_clusters=None, metric="precomputed", linkage="average",
+                                     distance_threshold=threshold).fit_predict(distances)
+    return _largest_first(labels)
+
+
+def _largest_first(labels: np.ndarray) -> np.ndarray:
+    """Renumber cluster labels by size, largest 0; noise (``-1``) stays ``-1``."""
     clusters, sizes = np.unique(labels[labels >= 0], return_counts=True)
     rank = {c: r for r, c in enumerate(clusters[np.argsort(-sizes, kind="stable")])}
     return np.array([rank.get(label, -1) for label in labels])
