@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlcourse.notebooks import atomic_write_text
+from mlcourse.files import atomic_write_text
 
 __all__ = ["Run", "Settings", "grid", "split_data", "run_one", "sweep", "medians", "plot_auc_by_architecture",
            "plot_auc_vs_size", "add_cli"]

@@ -10,19 +10,9 @@ from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 from tqdm.auto import tqdm
 
-__all__ = ["run_notebook", "run_notebooks", "atomic_write_text"]
+from mlcourse.files import atomic_write_text
 
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+__all__ = ["run_notebook", "run_notebooks"]
 
 
 def run_notebook(path: Path, out_dir: Path, fast: bool = False, timeout: int = 3600) -> Path:

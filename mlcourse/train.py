@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mlcourse.config import scale
+from mlcourse.files import atomic_path
 
 __all__ = [
     "History", "fit", "predict", "evaluate", "binary_metrics", "save", "load", "as_tensors", "eval_mode",
@@ -361,12 +361,8 @@ def save(model: nn.Module, path, **meta) -> Path:
         "model_class": type(model).__name__,
         "meta": meta,
     }
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from mlcourse.config import cache_dir
+from mlcourse.files import atomic_path
 
 __all__ = ["Remote", "REGISTRY", "DATASETS", "fetch", "path_if_cached", "require", "mirror", "add_cli"]
 
@@ -200,28 +201,25 @@ def _download(remote: Remote, target: Path, progress: bool) -> None:
     import pooch
 
     source = _source(remote)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
     try:
-        try:
-            if "://" in source:
-                pooch.HTTPDownloader(progressbar=progress, timeout=60)(source, str(tmp), None)
-            else:
-                shutil.copyfile(source, tmp)
-        except OSError as err:  # requests' errors are OSErrors too
-            where = "the mirror folder has no such file" if "://" not in source else "download failed"
-            raise ValueError(
-                f"could not get {remote.key} from {source} ({where}: {type(err).__name__}: {err}); "
-                f"when online, run `{_command(remote.key)}`, or set MLCOURSE_MIRROR to a mirror"
-            ) from None
-        if not _verified(tmp, remote):
-            raise ValueError(
-                f"checksum mismatch for {remote.key} from {source}: the file is corrupt or not "
-                f"the registered one (expected {' or '.join(remote.hashes)}); nothing was kept"
-            )
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            try:
+                if "://" in source:
+                    pooch.HTTPDownloader(progressbar=progress, timeout=60)(source, str(tmp), None)
+                else:
+                    shutil.copyfile(source, tmp)
+            except OSError as err:  # requests' errors are OSErrors too
+                where = "the mirror folder has no such file" if "://" not in source else "download failed"
+                raise ValueError(
+                    f"could not get {remote.key} from {source} ({where}: {type(err).__name__}: {err}); "
+                    f"when online, run `{_command(remote.key)}`, or set MLCOURSE_MIRROR to a mirror"
+                ) from None
+            if not _verified(tmp, remote):
+                raise ValueError(
+                    f"checksum mismatch for {remote.key} from {source}: the file is corrupt or not "
+                    f"the registered one (expected {' or '.join(remote.hashes)}); nothing was kept"
+                )
     finally:
-        tmp.unlink(missing_ok=True)
         if not any(target.parent.iterdir()):
             target.parent.rmdir()  # leave no empty folder behind a failed download
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import nbformat
 
+from mlcourse.files import atomic_write_text
 from mlcourse.grading import markers
-from mlcourse.notebooks import atomic_write_text
 
 __all__ = ["STUB", "release_notebook", "release_text", "assign", "lab_name", "lab_files"]
 

@@ -37,10 +37,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from time import monotonic
 
+from mlcourse.files import atomic_write_text
 from mlcourse.grading import markers
 from mlcourse.grading.assign import lab_name, release_notebook
 from mlcourse.grading.runner import Kernel
-from mlcourse.notebooks import atomic_write_text
 
 __all__ = ["grade_submission", "grade_many", "write_reports", "find_source", "CSV_FIELDS"]
 
