@@ -202,7 +202,8 @@ def sis_overlay(image, masks, ax=None, title: str | None = None, alpha: float = 
     gets colour ``k`` of matplotlib's ``tab10``.
     """
     ax = _axes(ax, figsize=(2, 2))
-    img = _to_numpy(image).reshape(_to_numpy(image).shape[-2:])
+    img = _to_numpy(image)
+    img = img.reshape(img.shape[-2:])
     ax.imshow(img, cmap="gray_r")
     layer = np.zeros((*img.shape, 4))
     for k, mask in enumerate(masks):
