@@ -54,7 +54,7 @@ class SeqDataset:
     name: str = "sequences"
 
     def __post_init__(self):
-        self.seqs = validate(self.seqs)
+        self.seqs = validate(self.seqs) if len(self.seqs) else []  # empty: e.g. split(test=0)'s test part
         self.y = np.asarray(self.y, dtype=np.float32).reshape(-1)
         if len(self.y) != len(self.seqs):
             raise ValueError(f"{self.name}: {len(self.seqs)} sequences but {len(self.y)} labels")
@@ -78,14 +78,14 @@ class SeqDataset:
 
     @property
     def length(self) -> int:
-        """Sequence length in bp."""
-        return len(self.seqs[0])
+        """Sequence length in bp (0 for an empty dataset)."""
+        return len(self.seqs[0]) if self.seqs else 0
 
     @property
     def X(self) -> torch.Tensor:
         """One-hot sequences, float32 ``(N, 4, L)`` (computed once, then cached)."""
         if self._X is None:
-            self._X = one_hot(self.seqs)
+            self._X = one_hot(self.seqs) if self.seqs else torch.zeros((0, 4, 0))
         return self._X
 
     @property
@@ -103,7 +103,8 @@ class SeqDataset:
     def split(self, valid: float = 0.1, test: float = 0.2, seed=0):
         """Shuffle and split into ``(train, valid, test)`` datasets.
 
-        ``valid`` and ``test`` are fractions of the rows; the rest trains.
+        ``valid`` and ``test`` are fractions of the rows; the rest trains. A
+        fraction of 0 gives an empty dataset for that part (``len(test) == 0``).
         """
         if not (0 <= valid < 1 and 0 <= test < 1 and valid + test < 1):
             raise ValueError(f"valid={valid} and test={test} must be fractions that sum below 1")
