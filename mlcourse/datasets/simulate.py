@@ -26,10 +26,35 @@ from mlcourse.datasets.base import SeqDataset, Site
 from mlcourse.dna import ALPHABET, as_rng, dinucleotide_shuffle
 from mlcourse.motifs import Motif, jaspar, sample, similarity
 
-__all__ = ["motif_discovery", "motif_occupancy", "DEFAULT_COFACTORS"]
+__all__ = ["motif_discovery", "motif_occupancy", "planted_motif", "PLANTED_VERSIONS", "DEFAULT_COFACTORS"]
 
 DEFAULT_COFACTORS = ("CEBPB", "GATA1")
 """Co-factor candidates for :func:`motif_occupancy`: the first one unlike the TF is used."""
+
+PLANTED_VERSIONS = {"MAFF": "MA0495.2", "MAFK": "MA0496.2"}
+"""JASPAR versions planted for these TF names, chosen on purpose (other names: the latest version).
+
+The latest MAF matrices are trimmed half-sites (MAFF MA0495.4 GTCAGCATTTT,
+MAFK MA0496.4 CTGACTCAGC). Version 2 of each is the full palindromic MARE
+(Maf recognition element) TGCTGA(C/G)TCAGCA that small Maf proteins bind as
+dimers, the motif of the slide's MAFF SIS clusters. It is planted trimmed to
+its informative core (:meth:`~mlcourse.motifs.Motif.trim`: MAFF 13 bp
+TGCTGAGTCAGCA), so three sites fit in 101 bp.
+"""
+
+
+def planted_motif(tf: str | Motif) -> Motif:
+    """The motif the simulations plant for ``tf``: a Motif as given; a name or ID via JASPAR.
+
+    Names in :data:`PLANTED_VERSIONS` (MAFF, MAFK) take that version, trimmed to
+    its core; any other name or ID is :func:`mlcourse.motifs.jaspar`'s matrix as it is.
+    Scan simulated data with this motif to score what was planted.
+    """
+    if isinstance(tf, Motif):
+        return tf
+    if isinstance(tf, str) and tf.strip().upper() in PLANTED_VERSIONS:
+        return jaspar(PLANTED_VERSIONS[tf.strip().upper()]).trim(0.5)
+    return jaspar(tf)
 
 _LETTERS = np.frombuffer(ALPHABET.encode("ascii"), dtype=np.uint8)
 
@@ -96,7 +121,8 @@ def motif_discovery(
     Parameters
     ----------
     tf : str or Motif
-        JASPAR name or ID (see :func:`mlcourse.motifs.jaspar`), or a Motif.
+        JASPAR name or ID, or a Motif (see :func:`planted_motif`: ``"MAFF"``
+        plants the full 13-bp MARE of MA0495.2).
     n : int
         Number of sequences (even): ``n/2`` bound and ``n/2`` unbound, in random order.
     length : int
@@ -110,7 +136,7 @@ def motif_discovery(
     SeqDataset
         Bound rows carry their planted sites; shuffled rows carry none.
     """
-    motif = tf if isinstance(tf, Motif) else jaspar(tf)
+    motif = planted_motif(tf)
     if not isinstance(max_instances, (int, np.integer)) or max_instances < 1:
         raise ValueError(f"max_instances must be a positive integer, got {max_instances!r}")
     # Room for the last instance however the earlier ones fell: each blocks 2w - 1 starts.
@@ -178,8 +204,8 @@ def motif_occupancy(
        motif sits ``spacing`` bp downstream of the TF motif, in the same
        orientation (a composite element, like MAF/NFE2 or SOX/OCT pairs). In
        unbound sequences the co-factor is elsewhere: any other non-overlapping
-       position and strand. The composite (MAFF + CEBPB: 11 + 20 + 10 =
-       41 bp) is much wider than a 24-bp first-layer filter, so one
+       position and strand. The composite (MAFF + CEBPB: 13 + 20 + 10 =
+       43 bp) is much wider than a 24-bp first-layer filter, so one
        convolutional layer with global max pooling sees at most a few bases
        of each partner in one window, while a second layer (Zeng's
        ``2layer``: 16 x 24 bp, max-pool 3, 32 x 5) combines first-layer
@@ -200,7 +226,7 @@ def motif_occupancy(
     Parameters
     ----------
     tf : str or Motif
-        The TF (JASPAR name or ID, or a Motif).
+        The TF (JASPAR name or ID, or a Motif; see :func:`planted_motif`).
     n : int
         Number of sequences (even), half bound, in random order.
     length : int
@@ -218,7 +244,7 @@ def motif_occupancy(
     SeqDataset
         Every row carries two sites: the TF's and the co-factor's.
     """
-    motif = tf if isinstance(tf, Motif) else jaspar(tf)
+    motif = planted_motif(tf)
     if cofactor is None:
         partner = _default_cofactor(motif)
     else:
