@@ -163,7 +163,9 @@ def test_jaspar_versions_and_a_version_that_does_not_exist():
     versions = jaspar_versions("MAFK")
     assert [m.matrix_id for m in versions] == ["MA0496.1", "MA0496.2", "MA0496.3", "MA0496.4"]
     assert jaspar("MAFK", version=2).matrix_id == "MA0496.2" == jaspar("ma0496", 2).matrix_id
-    assert jaspar("MA0496.1").consensus == versions[0].consensus and jaspar("MAFK").matrix_id == "MA0496.4"
+    assert jaspar("MA0496.1").consensus == versions[0].consensus and jaspar("MA0496").matrix_id == "MA0496.4"
+    # by name, MAFK and MAFF default to version 2, the full MARE, not the latest half-site
+    assert jaspar("MAFK").matrix_id == "MA0496.2" and jaspar("maff").consensus == "AATTTGCTGAGTCAGCAAATT"
     assert np.array_equal(jaspar("MAFF", version=2).counts, jaspar_versions("MA0495")[1].counts)
     with pytest.raises(ValueError, match=r"JASPAR MA0495 \(MAFF\) has no version 9; versions: 1, 2, 3, 4"):
         jaspar("MAFF", version=9)

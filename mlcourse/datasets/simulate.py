@@ -24,37 +24,28 @@ import numpy as np
 
 from mlcourse.datasets.base import SeqDataset, Site
 from mlcourse.dna import ALPHABET, as_rng, dinucleotide_shuffle
-from mlcourse.motifs import Motif, jaspar, sample, similarity
+from mlcourse.motifs import PREFERRED_VERSIONS, Motif, jaspar, sample, similarity
 
-__all__ = ["motif_discovery", "motif_occupancy", "planted_motif", "PLANTED_VERSIONS", "DEFAULT_COFACTORS"]
+__all__ = ["motif_discovery", "motif_occupancy", "planted_motif", "DEFAULT_COFACTORS"]
 
 DEFAULT_COFACTORS = ("CEBPB", "GATA1")
 """Co-factor candidates for :func:`motif_occupancy`: the first one unlike the TF is used."""
 
-PLANTED_VERSIONS = {"MAFF": "MA0495.2", "MAFK": "MA0496.2"}
-"""JASPAR versions planted for these TF names, chosen on purpose (other names: the latest version).
-
-The latest MAF matrices are trimmed half-sites (MAFF MA0495.4 GTCAGCATTTT,
-MAFK MA0496.4 CTGACTCAGC). Version 2 of each is the full palindromic MARE
-(Maf recognition element) TGCTGA(C/G)TCAGCA that small Maf proteins bind as
-dimers, the motif of the slide's MAFF SIS clusters. It is planted trimmed to
-its informative core (:meth:`~mlcourse.motifs.Motif.trim`: MAFF 13 bp
-TGCTGAGTCAGCA), so three sites fit in 101 bp.
-"""
-
-
 def planted_motif(tf: str | Motif) -> Motif:
     """The motif the simulations plant for ``tf``: a Motif as given; a name or ID via JASPAR.
 
-    Names in :data:`PLANTED_VERSIONS` (MAFF, MAFK) take that version, trimmed to
-    its core; any other name or ID is :func:`mlcourse.motifs.jaspar`'s matrix as it is.
-    Scan simulated data with this motif to score what was planted.
+    :func:`mlcourse.motifs.jaspar` resolves the name (MAFF and MAFK: version 2,
+    the full MARE; see :data:`mlcourse.motifs.PREFERRED_VERSIONS`). Those MARE
+    matrices are planted without their low-information AT-rich flanks
+    (:meth:`~mlcourse.motifs.Motif.trim`; MAFF: 13 bp TGCTGAGTCAGCA), so that
+    three sites fit in 101 bp; every other motif as JASPAR has it.
     """
     if isinstance(tf, Motif):
         return tf
-    if isinstance(tf, str) and tf.strip().upper() in PLANTED_VERSIONS:
-        return jaspar(PLANTED_VERSIONS[tf.strip().upper()]).trim(0.5)
-    return jaspar(tf)
+    motif = jaspar(tf)
+    preferred = PREFERRED_VERSIONS.get(motif.name.upper())
+    return motif.trim(0.5) if motif.matrix_id.endswith(f".{preferred}") else motif
+
 
 _LETTERS = np.frombuffer(ALPHABET.encode("ascii"), dtype=np.uint8)
 
