@@ -181,3 +181,20 @@ def test_simulated_maff_plants_the_full_mare():
     # both half-sites are planted: each base of TGCTGA (left) and TCAGCA (right) mostly as in the MARE
     agree = np.mean([[a == b for a, b in zip(w, motif.consensus)] for w in words], axis=0)
     assert agree[:6].mean() > 0.8 and agree[7:].mean() > 0.8
+
+
+def test_scan_sites_finds_the_planted_sites(discovery, maff):
+    found = discovery.scan_sites(maff, min_score=10.0)
+    # (the MARE is a palindrome: a site scores about as well on both strands, so compare starts)
+    planted = {(i, s.start) for i, sites in enumerate(discovery.sites) for s in sites}
+    hits = {(i, s.start) for i, sites in enumerate(found) for s in sites}
+    assert len(planted & hits) / len(planted) > 0.6  # most PWM draws are strong enough to be found
+    assert sum(map(len, found[:50])) < 2 * sum(map(len, discovery.sites[:50]))  # few extra hits
+    for sites in found:
+        assert all(a.end <= b.start for a, b in zip(sites, sites[1:]))  # never overlapping
+
+
+def test_split_with_an_empty_part(discovery):
+    train, valid, test = discovery.split(valid=0.1, test=0.0, seed=0)
+    assert (len(train), len(valid), len(test)) == (900, 100, 0)
+    assert test.X.shape == (0, 4, 0) and test.length == 0 and "0 sequences" in repr(test)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from mlcourse.dna import as_rng, one_hot, validate
+from mlcourse.motifs import scan_positions
 
 __all__ = ["Site", "SeqDataset"]
 
@@ -99,6 +100,26 @@ class SeqDataset:
         return SeqDataset(
             [self.seqs[i] for i in idx], self.y[idx], [self.sites[i] for i in idx], self.name
         )
+
+    def scan_sites(self, motif, min_score: float = 10.0) -> list[list[Site]]:
+        """Motif matches found by a PWM scan, as :class:`Site` lists (for real data without ground truth).
+
+        Every window on either strand whose log-odds score (bits,
+        :func:`mlcourse.motifs.scan_positions`) is at least ``min_score`` is a
+        candidate; the best-scoring ones are kept, greedily, so that no two overlap.
+        """
+        scores = scan_positions(motif, self.X)  # (N, 2, L - W + 1)
+        found = []
+        for row in scores:
+            strand, start = np.nonzero(row >= min_score)
+            taken, sites = np.zeros(self.length, dtype=bool), []
+            for k in np.argsort(-row[strand, start], kind="stable"):
+                s = int(start[k])
+                if not taken[s : s + motif.width].any():
+                    taken[s : s + motif.width] = True
+                    sites.append(Site(s, "+-"[strand[k]], motif.name, motif.width))
+            found.append(sorted(sites, key=lambda site: site.start))
+        return found
 
     def split(self, valid: float = 0.1, test: float = 0.2, seed=0):
         """Shuffle and split into ``(train, valid, test)`` datasets.
