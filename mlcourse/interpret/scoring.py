@@ -21,7 +21,7 @@ import torch
 
 from mlcourse.config import device_of, eval_mode
 
-__all__ = ["OUTPUTS", "per_example", "select", "probability", "score"]
+__all__ = ["OUTPUTS", "per_example", "class_index", "select", "probability", "score"]
 
 OUTPUTS = ("raw", "probability")
 
@@ -38,6 +38,22 @@ def per_example(target, n: int, device=None) -> torch.Tensor | None:
         return index.expand(n)
     if index.numel() != n:
         raise ValueError(f"target has {index.numel()} entries for {n} examples")
+    return index
+
+
+def class_index(target, n: int, classes: int, device=None) -> torch.Tensor:
+    """One class index per example ``(n,)`` for outputs with ``classes`` columns, checked.
+
+    ``target=None`` is allowed only when there is a single column.
+    """
+    if target is None:
+        if classes != 1:
+            raise ValueError(f"the model gives {classes} scores per input; pass target=class index "
+                             "to pick one score per input")
+        target = 0
+    index = per_example(target, n, device)
+    if (index < 0).any() or (index >= classes).any():
+        raise ValueError(f"target {target!r} is outside the {classes} classes")
     return index
 
 
@@ -73,9 +89,7 @@ def select(output, target=None) -> torch.Tensor:
     if target is None:
         raise ValueError(f"the model returned shape {shape}, {shape[1]} scores per input; pass "
                          "target=class index to pick one score per input")
-    index = per_example(target, shape[0], output.device)
-    if (index < 0).any() or (index >= shape[1]).any():
-        raise ValueError(f"target {target!r} is outside the {shape[1]} classes")
+    index = class_index(target, shape[0], shape[1], output.device)
     return output.gather(1, index[:, None])[:, 0]
 
 
