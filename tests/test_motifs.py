@@ -1,6 +1,5 @@
 """mlcourse.motifs: JASPAR lookup, PWM arithmetic, scanning, sampling and similarity."""
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
