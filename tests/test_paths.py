@@ -229,6 +229,8 @@ def test_clear_errors():
         paths.deeplift(dna_model(), random_dna(2)[:, :, :20])
     with pytest.raises(ValueError, match=r"inputs of shape \(2, 4, 20\)"):
         paths.integrated_gradients(dna_model(), random_dna(2)[:, :, :20])
+    with pytest.raises(ValueError, match=r"got \(2, 4, 30\)"):  # the model's own message, with the user's shape
+        paths.deeplift(zeng.build("1layer"), random_dna(2))
 
 
 def test_ig_runs_modules_in_eval_mode_and_restores_training():

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mlcourse.config import device_of, eval_mode
 from mlcourse.interpret.scoring import select
 from mlcourse.models.geometry import geometry
 
@@ -88,8 +89,6 @@ def supports(model, X: torch.Tensor, target=None) -> bool:
     """True when :func:`local_plan` works for ``model`` on inputs like ``X`` ``(N, 4, L)``."""
     if not isinstance(model, nn.Module) or X.ndim != 3 or X.shape[1] != 4:
         return False
-    from mlcourse.config import device_of, eval_mode
-
     with eval_mode(model), torch.inference_mode():
         return _LocalPlan.capture(model, X[:1].to(device_of(model)).float(), target) is not None
 

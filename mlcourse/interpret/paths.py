@@ -109,10 +109,11 @@ def as_references(X: torch.Tensor, baseline) -> torch.Tensor:
 
 
 def _check_input(model, X: torch.Tensor, target) -> None:
-    """Run the model on the first input, so a wrong shape is reported as the caller's ``X``."""
+    """Run the model once on ``X`` itself, so a wrong shape is reported as the caller's, not as
+    the (example x reference x step) batches built from it."""
     try:
         with torch.no_grad():
-            select(model(X[:1]), None if target is None else per_example(target, len(X))[:1])
+            select(model(X), target)
     except RuntimeError as err:
         raise ValueError(f"the model cannot take inputs of shape {tuple(X.shape)}: {err}") from None
 

@@ -161,15 +161,15 @@ def _labels(shape: tuple[int, ...], mask_shape, groups) -> tuple[torch.Tensor, i
     return labels.long(), int(labels.max()) + 1
 
 
-def apply_mask(x: torch.Tensor, fully_masked: torch.Tensor, keep: torch.Tensor,
+def apply_mask(x: torch.Tensor, baseline: torch.Tensor, keep: torch.Tensor,
                labels: torch.Tensor) -> torch.Tensor:
-    """Inputs with the features where ``keep`` is False replaced by ``fully_masked``.
+    """Inputs with the features where ``keep`` is False replaced by the ``baseline`` (the masked value).
 
-    ``x`` and ``fully_masked`` are ``(B, *shape)``, ``keep`` is boolean ``(B, F)`` and
+    ``x`` and ``baseline`` are ``(B, *shape)``, ``keep`` is boolean ``(B, F)`` and
     ``labels`` gives each element's feature (broadcasting against ``shape``).
     """
     element_keep = keep[:, labels.reshape(-1)].reshape(keep.shape[0], *labels.shape)
-    return torch.where(element_keep, x, fully_masked)
+    return torch.where(element_keep, x, baseline)
 
 
 class _Scorer:
