@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from mlcourse.interpret import engines, features, scoring, sis
+from mlcourse.models.zeng import ARCHITECTURES
 
 
 def probability(model):
@@ -307,3 +308,21 @@ def test_threshold_as_numpy_scalar_or_tensor_is_accepted():
         sis.find_sis(f, x, threshold=torch.tensor([1.0, 2.0]), baseline=masked)
     with pytest.raises(ValueError, match="got 'high'"):
         sis.find_sis(f, x, threshold="high", baseline=masked)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_fast_and_plain_backward_selection_agree_on_every_architecture(name):
+    """The SIS screen (fast=True) on each Zeng et al. architecture: the same removal order as the definition."""
+    from mlcourse.models import zeng
+    torch.manual_seed(3)
+    length = max(40, zeng.min_length(name))
+    model = zeng.build(name, length).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3)  # outputs that move, so the order is not decided by ties alone
+    x = one_hot([random_seq(length, 21)])[0]
+    options = dict(mask_shape=(1, length), output="probability")
+    fast = sis.backward_selection(model, x, fast=True, **options)
+    plain = sis.backward_selection(model, x, **options)
+    assert fast.order.tolist() == plain.order.tolist()
+    assert torch.allclose(torch.tensor(fast.scores), torch.tensor(plain.scores), rtol=1e-6, atol=1e-9)
