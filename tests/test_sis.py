@@ -321,8 +321,10 @@ def test_fast_and_plain_backward_selection_agree_on_every_architecture(name):
         for p in model.parameters():
             p.mul_(3)  # outputs that move, so the order is not decided by ties alone
     x = one_hot([random_seq(length, 21)])[0]
-    options = dict(mask_shape=(1, length), output="probability")
-    fast = sis.backward_selection(model, x, fast=True, **options)
-    plain = sis.backward_selection(model, x, **options)
-    assert fast.order.tolist() == plain.order.tolist()
-    assert torch.allclose(torch.tensor(fast.scores), torch.tensor(plain.scores), rtol=1e-6, atol=1e-9)
+    for output in ("probability", "raw") if name == "1layer" else ("probability",):
+        options = dict(mask_shape=(1, length), output=output)
+        fast = sis.backward_selection(model, x, fast=True, **options)
+        plain = sis.backward_selection(model, x, **options)
+        assert fast.order.tolist() == plain.order.tolist(), output
+        # float32 scores of one input vary in the last bits with the batch it sits in
+        assert torch.allclose(torch.tensor(fast.scores), torch.tensor(plain.scores), rtol=1e-5, atol=1e-6)

@@ -458,7 +458,7 @@ class SISScreen:
         with torch.inference_mode():
             plan = local_plan(model, inputs.X[:1])
             dtype = plan.score(inputs.X[:1]).dtype
-        return cls(plan, batch_size, dtype, torch.sigmoid if output == "probability" else (lambda z: z))
+        return cls(plan, batch_size, dtype, torch.sigmoid if output == "probability" else torch.clone)
 
     def __call__(self, inputs, rows: torch.Tensor, remaining: torch.Tensor) -> torch.Tensor:
         """Approximate logits ``(R, L)``: entry ``[r, p]`` masks position ``p`` of input ``rows[r]``
@@ -475,9 +475,10 @@ class SISScreen:
         """Lowest and highest probability the exact logit can give, for these approximate logits.
 
         The exact logit lies within ``LOGIT_ERROR (1 + |z|)`` of the approximate
-        ``z``; rounded to the model's dtype and put through ``torch.sigmoid`` (as
-        ``f`` does; it never decreases) it gives a value between the two. Where
-        both ends agree the probability is known without calling ``f``.
+        ``z``; rounded to the model's dtype and put through the score's link
+        (``torch.sigmoid`` for ``output="probability"``, none for raw logits; it
+        never decreases) it gives a value between the two. Where both ends agree
+        the score is known without running the model.
         """
         error = self.LOGIT_ERROR * (1 + logits.abs())
         low = self.link((logits - error).to(self.plan_dtype)).double()
