@@ -86,9 +86,11 @@ def local_plan(model, example: torch.Tensor, target=None) -> _LocalPlan:
 
 
 def supports(model, X: torch.Tensor, target=None) -> bool:
-    """True when :func:`local_plan` works for ``model`` on inputs like ``X`` ``(N, 4, L)``."""
+    """True when :func:`local_plan` works for ``model`` on inputs like ``X`` ``(N, 4, L)`` (and one ``target``)."""
     if not isinstance(model, nn.Module) or X.ndim != 3 or X.shape[1] != 4:
         return False
+    if target is not None and not isinstance(target, int):
+        return False  # the engine scores one output column for all inputs
     with eval_mode(model), torch.inference_mode():
         return _LocalPlan.capture(model, X[:1].to(device_of(model)).float(), target) is not None
 
