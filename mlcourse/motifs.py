@@ -46,7 +46,7 @@ __all__ = [
     "similarity",
     "tomtom",
     "best_jaspar_match",
-    "plot_logo",
+    "information_content",
 ]
 
 PSEUDOCOUNT = 1.0
@@ -57,6 +57,20 @@ BACKGROUND = 0.25
 
 VIRTUAL_SITES = 100
 """How many sites a matrix given as probabilities (``Motif.from_probs``) counts as."""
+
+
+def information_content(probs):
+    """Information content in bits of each column of base probabilities (Schneider & Stephens 1990).
+
+    ``IC_j = 2 + sum_b p_bj log2 p_bj``: 2 bits for a column that always has the
+    same base, 0 for a uniform one. ``probs`` is a NumPy array or a torch tensor
+    with the four bases on the second-to-last axis: ``(4, W)`` gives ``(W,)``,
+    ``(N, 4, L)`` gives ``(N, L)``. Zero probabilities contribute nothing.
+    """
+    if isinstance(probs, torch.Tensor):
+        return 2.0 + (probs * torch.log2(probs.clamp_min(1e-12))).sum(dim=-2)
+    p = np.asarray(probs, dtype=float)
+    return 2.0 + (p * np.log2(np.clip(p, 1e-12, None))).sum(axis=-2)
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,8 +155,7 @@ class Motif:
         ``IC_j = 2 + sum_b p_bj log2 p_bj`` (Schneider & Stephens 1990): 2 bits
         for a position that always has the same base, 0 for a uniform one.
         """
-        p = self.probs
-        return 2.0 + (p * np.log2(p)).sum(axis=0)
+        return information_content(self.probs)
 
     def trim(self, min_ic: float = 0.5) -> Motif:
         """The motif without its low-information flanks: first to last column with IC >= ``min_ic`` bits.
@@ -593,19 +606,3 @@ def best_jaspar_match(motif_or_probs, candidates=None, *, min_overlap: int = MIN
         Best match (smallest p-value) first.
     """
     return tomtom(motif_or_probs, candidates, min_overlap=min_overlap)
-
-
-def plot_logo(motif, ax=None, title: str | None = None):
-    """Draw a motif as an information-content logo (letter height = probability x IC bits).
-
-    Returns the matplotlib Axes.
-    """
-    from mlcourse.plot import logo
-
-    motif = _as_motif(motif)
-    heights = motif.probs * motif.information_content()
-    if title is None:
-        title = f"{motif.name} {motif.matrix_id}" if motif.matrix_id else motif.name
-    ax = logo(heights, ax=ax, title=title, ylabel="bits")
-    ax.set_ylim(0, 2)
-    return ax
