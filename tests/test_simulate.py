@@ -96,7 +96,7 @@ def test_occupancy_every_row_has_one_tf_and_one_cofactor_site(occupancy):
         assert np.median(values) > 8 and np.mean(np.array(values) > 0) > 0.95, name
 
 
-def _arranged(sites, spacing=20):
+def _arranged(sites, spacing=18):
     tf, co = sorted(sites, key=lambda s: s.motif != "MAFF")
     if tf.strand != co.strand:
         return False
