@@ -211,7 +211,8 @@ def motif_occupancy(
 
     Measured with the defaults (MAFF, its 13-bp MARE, 8,000 sequences,
     70/10/20 split, up to 15 epochs, :func:`mlcourse.train.fit`): test AUC
-    0.93 for ``2layer``; a MAFF PWM scan gives 0.62. (With the 11-bp
+    0.93 for ``2layer``, 0.53 for ``1layer_128motif`` (stopped early after 4);
+    a MAFF PWM scan gives 0.62. (With the 11-bp
     MA0495.4 half-site and a 20-bp gap, as before, ``2layer`` reached 0.90;
     with the 13-bp MARE and a 20-bp gap, a 43-bp composite, only 0.57 after
     15 epochs.) On :func:`motif_discovery` a PWM scan alone reaches 0.96.
