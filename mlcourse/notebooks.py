@@ -48,23 +48,19 @@ def machine() -> str:
 def execute_notebook(path: Path, fast: bool = False, timeout: int = 3600) -> nbformat.NotebookNode:
     """Run the notebook at ``path`` top to bottom in a fresh kernel and return it, executed.
 
-    ``fast`` sets ``MLCOURSE_FAST=1`` for the kernel. The run is recorded in
+    ``fast`` sets ``MLCOURSE_FAST=1`` for the kernel (and figures are always
+    rendered inline: the kernel does not inherit ``MPLBACKEND``). The run is recorded in
     ``metadata["mlcourse"]``: ``mode``, ``machine``, ``executed`` (UTC, ISO 8601)
     and ``seconds``. Raises ``nbclient.exceptions.CellExecutionError`` if a cell fails.
     """
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    env_fast = os.environ.get("MLCOURSE_FAST")
-    os.environ["MLCOURSE_FAST"] = "1" if fast else "0"
+    # The kernel's environment: the mode, and no MPLBACKEND (Agg would swallow every figure).
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env["MLCOURSE_FAST"] = "1" if fast else "0"
     started, clock = datetime.now(timezone.utc), time.monotonic()
-    try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
-    finally:
-        if env_fast is None:
-            os.environ.pop("MLCOURSE_FAST", None)
-        else:
-            os.environ["MLCOURSE_FAST"] = env_fast
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
     nb.metadata["mlcourse"] = {
         "mode": "FAST" if fast else "full",
         "machine": machine(),

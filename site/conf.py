@@ -49,6 +49,7 @@ html_theme_options = {
     "use_fullscreen_button": False,
     "show_prev_next": True,
     "navigation_with_keys": False,
+    "navbar_persistent": [],  # the search field is in the sidebar already
 }
 
 # MathJax 3 from the sphinx-mathjax-offline wheel, only the parts a TeX -> HTML page loads
