@@ -13,7 +13,7 @@ How a build goes:
    ``make findings`` and ``make run`` write them). A copy whose code differs from
    the lecture is stale and not used. A lecture with no executed copy is run
    here (:func:`mlcourse.notebooks.execute_notebook`, full mode unless FAST is
-   asked for) and saved to the first folder, so the next build reuses it. Each
+   asked for) and saved to ``build/``, so the next build reuses it. Each
    page starts with a note saying when, on which machine and in which mode it
    ran. Widget views (which need a live kernel) become a short note.
 2. **Labs.** ``labs/release/`` only, as students get them: never the sources.
@@ -48,7 +48,7 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 
 __all__ = [
-    "FORBIDDEN", "build_site", "executed_copy", "run_note", "without_widgets", "api_pages",
+    "FORBIDDEN", "build_site", "executed_copy", "run_record", "run_note", "without_widgets", "api_pages",
     "leaks", "broken_links", "markup_errors", "add_cli",
 ]
 
@@ -221,12 +221,13 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def stage(root: Path, src: Path, executed: list[Path], execute: str | None,
+def stage(root: Path, src: Path, executed: list[Path], save_to: Path, execute: str | None,
           findings: Path | None = None, timeout: int = 3600) -> list[tuple[str, str, dict]]:
     """Lay out the site's sources in ``src``; return (title, page, run record) per lecture.
 
-    ``execute`` is ``"full"``, ``"FAST"`` or None (lectures without a usable
-    executed copy are then published without outputs). ``findings`` is the
+    Executed lectures are looked for in ``executed``. ``execute`` is ``"full"``,
+    ``"FAST"`` or None: how to run a lecture without a usable executed copy (the
+    run is saved in ``save_to``), or None to publish it without outputs. ``findings`` is the
     findings report (Markdown) to publish, if it exists.
     """
     from mlcourse.files import atomic_write_text
@@ -240,8 +241,13 @@ def stage(root: Path, src: Path, executed: list[Path], execute: str | None,
         nb = executed_copy(lecture, executed, mode="full" if execute == "full" else None)
         if nb is None and execute:
             print(f"site: running {lecture.name} ({execute} mode) ...", file=sys.stderr, flush=True)
-            nb = execute_notebook(lecture, fast=execute == "FAST", timeout=timeout)
-            atomic_write_text(executed[0] / lecture.name, nbformat.writes(nb))
+            try:
+                nb = execute_notebook(lecture, fast=execute == "FAST", timeout=timeout)
+            except Exception as err:  # nbclient's CellExecutionError, a dead kernel, a timeout
+                last = str(err).strip().splitlines()[-1:] or [type(err).__name__]
+                raise ValueError(f"{lecture} failed to run ({last[0]}); fix it, or build with "
+                                 "--no-execute to publish the lectures not yet run without outputs") from err
+            atomic_write_text(save_to / lecture.name, nbformat.writes(nb))
         if nb is None:
             nb = nbformat.read(lecture, as_version=4)
         page = f"lectures/{lecture.name}"
@@ -422,9 +428,9 @@ def build_site(root: Path, out: Path, executed=None, execute: str | None = "full
         Where the site goes (``build/site``). It is replaced only by a site that
         passed every check; a failed build is left in ``out`` + ``.new``.
     executed : list of Path, optional
-        Folders with executed lectures, searched in order (default
-        ``build/findings`` and ``build`` under ``root``); lectures run here are
-        saved in the first one.
+        Folders with executed lectures, searched in order; lectures run here
+        are saved in the first one. Default: ``build/findings`` (``make
+        findings``), then ``build`` (``make run``), and runs are saved in ``build``.
     execute : {"full", "FAST", None}
         How to run a lecture that has no usable executed copy; None publishes it
         without outputs.
@@ -443,13 +449,17 @@ def build_site(root: Path, out: Path, executed=None, execute: str | None = "full
     root, out = Path(root).resolve(), Path(out).resolve()
     if not (root / "site" / "conf.py").is_file():
         raise ValueError(f"no site configuration at {root / 'site' / 'conf.py'}")
-    executed = [Path(p).resolve() for p in (executed or [root / "build" / "findings", root / "build"])]
+    if executed:
+        executed = [Path(p).resolve() for p in executed]
+        save_to = executed[0]
+    else:  # what `make findings` and `make run` write; the site's own runs go where `make run`'s do
+        executed, save_to = [root / "build" / "findings", root / "build"], root / "build"
     src, new = out.with_name(out.name + "-src"), out.with_name(out.name + ".new")
     for folder in (src, new):
         shutil.rmtree(folder, ignore_errors=True)
     src.mkdir(parents=True)
     findings = Path(findings) if findings else root / "build" / "findings.md"
-    stage(root, src, executed, execute, findings=findings, timeout=timeout)
+    stage(root, src, executed, save_to, execute, findings=findings, timeout=timeout)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(_sphinx_command(root, src, new), env=env, cwd=root)
     if done.returncode != 0:
