@@ -62,11 +62,15 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    """A fresh page that records every request that failed (a missing file, a blocked download)."""
+    """A fresh page that records every request that failed (a missing file, a blocked download).
+
+    Requests cut short because the test moved on to another page (``net::ERR_ABORTED``) do not count.
+    """
     context = browser.new_context(viewport={"width": 1300, "height": 900})
     tab = context.new_page()
     tab.failed = []
-    tab.on("requestfailed", lambda request: tab.failed.append(request.url))
+    tab.on("requestfailed", lambda request: request.failure == "net::ERR_ABORTED"
+           or tab.failed.append(f"{request.url}: {request.failure}"))
     yield tab
     context.close()
 
