@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,10 +41,15 @@ from mlcourse.config import device_of, eval_mode, scale
 from mlcourse.files import atomic_path
 
 __all__ = [
-    "History", "fit", "predict", "evaluate", "binary_metrics", "save", "load", "as_tensors",
+    "History", "NotConvergedWarning", "fit", "predict", "evaluate", "binary_metrics", "save", "load", "as_tensors",
 ]
 
 TASKS = ("binary", "multiclass", "regression")
+
+
+class NotConvergedWarning(UserWarning):
+    """:func:`fit` used all its epochs while the validation metric was still improving."""
+
 _METRIC = {"binary": "valid AUC", "multiclass": "valid accuracy", "regression": "valid -MSE"}
 
 
@@ -67,6 +73,10 @@ class History:
         The epoch whose weights the model holds after :func:`fit`.
     stopped_early : bool
         Whether training stopped because the metric had not improved for ``patience`` epochs.
+    still_improving : bool
+        Whether training ran out of ``epochs`` while the validation metric was
+        still improving (it improved within the last ``patience`` epochs): the
+        model has probably not converged; :func:`fit` warns (:class:`NotConvergedWarning`).
     """
 
     metric: str
@@ -76,6 +86,7 @@ class History:
     seconds: list[float] = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
+    still_improving: bool = False
 
     @property
     def best_metric(self) -> float:
@@ -263,8 +274,26 @@ def fit(
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+    if valid is not None and not history.stopped_early:
+        _warn_not_converged(history, patience)
     model.eval()
     return history
+
+
+def _warn_not_converged(history: History, patience: int) -> None:
+    """Record and warn that training stopped at its epoch limit, still improving."""
+    history.still_improving = True
+    last, best = history.epochs[-1], history.best_epoch
+    gain = history.best_metric - (history.valid_metric[-patience - 1] if last > patience else np.nan)
+    since = f" ({gain:+.4f} over the last {patience} epochs)" if np.isfinite(gain) else ""
+    warnings.warn(
+        f"fit stopped at epochs={last} while the {history.metric} was still improving: best "
+        f"{history.best_metric:.4f} at epoch {best}{since}; the model has probably not converged. "
+        "Train longer (a larger epochs=; early stopping ends it when it stops improving) or "
+        "faster (e.g. lr=3e-3, batch_size=64)",
+        NotConvergedWarning,
+        stacklevel=3,
+    )
 
 
 def predict(model: nn.Module, X, batch_size: int = 512, device=None) -> np.ndarray:

@@ -1,5 +1,7 @@
 """fit / predict / evaluate / save / load: learning, early stopping, determinism, checkpoints, errors."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,16 @@ from torch import nn
 import mlcourse
 from mlcourse.datasets.simulate import motif_discovery
 from mlcourse.models.zeng import build
-from mlcourse.train import History, binary_metrics, evaluate, fit, load, predict, save
+from mlcourse.train import (
+    History,
+    NotConvergedWarning,
+    binary_metrics,
+    evaluate,
+    fit,
+    load,
+    predict,
+    save,
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +80,20 @@ def test_early_stopping_restores_the_best_weights():
     history = fit(model, (X, y), (X, y), epochs=10, patience=3, batch_size=100, lr=0.0, progress=False)
     assert history.valid_metric[:5] == [0.0, 1.0, 0.0, 0.0, 0.0]
     assert history.best_epoch == 2 and history.stopped_early and history.epochs == [1, 2, 3, 4, 5]
-    assert model.w.item() == 2.0
+    assert model.w.item() == 2.0 and not history.still_improving
+
+
+def test_fit_warns_when_it_stops_at_epochs_while_still_improving():
+    X = torch.linspace(-1, 1, 20).reshape(20, 1)
+    y = (X[:, 0] > 0).float()
+    with pytest.warns(NotConvergedWarning, match=r"stopped at epochs=2 while the valid AUC was still improving: "
+                                                 r"best 1.0000 at epoch 2"):
+        history = fit(_Scripted(), (X, y), (X, y), epochs=2, patience=3, batch_size=100, lr=0.0, progress=False)
+    assert history.still_improving and not history.stopped_early
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # early stopping, or no validation data: no warning
+        assert not fit(_Scripted(), (X, y), (X, y), epochs=10, patience=3, lr=0.0, progress=False).still_improving
+        assert not fit(_Scripted(), (X, y), epochs=2, lr=0.0, progress=False).still_improving
 
 
 def test_generic_tensors_multiclass_and_tokens():

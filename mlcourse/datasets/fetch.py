@@ -33,6 +33,8 @@ __all__ = ["Remote", "REGISTRY", "DATASETS", "DEEPBIND_TFS", "fetch", "path_if_c
 
 _KERAS_GENOMICS = "https://raw.githubusercontent.com/gifford-lab/Keras-genomics/master/example/"
 _DEEPBIND = "https://raw.githubusercontent.com/jisraeli/DeepBind/master/data/encode/"
+_JANGGU = ("https://raw.githubusercontent.com/BIMSBbioinfo/janggu/"
+           "cfee10656b0bab2ef755f3282e56d7f8987410f4/src/janggu/resources/")
 _MNIST = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
 
@@ -73,6 +75,8 @@ def _entries() -> dict[str, Remote]:
         "deepbind_encode/GABPA_GM12878_GABP_HudsonAlpha_B.seq.gz": "b3f4da33cd690a3d72bb0033e3d4b5e9eec25405669fd521938b3c7e50ffbe15",
         "deepbind_encode/REST_GM12878_NRSF_HudsonAlpha_AC.seq.gz": "b5063130dc151f7529f3f02fe1d89ff7d9175a559f6151a72a7927ee217e1ca9",
         "deepbind_encode/REST_GM12878_NRSF_HudsonAlpha_B.seq.gz": "63aba192660e35154421b66f8129aeb449027bb1af25ff7903069fee861d679d",
+        "janggu_peaks/mafk_sample2.fa": "0228f9e016bd91c642526136270b4efef75dc2916f906d47785fbe11c0fb94f8",
+        "janggu_peaks/oct4_sample.fa": "effef1417ad2ca12514d5a4fe72741aaada7b29c16553655c4ed84ad83640e82",
         "mnist_t10k/t10k-images-idx3-ubyte.gz": "167310007f03058885c7e95e6c0b19c20de5c7fd3031f4cbdadc9014a523d80b",
         "mnist_t10k/t10k-labels-idx1-ubyte.gz": "fc607395669ec21321ea83e4b82c0544b7e8e63ff5b34337c06bc0a17cc0da3c",
     }
@@ -89,6 +93,8 @@ def _entries() -> dict[str, Remote]:
             url = None if name == "train.tsv.gz" else _KERAS_GENOMICS + name
         elif folder == "deepbind_encode":
             url = _DEEPBIND + quote(name)
+        elif folder == "janggu_peaks":
+            url = _JANGGU + name.split("_", 1)[1]  # mafk_sample2.fa <- sample2.fa
         else:
             url = _MNIST + name
         hashes = tuple(f"{alg}:{table[key]}" for alg, table in (("sha256", sha), ("md5", mnist_md5))
@@ -110,6 +116,9 @@ DATASETS: dict[str, tuple[str, ...]] = {
         f"deepbind_{tf}": tuple(k for k in REGISTRY if k.startswith(f"deepbind_encode/{tf}_"))
         for tf in DEEPBIND_TFS
     },
+    "janggu_peaks": tuple(k for k in REGISTRY if k.startswith("janggu_peaks/")),
+    "janggu_mafk": ("janggu_peaks/mafk_sample2.fa",),
+    "janggu_oct4": ("janggu_peaks/oct4_sample.fa",),
     "mnist_t10k": tuple(k for k in REGISTRY if k.startswith("mnist_t10k/")),
     "mnist_train": tuple(k for k in REGISTRY if k.startswith("mnist_train/")),
 }
@@ -118,6 +127,9 @@ DATASETS: dict[str, tuple[str, ...]] = {
 _DESCRIPTIONS = {
     "zeng_ctcf": "Zeng et al. 2016 CTCF (WERI-Rb-1) motif discovery: train/valid/test, 101 bp",
     "deepbind_encode": "DeepBind's ENCODE ChIP-seq sets for 5 TFs (_AC train, _B test)",
+    "janggu_peaks": "MafK and Oct4 ChIP-seq peaks from janggu's examples (200 bp FASTA, GPL-3)",
+    "janggu_mafk": "MafK ChIP-seq peaks, 3,900 x 200 bp (janggu sample2.fa)",
+    "janggu_oct4": "Oct4 ChIP-seq peaks, 3,897 x 200 bp (janggu sample.fa)",
     "mnist_t10k": "the official MNIST 10,000-digit test set (IDX)",
     "mnist_train": "the official MNIST 60,000-digit training set (IDX; official md5 only)",
 }

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mlcourse.motifs import Motif, jaspar
+from mlcourse.datasets.simulate import planted_motif
+from mlcourse.motifs import Motif
 
 __all__ = [
     "motif_detector",
@@ -44,7 +45,9 @@ def motif_detector(motif: str | Motif = "MAFF", seq_len: int = 101, threshold: f
     Parameters
     ----------
     motif : str or Motif
-        JASPAR name/ID or a Motif no wider than the 24-bp filters.
+        JASPAR name/ID (as :func:`mlcourse.datasets.simulate.planted_motif`
+        resolves it, so the detector finds what the simulations plant) or a
+        Motif no wider than the 24-bp filters.
     seq_len : int
     threshold : float or None
         Fraction (0..1) of the best log-odds score a site must reach to count.
@@ -59,7 +62,7 @@ def motif_detector(motif: str | Motif = "MAFF", seq_len: int = 101, threshold: f
     """
     from mlcourse.models.zeng import build
 
-    motif = motif if isinstance(motif, Motif) else jaspar(motif)
+    motif = planted_motif(motif)  # a name: the matrix the simulations plant (MAFF: the 13-bp MARE)
     model = build("1layer", seq_len=seq_len)
     width = model.conv1.kernel_size[0]
     if motif.width > width:
