@@ -25,7 +25,8 @@ from pathlib import Path
 import nbformat
 
 from mlcourse.grading import markers
-from mlcourse.grading.grade import grade_many, grade_submission
+from mlcourse.grading.batch import grade_many
+from mlcourse.grading.grade import grade_submission
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "labs" / "source"
