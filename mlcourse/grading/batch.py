@@ -16,8 +16,10 @@ students never share a file (``a b`` -> ``a~20b``, ``a_b`` -> ``a_b``).
 A **student id** is the name of the folder holding the notebook
 (``subs/alice/01_lab.ipynb`` -> ``alice``), the layout of nbgrader's
 ``submitted/<student>/`` and of Canvas/Gradescope bulk downloads once
-unzipped into one folder per student. A notebook directly inside a folder
-named on the command line is named by its file stem.
+unzipped into one folder per student -- whether that folder, a folder above
+it or the notebook itself is named on the command line, so a regrade of one
+student finds the same id. (Two notebooks of one lab in one folder are two
+submissions of one student: the second is NOT GRADED, with that reason.)
 
 Merging: a submission graded in this run replaces its (student, lab) rows;
 every other row is kept. A submission that could not be graded (NOT GRADED)
@@ -30,6 +32,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -60,7 +63,7 @@ def submissions_in(paths) -> list[tuple[Path, str]]:
     for path in map(Path, paths):
         if path.is_dir():
             for nb in sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts):
-                found.append((nb, nb.stem if nb.parent == path else nb.parent.name))
+                found.append((nb, nb.resolve().parent.name))
         elif path.is_file():
             found.append((path, path.resolve().parent.name))
         else:
@@ -136,7 +139,10 @@ def _reference_one(args):
 def _pool_map(fn, work, jobs):
     if jobs == 1 or len(work) <= 1:
         return [fn(w) for w in work]
-    with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
+    # spawn, not fork: a forked copy of a process that has run a kernel inherits the locks of
+    # jupyter_client's event-loop thread and can hang forever
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=context) as pool:
         return list(pool.map(fn, work))
 
 
