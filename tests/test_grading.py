@@ -141,7 +141,8 @@ def test_release_has_no_solutions_no_hidden_tests_no_outputs(path):
 def test_assign_writes_every_lab_and_refuses_a_broken_one(tmp_path):
     written = assign(ROOT / "labs" / "source", tmp_path / "release")
     assert [p.name for p in written] == [p.name for p in SOURCES]
-    broken = tmp_path / "09_broken.ipynb"
+    broken = tmp_path / "src" / "09_broken.ipynb"
+    broken.parent.mkdir()
     nbformat.write(tiny_lab(cell("### BEGIN SOLUTION\nx = 1", "a", kind="solution")), broken)
     with pytest.raises(ValueError, match=r"09_broken, cell 0 \(a\), line 1: '### BEGIN SOLUTION' is never closed"):
         assign([broken], tmp_path / "out")

@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import ast
 import re
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mlcourse.grading.probe import Opaque, decode
 
