@@ -130,3 +130,13 @@ def test_planted_site_variants_hit_the_site_and_avoid_it(one_site):
         assert inside if row.truth == "site-breaking" else not near
     with pytest.raises(ValueError, match="only"):
         variants.planted_site_variants(data, 1000)
+
+
+def test_scan_sites_finds_the_planted_site_on_its_strand(one_site):
+    data, _ = one_site
+    rows = [i for i, sites in enumerate(data.sites) if sites][:20]
+    found = variants.scan_sites("CTCF", [data.seqs[i] for i in rows], threshold=0.6)
+    hits = [any((f.start, f.strand) == (s.start, s.strand) for f in fs for s in data.sites[i])
+            for i, fs in zip(rows, found)]
+    strong = [variants.site_scores(jaspar("CTCF"), one_hot(data.seqs[i]))[0].max() >= 0.6 for i in rows]
+    assert sum(hits) >= 0.9 * sum(strong) and sum(hits) >= 10

@@ -56,6 +56,7 @@ __all__ = [
     "snv_table",
     "site_scores",
     "site_changes",
+    "scan_sites",
     "planted_site_variants",
 ]
 
@@ -382,6 +383,33 @@ def site_changes(motif, sequences, variants, *, threshold: float = 0.6) -> pd.Da
         ["breaks", "creates", "weakens", "strengthens"], "none")
     table["change"] = change
     return table
+
+
+def scan_sites(motif, sequences, *, threshold: float = 0.6) -> list[list]:
+    """The sites of ``motif`` in each sequence by a PWM scan: non-overlapping windows at or above ``threshold``.
+
+    Returns, per sequence, a list of :class:`~mlcourse.datasets.base.Site`
+    (best window first chosen, windows overlapping it dropped, then sorted by
+    start): the stand-in for planted sites on real sequences, e.g. for
+    :func:`planted_site_variants` on ChIP-seq peaks.
+    """
+    from mlcourse.datasets.base import Site
+
+    motif = motif if isinstance(motif, Motif) else jaspar(motif)
+    by_id = _sequences(sequences)
+    scores = site_scores(motif, one_hot(list(by_id.values())))
+    out = []
+    for row in scores:
+        taken, sites = np.zeros(row.shape[1], dtype=bool), []
+        for flat in np.argsort(-row, axis=None):
+            strand, start = np.unravel_index(flat, row.shape)
+            if row[strand, start] < threshold:
+                break
+            if not taken[start]:
+                sites.append(Site(int(start), "+-"[strand], motif.name, motif.width))
+                taken[max(0, start - motif.width + 1): start + motif.width] = True
+        out.append(sorted(sites, key=lambda site: site.start))
+    return out
 
 
 def planted_site_variants(dataset, n: int, *, seed=0, margin: int = 5) -> pd.DataFrame:
