@@ -418,7 +418,8 @@ def planted_site_variants(dataset, n: int, *, seed=0, margin: int = 5) -> pd.Dat
     For simulated data (:mod:`mlcourse.datasets.simulate`), whose sites are
     recorded. A **site-breaking** variant changes the most informative column
     of a planted site (highest information content; ties broken at random) to
-    its least likely base on the site's strand. A **neutral** variant changes a
+    its least likely base on the site's strand (the next least likely if the site
+    already has that one). A **neutral** variant changes a
     random position at least ``margin`` bp from every planted site to a random
     other base. Each sequence with sites gets at most one of each kind.
 
@@ -442,8 +443,10 @@ def planted_site_variants(dataset, n: int, *, seed=0, margin: int = 5) -> pd.Dat
         ic = 2 + (probs * np.log2(probs)).sum(axis=0)
         column = int(rng.choice(np.flatnonzero(ic >= ic.max() - 1e-9)))
         pos = site.start + column
+        unlikely = np.argsort(probs[:, column])  # least likely first; a sampled site may already hold it
+        alt = next(ALPHABET[b] for b in unlikely if ALPHABET[b] != seq[pos])
         out.append({"id": f"break:{i}:{pos}", "seq": int(i), "pos": pos, "ref": seq[pos],
-                    "alt": ALPHABET[int(probs[:, column].argmin())], "truth": "site-breaking",
+                    "alt": alt, "truth": "site-breaking",
                     "motif": site.motif})
         far = np.ones(len(seq), dtype=bool)
         for s in sites:
