@@ -70,6 +70,9 @@ WRONG = [
      "    def forward(self, x):\n"
      "        return self.fc(self.conv1(x).amax(-1))",
      r"5 sequences should give 5 logits, shape \(5,\); got \(5, 1\)"),
+    ("05_variant_effects", "apply_tests",
+     "def apply_variant(seq, pos, ref, alt):\n    return seq[:pos] + alt + seq[pos + 1:]",
+     "must raise a ValueError"),
     ("04_grad_cam", "upsample_tests",
      "def upsample(cam, length):\n    return F.interpolate(cam[:, None], size=length, mode='nearest')[:, 0]",
      "linear interpolation of \\[0, 1, 0\\] to 6 values is wrong"),

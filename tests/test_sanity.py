@@ -72,3 +72,19 @@ def test_shuffled_labels_keeps_the_labels_but_not_their_order():
     shuffled = sanity.shuffled_labels(data, seed=1)
     assert sorted(shuffled.y) == sorted(data.y) and not np.array_equal(shuffled.y, data.y)
     assert shuffled.seqs == data.seqs and "shuffled" in shuffled.name
+
+
+def test_sanity_table_has_one_row_per_method_and_flags_the_model_blind_one(bound):
+    X, _ = bound
+    model = compare.motif_detector("MAFF")
+
+    def scorers(m):
+        return {"saliency": lambda X: backprop.saliency(m, X).abs().amax(1),
+                "GC content": lambda X: X[:, 1] + X[:, 2]}
+
+    table = sanity.sanity_table(model, scorers, X, label_model=sanity.randomise(model, ["conv1", "fc", "out"]),
+                                steps=5)
+    assert list(table.index) == ["saliency", "GC content"]
+    assert table.loc["GC content", "rho, labels random"] == pytest.approx(1.0)
+    assert table.loc["saliency", "rho, all layers random"] < 0.5
+    assert table.attrs["random deletion area"] > 0

@@ -48,6 +48,7 @@ __all__ = [
     "deletion_curve",
     "deletion_area",
     "deletion_table",
+    "sanity_table",
 ]
 
 
@@ -248,4 +249,42 @@ def deletion_table(model, methods: dict, X: torch.Tensor, *, steps: int = 20, ba
                      "curve": probs.mean(axis=0)})
     table = pd.DataFrame(rows).set_index("method")
     table.attrs["fractions"] = fractions
+    return table
+
+
+def sanity_table(model: nn.Module, scorers, X: torch.Tensor, *, label_model: nn.Module | None = None,
+                 steps: int = 20, seed: int = 0) -> pd.DataFrame:
+    """All checks of this module as columns of one method table.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The trained model.
+    scorers : callable
+        ``scorers(model) -> {name: f(X) -> (N, L)}`` (see :func:`cascading_randomisation`).
+    X : torch.Tensor
+        The sequences to explain ``(N, 4, L)``.
+    label_model : nn.Module, optional
+        The same architecture trained on :func:`shuffled_labels`; adds the
+        label-randomisation column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per method: ``rho, top layer random`` and ``rho, all layers random``
+        (the first and last steps of :func:`cascading_randomisation`),
+        ``rho, labels random`` (with ``label_model``): mean Spearman correlation
+        with the trained model's map, near 0 is a pass; ``deletion area``
+        (:func:`deletion_table`, lower is better) and the random ranking's area
+        in ``attrs["random deletion area"]``.
+    """
+    cascade = cascading_randomisation(model, scorers, X, seed=seed)
+    table = pd.DataFrame({"rho, top layer random": cascade.iloc[:, 0],
+                          "rho, all layers random": cascade.iloc[:, -1]})
+    if label_model is not None:
+        table["rho, labels random"] = map_correlation(scorers(model), scorers(label_model), X)
+    deletion = deletion_table(model, scorers(model), X, steps=steps, seed=seed)
+    table["deletion area"] = deletion["deletion area"]
+    table.attrs["random deletion area"] = float(deletion.loc["random order", "deletion area"])
+    table.attrs["cascade"] = cascade
     return table
