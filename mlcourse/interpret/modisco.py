@@ -149,7 +149,8 @@ def tfmodisco(X: torch.Tensor, hypothetical: torch.Tensor, *, window: int = 15, 
         Seqlet core width and the flank added on each side (modisco's
         ``sliding_window_size`` and ``flank_size``).
     max_seqlets, min_seqlets : int
-        Most seqlets clustered per sign; a sign with at most ``min_seqlets``
+        Most seqlets clustered per sign (the first ones, in sequence order:
+        shuffle sorted data first); a sign with at most ``min_seqlets``
         seqlets is skipped, and so is a final cluster smaller than that.
     leiden_runs : int
         Leiden clusterings tried per round (modisco's default is 50; a few
