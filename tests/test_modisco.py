@@ -32,7 +32,7 @@ def test_tfmodisco_recovers_the_planted_motif():
     data = motif_discovery("CTCF", n=500, seed=0, max_instances=2)
     bound = data.subset(np.flatnonzero(data.y == 1))
     detector = compare.motif_detector("CTCF")
-    hyp = paths.deeplift_shap(detector, bound.X, 5, hypothetical=True)
+    hyp = paths.deeplift_shap(detector, bound.X, n_references=5, hypothetical=True)
     patterns = modisco.tfmodisco(bound.X, hyp, leiden_runs=2)
     assert patterns and patterns[0].name == "pos_0"
     table = modisco.match_patterns(patterns[:1], planted=["CTCF"])

@@ -86,5 +86,6 @@ def test_sanity_table_has_one_row_per_method_and_flags_the_model_blind_one(bound
                                 steps=5)
     assert list(table.index) == ["saliency", "GC content"]
     assert table.loc["GC content", "rho, labels random"] == pytest.approx(1.0)
-    assert table.loc["saliency", "rho, all layers random"] < 0.5
+    assert list(table.columns[:3]) == ["rho, random from out", "rho, random from fc", "rho, random from conv1"]
+    assert table.loc["saliency", "rho, random from conv1"] < 0.5
     assert table.attrs["random deletion area"] > 0

@@ -106,6 +106,12 @@ def randomise(model: nn.Module, layers, *, seed: int = 0) -> nn.Module:
     return out.train(model.training)
 
 
+def _mean(values: np.ndarray) -> float:
+    """Mean over the sequences that have a correlation; ``nan`` when none has (e.g. SIS finds no subset)."""
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else float("nan")
+
+
 def _method_scores(methods: dict, X: torch.Tensor) -> dict[str, np.ndarray]:
     return {name: _numpy(f(X)) for name, f in methods.items()}
 
@@ -119,7 +125,7 @@ def map_correlation(original: dict, other: dict, X: torch.Tensor) -> pd.Series:
     """
     names = [n for n in original if n in other]
     a, b = _method_scores({n: original[n] for n in names}, X), _method_scores({n: other[n] for n in names}, X)
-    return pd.Series({n: float(np.nanmean(rank_correlation(a[n], b[n]))) for n in names}, name="rank correlation")
+    return pd.Series({n: _mean(rank_correlation(a[n], b[n])) for n in names}, name="rank correlation")
 
 
 def cascading_randomisation(model: nn.Module, scorers, X: torch.Tensor, *, layers=None,
@@ -154,8 +160,7 @@ def cascading_randomisation(model: nn.Module, scorers, X: torch.Tensor, *, layer
     for k in range(1, len(layers) + 1):
         randomised = randomise(model, layers[-k:], seed=seed)
         scores = _method_scores(scorers(randomised), X)
-        columns[layers[-k]] = {n: float(np.nanmean(rank_correlation(reference[n], scores[n])))
-                               for n in reference}
+        columns[layers[-k]] = {n: _mean(rank_correlation(reference[n], scores[n])) for n in reference}
     table = pd.DataFrame(columns)
     table.columns.name = "randomised down to"
     return table
@@ -271,16 +276,18 @@ def sanity_table(model: nn.Module, scorers, X: torch.Tensor, *, label_model: nn.
     Returns
     -------
     pandas.DataFrame
-        One row per method: ``rho, top layer random`` and ``rho, all layers random``
-        (the first and last steps of :func:`cascading_randomisation`),
-        ``rho, labels random`` (with ``label_model``): mean Spearman correlation
-        with the trained model's map, near 0 is a pass; ``deletion area``
-        (:func:`deletion_table`, lower is better) and the random ranking's area
-        in ``attrs["random deletion area"]``.
+        One row per method: ``rho, random from LAYER`` for every step of
+        :func:`cascading_randomisation` (top layer first; the last one has all
+        layers random) and ``rho, labels random`` (with ``label_model``): mean
+        Spearman correlation with the trained model's map. Near 0 passes; near
+        1 fails; near -1 is the same map with its sign flipped. Then
+        ``deletion area`` (:func:`deletion_table`, lower is better); the random
+        ranking's area is in ``attrs["random deletion area"]`` and the cascade
+        in ``attrs["cascade"]``.
     """
     cascade = cascading_randomisation(model, scorers, X, seed=seed)
-    table = pd.DataFrame({"rho, top layer random": cascade.iloc[:, 0],
-                          "rho, all layers random": cascade.iloc[:, -1]})
+    table = cascade.add_prefix("rho, random from ")
+    table.columns.name = None
     if label_model is not None:
         table["rho, labels random"] = map_correlation(scorers(model), scorers(label_model), X)
     deletion = deletion_table(model, scorers(model), X, steps=steps, seed=seed)
