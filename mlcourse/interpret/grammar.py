@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from mlcourse.dna import one_hot, reverse_complement
+from mlcourse.interpret import scoring
 from mlcourse.motifs import Motif, jaspar
 
 __all__ = ["motif_string", "insert", "marginalize", "spacing_scan", "arrangement_contrast"]
@@ -60,9 +61,7 @@ def insert(X: torch.Tensor, motif, position: int, strand: str = "+") -> torch.Te
 
 
 def _scores(model, X, target, batch_size) -> np.ndarray:
-    from mlcourse.interpret.variants import _model_scores
-
-    return _model_scores(model, X, target, batch_size)
+    return scoring.score(model, X, target=target, batch_size=batch_size).float().cpu().numpy()
 
 
 def marginalize(model, background: torch.Tensor, motif, *, position: int | None = None,

@@ -38,6 +38,9 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
+from mlcourse.dna import as_rng
+from mlcourse.interpret import scoring
+
 __all__ = [
     "rank_correlation",
     "parameter_layers",
@@ -172,8 +175,6 @@ def shuffled_labels(dataset, *, seed: int = 0):
     A model trained on it (Adebayo et al.'s data randomisation test) can only
     memorise its training set: nothing in the sequences predicts the labels.
     """
-    from mlcourse.dna import as_rng
-
     out = dataset.subset(slice(None))
     out.y = out.y[as_rng(seed).permutation(len(out))]
     out.name = f"{dataset.name} (labels shuffled)"
@@ -181,10 +182,8 @@ def shuffled_labels(dataset, *, seed: int = 0):
 
 
 def _probabilities(model, X: torch.Tensor, target, batch_size: int) -> np.ndarray:
-    from mlcourse.interpret.variants import _model_scores
-
-    logits = _model_scores(model, X, target, batch_size)
-    return 1 / (1 + np.exp(-logits))
+    probs = scoring.score(model, X, target=target, output="probability", batch_size=batch_size)
+    return probs.float().cpu().numpy()
 
 
 def deletion_curve(model, X: torch.Tensor, scores, *, steps: int = 20, baseline: float = 0.25,

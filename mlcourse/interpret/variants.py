@@ -43,6 +43,7 @@ import pandas as pd
 import torch
 
 from mlcourse.dna import ALPHABET, as_rng, decode, one_hot
+from mlcourse.interpret import scoring
 from mlcourse.motifs import Motif, jaspar, scan_positions
 
 __all__ = [
@@ -261,12 +262,7 @@ def apply_variants(sequences, variants) -> tuple[list[str], list[str]]:
 
 
 def _model_scores(model, X: torch.Tensor, target, batch_size: int) -> np.ndarray:
-    from mlcourse.interpret.ism import score_fn
-    from mlcourse.train import eval_mode
-
-    score = score_fn(model, target)
-    with eval_mode(model), torch.inference_mode():
-        return torch.cat([score(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]).float().numpy()
+    return scoring.score(model, X, target=target, batch_size=batch_size).float().cpu().numpy()
 
 
 def score_variants(model, sequences, variants, *, target=None, batch_size: int = 512) -> pd.DataFrame:
