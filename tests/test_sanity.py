@@ -89,3 +89,16 @@ def test_sanity_table_has_one_row_per_method_and_flags_the_model_blind_one(bound
     assert list(table.columns[:3]) == ["rho, random from out", "rho, random from fc", "rho, random from conv1"]
     assert table.loc["saliency", "rho, random from conv1"] < 0.5
     assert table.attrs["random deletion area"] > 0
+
+
+def test_compare_joins_the_checks_to_a_method_table(bound):
+    X, sites = bound
+    model = compare.motif_detector("MAFF")
+
+    def scorers(m):
+        return {"saliency": lambda X: backprop.saliency(m, X).abs().amax(1)}
+
+    table = compare.compare_methods(scorers(model), X, sites, k=11)
+    joined = compare.with_sanity_checks(table, model, scorers, X)
+    assert {"precision@k", "rho, random from conv1", "deletion area"} <= set(joined.columns)
+    assert "random deletion area" in joined.attrs and "chance" in joined.attrs
