@@ -30,6 +30,7 @@ __all__ = [
     "motif_detector",
     "precision_at_k",
     "compare_methods",
+    "with_sanity_checks",
 ]
 
 
@@ -166,3 +167,21 @@ def compare_methods(methods: dict[str, Callable], X: torch.Tensor, sites, k: int
     inside = [sum(min(s.end, X.shape[2]) - max(s.start, 0) for s in row) for row in sites if row]
     table.attrs["chance"] = float(np.mean(inside) / X.shape[2]) if inside else float("nan")
     return table
+
+
+def with_sanity_checks(table: pd.DataFrame, model, scorers: Callable, X: torch.Tensor, *,
+                       label_model=None, seed: int = 0) -> pd.DataFrame:
+    """A method table with the sanity-check columns of :func:`mlcourse.interpret.sanity.sanity_table` joined on.
+
+    ``table`` is indexed by method (or has a ``method`` column, as
+    :func:`compare_methods` returns it); ``scorers(model)`` builds the methods
+    (e.g. :func:`mlcourse.interpret.methods.scorers`). The checks' ``attrs``
+    (random deletion area, the whole cascade) are carried over.
+    """
+    from mlcourse.interpret.sanity import sanity_table
+
+    checks = sanity_table(model, scorers, X, label_model=label_model, seed=seed)
+    indexed = table.set_index("method") if "method" in table.columns else table
+    out = indexed.join(checks)
+    out.attrs = {**table.attrs, **checks.attrs}
+    return out
