@@ -30,7 +30,7 @@ LAYERS = [
     ["interpret.methods", "interpret.compare"],
     ["plot"],
     ["widgets"],
-    ["notebooks", "grading", "cli"],
+    ["notebooks", "grading", "site", "cli"],
 ]
 
 
