@@ -10,6 +10,9 @@ up as one writer's complete file, whichever renamed last.
 
 A process that is killed while writing cannot remove its temporary file; the
 next write into that folder removes temporary files whose process is gone.
+
+For read-modify-write updates (append a row to a table that other processes
+also append to), hold :func:`locked` around the read and the atomic write.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_text", "remove_stale_temporaries"]
+__all__ = ["atomic_path", "atomic_write_text", "locked", "remove_stale_temporaries"]
 
 _TEMPORARY = re.compile(r"\..+\.tmp-(\d+)-[A-Za-z0-9_]+")
 
@@ -58,6 +61,42 @@ def atomic_write_text(path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Hold an exclusive lock on the file ``path`` (created if need be) while the block runs.
+
+    Other threads and processes that lock the same path wait until the block
+    ends (``flock`` on POSIX, ``msvcrt.locking`` on Windows). The lock is
+    released when the process dies, so a killed process never blocks the others.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        if os.name == "nt":
+            import msvcrt
+
+            while True:
+                try:
+                    handle.seek(0)
+                    msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
+                    break
+                except OSError:  # LK_LOCK gives up after 10 s: keep waiting
+                    continue
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def remove_stale_temporaries(folder) -> list[Path]:

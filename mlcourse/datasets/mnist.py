@@ -2,10 +2,12 @@
 
 :func:`load_mnist` always returns one :class:`MNIST` object: images as float32
 tensors ``(N, 1, 28, 28)`` in ``[0, 1]``, labels as int64, and a ``source``
-string that says where the digits came from. Sources, best first:
+string that says where the digits came from. With ``root=FOLDER`` the four
+IDX files are read from that folder and nowhere else (a missing folder or file
+is an error). With ``root=None`` (the default), sources, best first:
 
 1. the full IDX files (``train-*`` and ``t10k-*``, gzipped or not) found in
-   ``root``, in torchvision's cache layout (``<cache>/MNIST/raw``), in the
+   torchvision's cache layout (``<cache>/MNIST/raw``), in the
    course cache (``mlcourse fetch mnist_train mnist_t10k``) or the class
    mirror ``$MLCOURSE_MIRROR``; ``download=True`` fetches them first;
 2. with only the official 10k test set at hand (e.g. ``$MLCOURSE_MIRROR/mnist_t10k``),
@@ -168,7 +170,8 @@ def load_mnist(download: bool = False, *, root=None, test_fraction: float = 0.2,
         through :mod:`mlcourse.datasets.fetch`, the same files torchvision
         downloads) into the cache first. Never happens by default.
     root : str or Path, optional
-        An extra folder to look in for IDX files, before the cache and mirror.
+        A folder holding the four IDX files: they are read from there, and only
+        from there (no cache, mirror or embedded digits: a mistyped folder is an error).
     test_fraction : float
         For the embedded digits only: fraction of each digit held out as test.
     seed : int
@@ -183,10 +186,13 @@ def load_mnist(download: bool = False, *, root=None, test_fraction: float = 0.2,
     ------
     ValueError
         With ``download=True`` when the files cannot be fetched (offline, no mirror);
-        for a corrupt IDX file.
+        for a corrupt IDX file; for a ``root`` that does not exist or lacks an IDX file.
     """
-    train = _locate("mnist_train", ("train_x", "train_y"), root, download)
-    test = _locate("mnist_t10k", ("test_x", "test_y"), root, download)
+    if root is not None:
+        train, test = _in_root(Path(root))
+    else:
+        train = _locate("mnist_train", ("train_x", "train_y"), download)
+        test = _locate("mnist_t10k", ("test_x", "test_y"), download)
     if train is not None and test is not None:
         arrays = {key: read_idx(path) for key, path in {**train, **test}.items()}
         return MNIST(**arrays, source=(
@@ -239,19 +245,30 @@ def _stratified_split(labels: np.ndarray, fraction: float, seed):
     return rng.permutation(np.concatenate(keep)), rng.permutation(np.concatenate(held))
 
 
-def _locate(dataset: str, keys, root, download: bool):
+def _in_root(root: Path):
+    """The train and test IDX files in ``root``; ``ValueError`` naming what is missing."""
+    if not root.is_dir():
+        raise ValueError(
+            f"root={str(root)!r} is not a folder: give the folder that holds the MNIST IDX files, "
+            "or root=None for the cache, the mirror or the embedded digits"
+        )
+    train, test = _files_in(root, ("train_x", "train_y")), _files_in(root, ("test_x", "test_y"))
+    if train is None or test is None:
+        missing = [_FILES[key] for key in _FILES if _files_in(root, (key,)) is None]
+        raise ValueError(f"{root} has no {', '.join(missing)} (nor .gz): the four MNIST IDX files must be there")
+    return train, test
+
+
+def _locate(dataset: str, keys, download: bool):
     """IDX files for ``keys`` as ``{key: path}``, or ``None`` when they are nowhere at hand.
 
-    Looks in ``root``, then torchvision's cache layout (``<cache>/MNIST/raw``),
-    then the course cache and mirror through :func:`mlcourse.datasets.fetch.require`
-    (which downloads only when ``download`` is true).
+    Looks in torchvision's cache layout (``<cache>/MNIST/raw``), then the course
+    cache and mirror through :func:`mlcourse.datasets.fetch.require` (which
+    downloads only when ``download`` is true).
     """
-    folders = [Path(root)] if root is not None else []
-    folders.append(cache_dir() / "MNIST" / "raw")
-    for folder in folders:
-        found = _files_in(folder, keys)
-        if found is not None:
-            return found
+    found = _files_in(cache_dir() / "MNIST" / "raw", keys)
+    if found is not None:
+        return found
     if not (download or fetch.mirror() or fetch.path_if_cached(dataset)):
         return None
     try:

@@ -34,6 +34,7 @@ import gzip
 import html
 import json
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -350,8 +351,27 @@ def generate_reviews(
 # ---------------------------------------------------------------------------
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+def _numbered_lines(path: Path):
+    """``(number, line)`` for every line of a UTF-8 text file (gzipped when named ``.gz``).
+
+    A file that is not UTF-8, a truncated or corrupt gzip file, or a missing file
+    is a ``ValueError`` naming the file (and the last line read).
+    """
+    if not path.is_file():
+        raise ValueError(f"no such file: {path}")
+    number = 0
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else \
+                open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                yield number, line
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path}, after line {number}: byte {err.object[err.start:err.start + 1]!r} is not UTF-8 text "
+            "(a Latin-1 file? convert it with iconv -f latin1 -t utf-8)"
+        ) from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise ValueError(f"{path}, after line {number}: a truncated or corrupt gzip file ({err})") from None
 
 
 def _check_ratings(values, where: str) -> list[float]:
@@ -384,18 +404,17 @@ def read_reviews(path) -> Reviews:
     """
     path = Path(path)
     tokens, ratings = [], []
-    with _open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            head, tab, text = line.rstrip("\n").partition("\t")
-            if not tab:
-                raise ValueError(f"{path}, line {number}: no tab between the ratings and the review text")
-            words = text.split()
-            if not words:
-                continue
-            ratings.append(_check_ratings(head.split(), f"{path}, line {number}"))
-            tokens.append(words)
+    for number, line in _numbered_lines(path):
+        if not line.strip():
+            continue
+        head, tab, text = line.rstrip("\n").partition("\t")
+        if not tab:
+            raise ValueError(f"{path}, line {number}: no tab between the ratings and the review text")
+        words = text.split()
+        if not words:
+            continue
+        ratings.append(_check_ratings(head.split(), f"{path}, line {number}"))
+        tokens.append(words)
     if not tokens:
         raise ValueError(f"{path}: no reviews found")
     return Reviews(tokens, np.array(ratings), source=f"Lei et al. 2016 reviews from {path}")
@@ -416,32 +435,33 @@ def read_annotations(path) -> Reviews:
     """
     path = Path(path)
     tokens, ratings, rationales = [], [], []
-    with _open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {number}"
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
-            missing = [key for key in ("x", "y", "0", "1", "2") if key not in item]
-            if missing:
-                raise ValueError(f"{where}: missing field(s) {', '.join(map(repr, missing))}")
-            words = list(item["x"])
-            spans = {}
-            for k, aspect in enumerate(LEI_ASPECTS):
-                spans[aspect] = []
-                for span in item[str(k)]:
-                    start, end = (int(v) for v in span)
-                    if not 0 <= start < end <= len(words):
-                        raise ValueError(
-                            f"{where}: {aspect} span {list(span)} is outside the review's {len(words)} tokens"
-                        )
-                    spans[aspect].append((start, end))
-            ratings.append(_check_ratings(item["y"], where))
-            tokens.append(words)
-            rationales.append(spans)
+    for number, line in _numbered_lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}, line {number}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
+        if not isinstance(item, dict):
+            raise ValueError(f"{where}: expected a JSON object with fields x, y, 0, 1, 2, got {line.strip():.40}")
+        missing = [key for key in ("x", "y", "0", "1", "2") if key not in item]
+        if missing:
+            raise ValueError(f"{where}: missing field(s) {', '.join(map(repr, missing))}")
+        words = list(item["x"])
+        spans = {}
+        for k, aspect in enumerate(LEI_ASPECTS):
+            spans[aspect] = []
+            for span in item[str(k)]:
+                start, end = (int(v) for v in span)
+                if not 0 <= start < end <= len(words):
+                    raise ValueError(
+                        f"{where}: {aspect} span {list(span)} is outside the review's {len(words)} tokens"
+                    )
+                spans[aspect].append((start, end))
+        ratings.append(_check_ratings(item["y"], where))
+        tokens.append(words)
+        rationales.append(spans)
     if not tokens:
         raise ValueError(f"{path}: no annotated reviews found")
     return Reviews(tokens, np.array(ratings), rationales, source=f"Lei et al. 2016 annotations from {path}")
@@ -460,8 +480,9 @@ def load_reviews(aspect: str = "aroma", *, root=None, n: int = 10_000, seed=0) -
     Lei et al. 2016 made one training and one held-out file per aspect
     (``reviews.aspect{0,1,2}.{train,heldout}.txt.gz``, for appearance, aroma and
     palate, chosen so that the aspect's ratings are less correlated with the
-    others); ``annotations.json`` is the test set with human rationales. They are
-    looked for in ``root``, then ``<cache>/beer``. Otherwise :func:`generate_reviews`
+    others); ``annotations.json`` is the test set with human rationales. With
+    ``root`` they are read from that folder (an error if it or a file is missing);
+    with ``root=None`` from ``<cache>/beer`` when there, else :func:`generate_reviews`
     makes ``n`` reviews, split 80/10/10.
 
     Returns
@@ -470,10 +491,19 @@ def load_reviews(aspect: str = "aroma", *, root=None, n: int = 10_000, seed=0) -
         ``(train, valid, test)``; each part's ``source`` says where it came from.
     """
     k = aspect_index(aspect)
-    folders = ([Path(root)] if root is not None else []) + [cache_dir() / "beer"]
+    if root is not None and aspect not in LEI_ASPECTS:
+        raise ValueError(f"Lei et al.'s files cover {', '.join(LEI_ASPECTS)} only, not {aspect!r}")
+    if root is not None and not Path(root).is_dir():
+        raise ValueError(
+            f"root={str(root)!r} is not a folder: give the folder that holds Lei et al.'s files, "
+            "or root=None for <cache>/beer or generated reviews"
+        )
+    folders = [Path(root)] if root is not None else [cache_dir() / "beer"]
     for folder in folders:
         train = _find(folder, f"reviews.aspect{k}.train.txt")
         if train is None:
+            if root is not None:
+                raise ValueError(f"{folder} has no reviews.aspect{k}.train.txt[.gz] (Lei et al.'s {aspect} file)")
             continue
         if aspect not in LEI_ASPECTS:
             raise ValueError(
