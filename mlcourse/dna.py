@@ -126,10 +126,14 @@ def decode(X) -> list[str]:
     Always returns a list.
     """
     X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"X must be a numeric one-hot array (N, 4, L), got an array of {X.dtype}")
     if X.ndim == 2:
         X = X[None]
     if X.ndim != 3 or X.shape[1] != 4:
-        raise ValueError(f"expected one-hot DNA of shape (N, 4, L) or (4, L), got {tuple(X.shape)}")
+        raise ValueError(f"X: expected one-hot DNA of shape (N, 4, L) or (4, L), got {tuple(X.shape)}")
+    if not np.isfinite(X).all():
+        raise ValueError(f"X has a NaN or infinite value at index {np.argwhere(~np.isfinite(X))[0].tolist()}")
     letters = np.array(list(ALPHABET + "N"))
     idx = np.where(np.abs(X).sum(axis=1) > 0, X.argmax(axis=1), 4)
     return ["".join(row) for row in letters[idx]]

@@ -23,7 +23,7 @@ import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_text", "locked", "remove_stale_temporaries"]
+__all__ = ["atomic_path", "atomic_write_text", "existing_file", "existing_folder", "locked", "remove_stale_temporaries"]
 
 _TEMPORARY = re.compile(r"\..+\.tmp-(\d+)-[A-Za-z0-9_]+")
 
@@ -61,6 +61,24 @@ def atomic_write_text(path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def existing_file(path, name: str = "path") -> Path:
+    """``path`` as a Path when it names an existing file; else ``ValueError`` ("no such file: ...")."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ValueError(f"{name} must be the path of a file, got {path!r:.60}")
+    if not Path(path).is_file():
+        raise ValueError(f"no such file: {path}" + (" (it is a folder)" if Path(path).is_dir() else ""))
+    return Path(path)
+
+
+def existing_folder(folder, name: str = "root", hint: str = "") -> Path:
+    """``folder`` as a Path when it names an existing folder; else ``ValueError`` naming ``name`` and ``hint``."""
+    if not isinstance(folder, (str, os.PathLike)) or not str(folder):
+        raise ValueError(f"{name} must be the path of a folder, got {folder!r:.60}{hint}")
+    if not Path(folder).is_dir():
+        raise ValueError(f"{name}={str(folder)!r} is not a folder{hint}")
+    return Path(folder)
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -503,6 +504,8 @@ def save(model: nn.Module, path, **meta) -> Path:
 
     The file is written to a temporary name and renamed, so it is never half-written.
     """
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ValueError(f"path must be a file name such as 'model.pt', got {path!r:.60}")
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder: save to a file in it, e.g. {path / 'model.pt'}")
@@ -531,9 +534,9 @@ def load(path, model: nn.Module | None = None) -> nn.Module:
         If the file is missing or not a checkpoint, or if ``model`` is of
         another architecture than the one saved.
     """
+    if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():
+        raise ValueError(f"no checkpoint at {path!r:.60}: path must name a file written by mlcourse.train.save")
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no checkpoint at {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:

@@ -55,7 +55,10 @@ class SeqDataset:
 
     def __post_init__(self):
         self.seqs = validate(self.seqs)
-        self.y = np.asarray(self.y, dtype=np.float32).reshape(-1)
+        try:
+            self.y = np.asarray(self.y, dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.name}: labels y must be 0/1 numbers, got {self.y!r:.40}") from None
         if len(self.y) != len(self.seqs):
             raise ValueError(f"{self.name}: {len(self.seqs)} sequences but {len(self.y)} labels")
         bad = np.flatnonzero((self.y != 0) & (self.y != 1))

@@ -32,6 +32,7 @@ import numpy as np
 from mlcourse.datasets.base import SeqDataset
 from mlcourse.datasets.fetch import DATASETS, require
 from mlcourse.dna import as_rng, dinucleotide_shuffle
+from mlcourse.files import existing_file
 
 __all__ = [
     "read_fasta",
@@ -52,9 +53,7 @@ _DNA = re.compile("[ACGTNacgtn]+")
 
 def _lines(path) -> list[tuple[int, str]]:
     """Non-empty lines of a text file (gzip detected by its magic bytes) with 1-based numbers."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no such file: {path}")
+    path = existing_file(path)
     with open(path, "rb") as handle:
         gzipped = handle.read(2) == b"\x1f\x8b"
     try:

@@ -134,6 +134,8 @@ def mirror() -> str | None:
 
 
 def _files(name: str) -> tuple[str, ...]:
+    if not isinstance(name, str):
+        raise ValueError(f"a data name must be a string such as 'zeng_ctcf', got {type(name).__name__} {name!r:.40}")
     if name in DATASETS:
         return DATASETS[name]
     if name in REGISTRY:

@@ -33,6 +33,7 @@ import torch
 from mlcourse.config import cache_dir
 from mlcourse.datasets import fetch
 from mlcourse.dna import as_rng
+from mlcourse.files import existing_file, existing_folder
 
 __all__ = ["MNIST", "load_mnist", "read_idx", "as_images", "IMAGE_SHAPE"]
 
@@ -114,7 +115,11 @@ def as_images(x, *, where: str = "images") -> torch.Tensor:
     ValueError
         If the shape is none of those, naming the shape and ``where`` it came from.
     """
-    x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
+    if not torch.is_tensor(x):
+        array = np.asarray(x) if not isinstance(x, (str, bytes, dict, set)) else np.asarray(None)
+        if array.dtype.kind not in "biuf":
+            raise ValueError(f"{where}: expected numbers (an array or tensor of pixels), got {type(x).__name__}")
+        x = torch.as_tensor(array)
     if x.ndim == 2 and x.shape[1] == 784:
         x = x.reshape(-1, *IMAGE_SHAPE)
     elif x.ndim == 3 and tuple(x.shape[1:]) == IMAGE_SHAPE[1:]:
@@ -125,6 +130,8 @@ def as_images(x, *, where: str = "images") -> torch.Tensor:
             f"got {tuple(x.shape)}"
         )
     x = x.to(torch.float32)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{where}: pixel values must be finite, found NaN or infinity")
     if x.numel() and float(x.max()) > 1.0:
         x = x / 255.0
     return x.contiguous()
@@ -139,7 +146,7 @@ def read_idx(path) -> np.ndarray:
         If the magic number is not an unsigned-byte IDX header, or the data
         length disagrees with the header (a truncated or corrupt file).
     """
-    path = Path(path)
+    path = existing_file(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:
@@ -189,7 +196,9 @@ def load_mnist(download: bool = False, *, root=None, test_fraction: float = 0.2,
         for a corrupt IDX file; for a ``root`` that does not exist or lacks an IDX file.
     """
     if root is not None:
-        train, test = _in_root(Path(root))
+        train, test = _in_root(existing_folder(
+            root, hint=": give the folder that holds the MNIST IDX files, or root=None for the cache, "
+            "the mirror or the embedded digits"))
     else:
         train = _locate("mnist_train", ("train_x", "train_y"), download)
         test = _locate("mnist_t10k", ("test_x", "test_y"), download)
@@ -246,16 +255,11 @@ def _stratified_split(labels: np.ndarray, fraction: float, seed):
 
 
 def _in_root(root: Path):
-    """The train and test IDX files in ``root``; ``ValueError`` naming what is missing."""
-    if not root.is_dir():
-        raise ValueError(
-            f"root={str(root)!r} is not a folder: give the folder that holds the MNIST IDX files, "
-            "or root=None for the cache, the mirror or the embedded digits"
-        )
+    """The train and test IDX files in the folder ``root``; ``ValueError`` naming what is missing."""
     train, test = _files_in(root, ("train_x", "train_y")), _files_in(root, ("test_x", "test_y"))
     if train is None or test is None:
         missing = [_FILES[key] for key in _FILES if _files_in(root, (key,)) is None]
-        raise ValueError(f"{root} has no {', '.join(missing)} (nor .gz): the four MNIST IDX files must be there")
+        raise ValueError(f"root {root} has no {', '.join(missing)} (nor .gz): the four MNIST IDX files must be there")
     return train, test
 
 

@@ -46,6 +46,7 @@ from scipy.special import ndtr
 
 from mlcourse.config import cache_dir
 from mlcourse.dna import as_rng
+from mlcourse.files import existing_file, existing_folder
 
 __all__ = [
     "ASPECTS",
@@ -304,7 +305,7 @@ def generate_reviews(
     Reviews
         With ``rationales`` for all five aspects.
     """
-    if not isinstance(n, (int, np.integer)) or n < 1:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if not 0 <= correlation < 1:
         raise ValueError(f"correlation={correlation} must be in [0, 1)")
@@ -357,8 +358,7 @@ def _numbered_lines(path: Path):
     A file that is not UTF-8, a truncated or corrupt gzip file, or a missing file
     is a ``ValueError`` naming the file (and the last line read).
     """
-    if not path.is_file():
-        raise ValueError(f"no such file: {path}")
+    path = existing_file(path)
     number = 0
     try:
         with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else \
@@ -402,7 +402,7 @@ def read_reviews(path) -> Reviews:
         For a line without a tab, a ratings field that is not five numbers in
         ``[0, 1]``, naming the file and the line number.
     """
-    path = Path(path)
+    path = existing_file(path)
     tokens, ratings = [], []
     for number, line in _numbered_lines(path):
         if not line.strip():
@@ -433,7 +433,7 @@ def read_annotations(path) -> Reviews:
         For invalid JSON, a missing field, bad ratings or a span outside the
         review, naming the file and line number.
     """
-    path = Path(path)
+    path = existing_file(path)
     tokens, ratings, rationales = [], [], []
     for number, line in _numbered_lines(path):
         if not line.strip():
@@ -493,17 +493,15 @@ def load_reviews(aspect: str = "aroma", *, root=None, n: int = 10_000, seed=0) -
     k = aspect_index(aspect)
     if root is not None and aspect not in LEI_ASPECTS:
         raise ValueError(f"Lei et al.'s files cover {', '.join(LEI_ASPECTS)} only, not {aspect!r}")
-    if root is not None and not Path(root).is_dir():
-        raise ValueError(
-            f"root={str(root)!r} is not a folder: give the folder that holds Lei et al.'s files, "
-            "or root=None for <cache>/beer or generated reviews"
-        )
-    folders = [Path(root)] if root is not None else [cache_dir() / "beer"]
+    if root is not None:
+        root = existing_folder(root, hint=": give the folder that holds Lei et al.'s files, or root=None "
+                               "for <cache>/beer or generated reviews")
+    folders = [root] if root is not None else [cache_dir() / "beer"]
     for folder in folders:
         train = _find(folder, f"reviews.aspect{k}.train.txt")
         if train is None:
             if root is not None:
-                raise ValueError(f"{folder} has no reviews.aspect{k}.train.txt[.gz] (Lei et al.'s {aspect} file)")
+                raise ValueError(f"root {folder} has no reviews.aspect{k}.train.txt[.gz] (Lei et al.'s {aspect} file)")
             continue
         if aspect not in LEI_ASPECTS:
             raise ValueError(
@@ -528,6 +526,8 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
 
 def tokenize(text: str) -> list[str]:
     """Lower-case words and punctuation marks, e.g. ``"Great aroma, citrus!"`` -> ``['great', 'aroma', ',', 'citrus', '!']``."""
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {type(text).__name__} {text!r:.40}")
     return _TOKEN.findall(text.lower())
 
 
@@ -571,8 +571,12 @@ class Vocab:
         Longer reviews are cut at ``max_len``; unknown words become ``<unk>``.
         """
         token_lists = reviews.tokens if isinstance(reviews, Reviews) else reviews
-        if isinstance(token_lists, str) or (token_lists and isinstance(token_lists[0], str)):
-            raise ValueError("encode expects a list of token lists (or Reviews), not a single review")
+        if not isinstance(token_lists, (list, tuple)) or not all(
+                isinstance(t, (list, tuple)) and all(isinstance(w, str) for w in t) for t in token_lists):
+            raise ValueError(
+                f"encode expects a list of token lists (or Reviews), e.g. [['a', 'fine', 'beer']], "
+                f"got {type(reviews).__name__} {reviews!r:.40}"
+            )
         if max_len is not None and max_len < 1:
             raise ValueError(f"max_len={max_len} must be a positive integer")
         length = max([len(t) for t in token_lists] + [1])
@@ -599,7 +603,13 @@ def rationale_precision(positions, rationale_mask) -> float:
     A random subset of any size has expected precision ``rationale_mask.mean()``,
     the share of the review's tokens that are rationale: the chance level.
     """
-    positions = np.asarray(positions, dtype=int).reshape(-1)
+    try:
+        positions = np.asarray(positions, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"positions must be token positions (integers), got {positions!r:.40}") from None
+    if (positions != np.round(positions)).any() or not np.isfinite(positions).all():
+        raise ValueError(f"positions must be whole token positions, got {positions[:5].tolist()}")
+    positions = positions.astype(int)
     rationale_mask = np.asarray(rationale_mask, dtype=bool)
     if positions.size == 0:
         raise ValueError("no positions selected: precision is undefined for an empty subset")
