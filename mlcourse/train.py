@@ -255,7 +255,7 @@ def _on(X: torch.Tensor, model: nn.Module, device) -> torch.Tensor:
 
 
 def _check_task(task: str) -> None:
-    if task not in TASKS:
+    if not isinstance(task, str) or task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
 
 
@@ -378,7 +378,11 @@ def fit(
                     f"training diverged; try a smaller lr (now {lr})"
                 )
             loss.backward()
-            optimizer.step()
+            try:
+                optimizer.step()
+            except RuntimeError as err:  # e.g. an lr so large that Adam's update overflows
+                raise ValueError(f"the Adam step failed at epoch {epoch} with lr={lr}, weight_decay={weight_decay}: "
+                                 f"{err}") from err
             total += loss.item() * len(idx)
         metric = np.nan
         if valid is not None:
@@ -443,11 +447,12 @@ def predict(model: nn.Module, X, batch_size: int = 512, device=None) -> np.ndarr
             batch = _on(X[i : i + batch_size], model, device)
             try:
                 outs.append(model(batch).float().cpu())
-            except RuntimeError as err:
-                if "type" not in str(err):
+            except (RuntimeError, IndexError) as err:  # torch's shape and dtype errors
+                if isinstance(err, torch.cuda.OutOfMemoryError):
                     raise
-                raise ValueError(f"the model cannot take X of dtype {X.dtype} and shape {tuple(X.shape)}: {err}") \
-                    from None
+                raise ValueError(
+                    f"the model cannot take X of dtype {X.dtype} and shape {tuple(X.shape)}: {err}"
+                ) from err
     out = torch.cat(outs).numpy() if outs else np.zeros(0, dtype=np.float32)
     return out.squeeze(-1) if out.ndim == 2 and out.shape[1] == 1 else out
 

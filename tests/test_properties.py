@@ -27,7 +27,7 @@ from mlcourse import dna, motifs, train
 from mlcourse.datasets import encode, fetch, mnist, reviews, simulate
 from mlcourse.datasets.base import SeqDataset
 
-QUICK = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+QUICK = settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 _shapes = array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5)
 numbers = st.one_of(
@@ -40,7 +40,7 @@ numbers = st.one_of(
 ANYTHING = st.one_of(
     st.none(),
     st.booleans(),
-    st.integers(-5, 300),
+    st.integers(-5, 120),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=12),
     st.text(alphabet="ACGTNacgtnU", max_size=30),
@@ -70,15 +70,19 @@ def _no_nan(result, where: str) -> None:
             _no_nan(item, where)
 
 
-def check(call, *names):
-    """Run ``call()``: a result without NaN, or a ValueError/TypeError whose message holds one of ``names``."""
+def check(call, *names, moves_values=False):
+    """Run ``call()``: a result without NaN, or a ValueError/TypeError whose message holds one of ``names``.
+
+    ``moves_values``: the call only rearranges its input's numbers (a NaN in, a NaN out, is fine).
+    """
     try:
         result = call()
     except (ValueError, TypeError) as err:
         message = str(err)
         assert any(name in message for name in names), f"{type(err).__name__} names none of {names}: {message}"
         return None
-    _no_nan(result, getattr(call, "__name__", "call"))
+    if not moves_values:
+        _no_nan(result, getattr(call, "__name__", "call"))
     return result
 
 
@@ -88,8 +92,9 @@ def check(call, *names):
 @QUICK
 @given(ANYTHING)
 def test_dna_entry_points(x):
-    for fn in (dna.one_hot, dna.validate, dna.reverse_complement, dna.dinucleotide_counts):
-        check(lambda: fn(x), "seq")
+    for fn in (dna.one_hot, dna.validate, dna.dinucleotide_counts):
+        check(lambda fn=fn: fn(x), "seq")
+    check(lambda: dna.reverse_complement(x), "seq", moves_values=True)
     check(lambda: dna.dinucleotide_shuffle(x, rng=0), "seq")
     check(lambda: dna.decode(x), "X")
     check(lambda: dna.as_rng(x), "rng")
@@ -152,14 +157,14 @@ def test_file_readers_name_the_file(content, name):
                    lambda p: encode.read_zeng_fasta(p, p), mnist.read_idx, reviews.read_reviews,
                    reviews.read_annotations]
         for reader in readers:
-            check(lambda: reader(path), name)
+            check(lambda reader=reader: reader(path), name)
 
 
 @QUICK
 @given(ANYTHING)
 def test_readers_given_no_path(x):
     for reader in (encode.read_fasta, mnist.read_idx, reviews.read_reviews, train.load):
-        check(lambda: reader(x), "path", "file", "checkpoint")
+        check(lambda reader=reader: reader(x), "path", "file", "checkpoint")
 
 
 # --------------------------------------------------------------------------- train
@@ -183,7 +188,8 @@ def test_train_entry_points(x):
     check(lambda: fit(_model(), x, epochs=1, progress=False), "training data")
     check(lambda: fit(_model(), (X8, Y8), (X8, x), epochs=1, progress=False), "validation data")
     for option in ("epochs", "batch_size", "patience", "lr", "weight_decay", "task"):
-        check(lambda: fit(_model(), (X8, Y8), (X8, Y8), **{"epochs": 1, option: x}, progress=False), option)
+        check(lambda option=option: fit(_model(), (X8, Y8), (X8, Y8), **{"epochs": 1, option: x}, progress=False),
+              option)
     check(lambda: train.predict(_model(), x), "X")
     check(lambda: train.evaluate(_model(), (X8, x)), "labels", "evaluation data")
     check(lambda: train.binary_metrics(x, np.arange(6.0)), "labels", "evaluation data")
