@@ -143,18 +143,34 @@ def reverse_complement(seq):
     """Reverse complement of a string, a list of strings, or a one-hot tensor ``(..., 4, L)``.
 
     For one-hot input the ACGT rows are reversed (A<->T, C<->G) and so are the positions.
+    Strings keep their case and may hold ``-`` gaps (as SIS patterns do); any other
+    letter (``U`` included) is a ``ValueError`` naming the sequence and position.
     """
     if isinstance(seq, str):
-        validate(seq)
-        return seq.translate(_COMPLEMENT)[::-1]
+        return _complement(seq, 0)
     if isinstance(seq, (torch.Tensor, np.ndarray)) and (seq.dtype.kind != "U" if isinstance(seq, np.ndarray)
                                                         else True):
         if seq.ndim < 2 or seq.shape[-2] != 4:
             raise ValueError(f"seq: expected one-hot DNA of shape (..., 4, L), got {tuple(seq.shape)}")
         return seq.flip(dims=(-2, -1)) if isinstance(seq, torch.Tensor) else seq[..., ::-1, ::-1].copy()
     seqs = _as_list(seq, "seq")
-    validate(seqs, same_length=False)
-    return [s.translate(_COMPLEMENT)[::-1] for s in seqs]
+    if not seqs:
+        raise ValueError("seq: no sequences given: expected a DNA string or a non-empty list of them")
+    return [_complement(s, i) for i, s in enumerate(seqs)]
+
+
+def _complement(seq, i: int) -> str:
+    """The reverse complement of one string of ``ACGTN`` (any case) and ``-`` gaps (SIS patterns)."""
+    if not isinstance(seq, str):
+        raise ValueError(f"sequence {i} is a {type(seq).__name__}, not a string: {seq!r:.60}")
+    bad = next((p for p, c in enumerate(seq) if c not in "ACGTNacgtn-"), None)
+    if bad is not None:
+        rna = "; U is RNA: write T for DNA" if seq[bad] in "Uu" else ""
+        raise ValueError(
+            f"sequence {i} has {seq[bad]!r} at position {bad}: only A, C, G, T, N and - (a gap) can be "
+            f"reverse-complemented{rna}"
+        )
+    return seq.translate(_COMPLEMENT)[::-1]
 
 
 def dinucleotide_shuffle(seq: str, rng=None) -> str:

@@ -32,7 +32,7 @@ def test_one_hot_takes_an_array_of_strings():
 
 
 def test_reverse_complement_refuses_rna_and_checks_shapes():
-    with pytest.raises(ValueError, match=r"sequence 0 has 'U' at position 3: .*U is RNA: write T for DNA"):
+    with pytest.raises(ValueError, match=r"sequence 0 has 'U' at position 3: only A, C, G, T, N and - .*U is RNA: write T for DNA"):
         dna.reverse_complement("ACGU")
     with pytest.raises(ValueError, match=r"sequence 1 has 'u' at position 0"):
         dna.reverse_complement(["ACG", "uu"])
