@@ -207,19 +207,22 @@ def _labels(y: torch.Tensor, task: str, where: str) -> torch.Tensor:
         _check_finite(y, name)
     if task == "regression":
         return y.float()
+    flat = y.reshape(-1)
+    per_row = max(flat.numel() // max(len(y), 1), 1) if y.ndim else 1
     if task == "binary":
-        bad = torch.nonzero((y != 0) & (y != 1)).flatten()
+        bad = torch.nonzero((flat != 0) & (flat != 1)).flatten()
         if len(bad):
-            value = y.reshape(-1)[bad[0]].item()
+            value = flat[bad[0]].item()
             hint = (" (-1/1 labels become 0/1 with (y + 1) / 2)" if value == -1 else
                     "; more than two classes need task='multiclass'")
-            raise ValueError(f"{name}: label {value:g} at row {int(bad[0])} is not 0 or 1{hint}")
+            raise ValueError(f"{name}: label {value:g} at row {int(bad[0]) // per_row} is not 0 or 1{hint}")
         return y.float()
-    bad = torch.nonzero((y < 0) | (y != y.round())).flatten()
+    bad = torch.nonzero((flat < 0) | (flat != flat.round())).flatten()
     if len(bad):
-        value = y.reshape(-1)[bad[0]].item()
+        value = flat[bad[0]].item()
         raise ValueError(
-            f"{name}: label {value:g} at row {int(bad[0])} is not a class number 0, 1, 2, ... (task='multiclass')"
+            f"{name}: label {value:g} at row {int(bad[0]) // per_row} is not a class number 0, 1, 2, ... "
+            "(task='multiclass')"
         )
     return y.long()
 
