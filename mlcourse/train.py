@@ -25,7 +25,6 @@ Tasks
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import time
@@ -38,12 +37,11 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch import nn
 from tqdm.auto import tqdm
 
-from mlcourse.config import scale
+from mlcourse.config import device_of, eval_mode, scale
 from mlcourse.files import atomic_path
 
 __all__ = [
     "History", "fit", "predict", "evaluate", "binary_metrics", "save", "load", "as_tensors", "as_inputs",
-    "eval_mode",
 ]
 
 TASKS = ("binary", "multiclass", "regression")
@@ -349,7 +347,7 @@ def fit(
                 or value < 0:
             raise ValueError(f"{name} must be a non-negative number, got {value!r}")
     if device is None:
-        device = next(model.parameters()).device
+        device = device_of(model)
     model.to(device)
     X, y = as_tensors(train, task, "training data")
     X, y = _on(X, model, device), y.to(device)
@@ -413,24 +411,6 @@ def fit(
     return history
 
 
-@contextlib.contextmanager
-def eval_mode(model):
-    """Run the block with ``model`` in eval mode (no dropout), then restore its training flag.
-
-    Anything that is not an ``nn.Module`` (a plain scoring function) passes through unchanged,
-    so black-box methods can use this for models and callables alike.
-    """
-    if not isinstance(model, nn.Module):
-        yield model
-        return
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
 def predict(model: nn.Module, X, batch_size: int = 512, device=None) -> np.ndarray:
     """Raw model outputs (logits for classifiers) for ``X``, in eval mode, without gradients.
 
@@ -443,7 +423,7 @@ def predict(model: nn.Module, X, batch_size: int = 512, device=None) -> np.ndarr
     if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if device is None:
-        device = next(model.parameters()).device
+        device = device_of(model)
     outs = []
     with torch.inference_mode(), eval_mode(model):
         for i in range(0, len(X), batch_size):
