@@ -7,7 +7,8 @@ mlcourse.dna, motifs, datasets and train, the others valid. The call must
 either return a result without NaN, or raise ValueError or TypeError whose
 message names the argument (its name, or the words the message uses for it).
 Any other exception (IndexError, AttributeError, a raw RuntimeError...) fails.
-mlcourse.interpret is left out until issue 16 settles its signatures.
+For mlcourse.interpret (the issue-16 convention ``method(model, X, *, target,
+baseline)``) the drawn value goes into ``X``, ``target`` or ``baseline``.
 """
 
 import gzip
@@ -26,6 +27,8 @@ from torch import nn
 from mlcourse import dna, motifs, train
 from mlcourse.datasets import encode, fetch, mnist, reviews, simulate
 from mlcourse.datasets.base import SeqDataset
+from mlcourse.interpret import backprop, cam, ism, paths
+from mlcourse.models.zeng import build
 
 QUICK = settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
@@ -203,6 +206,30 @@ def test_save_anywhere(x):
         if isinstance(x, str) and x:
             x = Path(folder) / x.replace("\x00", "")
         check(lambda: train.save(_model(), x), "path", "folder", "cannot write")
+
+
+# --------------------------------------------------------------------------- interpret
+
+torch.manual_seed(0)
+CNN = build("1layer", 30)
+DNA = dna.one_hot(["ACGTACGTACGTACGTACGTACGTACGTAC", "TTTTACGTACGTACGTACGTACGTACGTAA"])
+METHODS = {
+    "ISM": lambda X, **kw: ism.saturation_mutagenesis(CNN, X, **kw),
+    "gradient": lambda X, **kw: backprop.gradient(CNN, X, **kw),
+    "IG": lambda X, **kw: paths.integrated_gradients(CNN, X, steps=4, **kw),
+    "DeepLIFT": lambda X, **kw: paths.deeplift(CNN, X, baseline=kw.pop("baseline", 0.25), **kw),
+    "Grad-CAM": lambda X, **kw: cam.grad_cam(CNN, X, **kw),
+}
+
+
+@QUICK
+@given(ANYTHING)
+def test_interpret_entry_points(x):
+    for name, method in METHODS.items():
+        check(lambda method=method: method(x), "X", "shape", "one-hot", "expects")
+        check(lambda method=method: method(DNA, target=x), "target")
+        if name in ("IG", "DeepLIFT"):
+            check(lambda method=method: method(DNA, baseline=x), "baseline", "reference")
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
