@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -157,7 +158,7 @@ def run_one(run: Run, settings: Settings = Settings(), pool: int | None = None) 
 
     from mlcourse.config import setup
     from mlcourse.models.zeng import build
-    from mlcourse.train import evaluate, fit
+    from mlcourse.train import NotConvergedWarning, evaluate, fit
 
     torch.set_num_threads(settings.threads)
     train, valid, test = split_data(run.dataset, pool or run.n_train, settings.n_valid, settings.n_test)
@@ -167,8 +168,12 @@ def run_one(run: Run, settings: Settings = Settings(), pool: int | None = None) 
     setup(run.seed, verbose=False)
     model = build(run.architecture, train.length)
     start = time.perf_counter()
-    history = fit(model, train, valid, epochs=settings.epochs, patience=settings.patience,
-                  batch_size=settings.batch_size, lr=settings.lr, progress=False)
+    # A sweep's table already says whether a run converged (best_epoch against epochs), so
+    # fit's NotConvergedWarning would only repeat it once per run.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotConvergedWarning)
+        history = fit(model, train, valid, epochs=settings.epochs, patience=settings.patience,
+                      batch_size=settings.batch_size, lr=settings.lr, progress=False)
     result = evaluate(model, test)
     kind = _check_dataset(run.dataset)[0]
     return {
