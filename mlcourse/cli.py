@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
     run.set_defaults(func=_run)
 
-    # Further commands register themselves here: fetch, bench, assign, grade.
+    # Further commands register themselves here: fetch, bench, assign, grade, site.
     _add_optional_commands(sub)
     return parser
 
@@ -91,7 +91,8 @@ def _add_optional_commands(sub) -> None:
     """Commands that live beside the module they drive (each module has ``add_cli(sub)``)."""
     import importlib
 
-    for module in ("mlcourse.datasets.fetch", "mlcourse.benchmark", "mlcourse.grading.cli"):
+    for module in ("mlcourse.datasets.fetch", "mlcourse.benchmark", "mlcourse.grading.cli",
+                   "mlcourse.site"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as err:
