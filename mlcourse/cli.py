@@ -53,11 +53,15 @@ def _lab(args) -> int:
 
 
 def _run(args) -> int:
-    from mlcourse.notebooks import run_notebooks
+    from mlcourse.notebooks import run_findings, run_notebooks
 
     root = course_root(args.root)
     paths = [Path(p) for p in args.notebooks] or sorted((root / "lectures").glob("[0-9][0-9]_*.ipynb"))
-    failed = run_notebooks(paths, out_dir=root / args.out, fast=args.fast, timeout=args.timeout)
+    if args.findings:
+        failed = run_findings(paths, out_dir=root / args.out, fast=args.fast, timeout=args.timeout)
+        print(f"findings table: {root / args.out / 'findings.md'}")
+    else:
+        failed = run_notebooks(paths, out_dir=root / args.out, fast=args.fast, timeout=args.timeout)
     return 1 if failed else 0
 
 
@@ -80,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="build", help="output folder, relative to the root")
     run.add_argument("--fast", action="store_true", help="FAST mode: small sizes, as in the tests")
     run.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
+    run.add_argument("--findings", action="store_true",
+                     help="check every lecture's findings; time each lecture; write findings.md and "
+                          "findings.json to the output folder (fails if a finding does not hold)")
     run.set_defaults(func=_run)
 
     # Further commands register themselves here: fetch, bench, assign, grade.
