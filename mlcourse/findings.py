@@ -200,21 +200,18 @@ def read_records(path) -> list[Finding]:
     return found
 
 
-def load_summary(path=None) -> dict:
-    """The summary of the last findings run (``build/findings.json``), or ``{}`` if there is none.
+def load_summary(path) -> dict:
+    """The summary of a findings run, or ``{}`` if there is none.
 
-    ``path`` defaults to ``build/findings.json`` of the course, and when that
-    does not exist yet, to the summary shipped with the course in
-    ``data/findings.json`` (measured by the course authors; see its ``machine``).
+    ``path`` is a ``findings.json``, or the course folder: then its
+    ``build/findings.json`` (the student's last ``make findings``) or, before
+    the first run, ``data/findings.json`` (shipped with the course, measured by
+    its authors on the machine it names).
     """
-    if path is None:
-        from mlcourse.cli import course_root
-
-        root = course_root()
-        path = root / "build" / "findings.json"
-        if not path.exists():
-            path = root / "data" / "findings.json"
     path = Path(path)
+    if path.is_dir():
+        path = next((p for p in (path / "build" / "findings.json", path / "data" / "findings.json")
+                     if p.exists()), path / "build" / "findings.json")
     if not path.exists():
         return {}
     try:

@@ -145,7 +145,7 @@ def class_image(model: nn.Module, target: int, shape=(1, 28, 28), *, steps: int 
 
 
 def dna_class_pwm(model: nn.Module, length: int, *, target=None, steps: int = 300,
-                  lr: float = 0.1, l2: float = 1e-3, record_every: int = 10, starts: int = 64,
+                  lr: float = 0.1, l2: float = 1e-2, record_every: int = 10, starts: int = 64,
                   init_scale: float = 4.0, seed: int = 0) -> Trajectory:
     """A DeepMotif-style class-optimised PWM (Lanchantin et al. 2017) for a DNA model.
 
