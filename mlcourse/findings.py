@@ -34,7 +34,7 @@ from pathlib import Path
 from mlcourse.config import is_fast
 
 __all__ = ["Finding", "FindingFailed", "check", "judge", "format_value", "read_records", "load_summary",
-           "runtime_table", "RECORD_ENV"]
+           "runtime_table", "overlapping_text", "RECORD_ENV"]
 
 RECORD_ENV = "MLCOURSE_FINDINGS"
 """Environment variable: a file to which :func:`check` appends one JSON line per finding."""
@@ -239,3 +239,36 @@ def runtime_table(summary: dict):
                  "findings that hold": "", "mode": "", "measured": ""}
         table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
     return table
+
+
+def overlapping_text(fig, margin: float = 1.0) -> list[tuple[str, str]]:
+    """Pairs of texts in a matplotlib Figure that a student cannot read because they overlap.
+
+    Draws the figure, takes the window extent (in pixels) of every visible,
+    non-empty text -- titles, axis labels, tick labels, annotations, legend
+    entries -- and returns the pairs whose boxes overlap by more than
+    ``margin`` pixels each way. Tick labels of ticks outside the axis limits
+    are not drawn and not counted. An empty list is a readable figure.
+    """
+    from itertools import combinations
+
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    hidden = set()  # tick labels of ticks outside the view limits exist but are not drawn
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not low - 1e-9 * abs(high - low) <= tick.get_loc() <= high + 1e-9 * abs(high - low):
+                    hidden.update({id(tick.label1), id(tick.label2)})
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip() and id(t) not in hidden]
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    pairs = []
+    for (a, box_a), (b, box_b) in combinations(zip(texts, boxes), 2):
+        width = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)
+        height = min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0)
+        if width > margin and height > margin:
+            pairs.append((a.get_text(), b.get_text()))
+    return pairs
