@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,17 +44,20 @@ def _environment(**values):
 
 
 def run_notebook(path: Path, out_dir: Path, fast: bool = False, timeout: int = 3600,
-                 env: dict | None = None) -> Path:
+                 env: dict | None = None, executed: list | None = None) -> Path:
     """Run one notebook top to bottom in a fresh kernel and write ``out_dir/<name>.html``.
 
     ``fast`` sets ``MLCOURSE_FAST=1`` for the kernel; ``env`` adds further
     variables. Progress bars are switched off (``TQDM_DISABLE=1``): nobody
-    watches them, and the saved HTML would show them stuck at "0%".
-    Returns the HTML path. Raises ``nbclient.exceptions.CellExecutionError``
-    if a cell fails.
+    watches them, and the saved HTML would show them stuck at "0%". The
+    executed notebook is appended to ``executed`` when given (also when a cell
+    fails). Returns the HTML path. Raises
+    ``nbclient.exceptions.CellExecutionError`` if a cell fails.
     """
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
+    if executed is not None:
+        executed.append(nb)
     with _environment(MLCOURSE_FAST="1" if fast else "0", TQDM_DISABLE="1", **(env or {})):
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -61,6 +65,24 @@ def run_notebook(path: Path, out_dir: Path, fast: bool = False, timeout: int = 3
     target = Path(out_dir) / (path.stem + ".html")
     atomic_write_text(target, html)
     return target
+
+
+def output_findings(nb) -> list[findings.Finding]:
+    """What a student sees in the executed notebook, as findings: rounded tables and no warnings.
+
+    Counts the numbers with five or more decimals in displayed tables (HTML
+    output with a ``<table>``) and the outputs that carry a Python warning.
+    """
+    long_numbers = warned = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and "Warning:" in output.get("text", ""):
+                warned += 1
+            table = output.get("data", {}).get("text/html", "")
+            if "<table" in table:
+                long_numbers += len(re.findall(r"\d\.\d{5,}", table))
+    return [findings.judge("tables are rounded (numbers shown with 5+ decimals)", long_numbers, "==", 0),
+            findings.judge("no warnings in the output (outputs with a warning)", warned, "==", 0)]
 
 
 def _last_line(err: Exception) -> str:
@@ -108,15 +130,15 @@ def run_findings(paths, out_dir: Path, fast: bool = False, timeout: int = 3600) 
         path = Path(path)
         record = records_dir / f"{path.stem}.jsonl"
         record.unlink(missing_ok=True)
-        started = time.perf_counter()
+        started, executed = time.perf_counter(), []
         try:
             run_notebook(path, out_dir, fast=fast, timeout=timeout,
-                         env={findings.RECORD_ENV: str(record.resolve())})
+                         env={findings.RECORD_ENV: str(record.resolve())}, executed=executed)
             status = "ok"
         except Exception as err:  # reported in the table; the other lectures still run
             status = _last_line(err)
         runtime = time.perf_counter() - started
-        found = findings.read_records(record)
+        found = findings.read_records(record) + (output_findings(executed[0]) if status == "ok" else [])
         lost = [f for f in found if not f.holds]
         if status != "ok" or (lost and not fast):
             failed.append(path)

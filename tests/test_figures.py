@@ -70,3 +70,14 @@ def test_auc_against_size_on_a_log_axis_is_readable():
     ax = benchmark.plot_auc_vs_size(pd.DataFrame(rows))
     ax.set_title("motif occupancy (MAFF)")
     assert overlapping_text(ax.figure) == []
+
+
+def test_heat_overlay_is_transparent_where_the_map_is_low_and_colour_blind_safe():
+    """Lecture 10's relu1 maps are positive almost everywhere; a flat overlay hid the digit."""
+    heat = torch.zeros(14, 14)
+    heat[3:6, 3:6] = 1.0
+    ax = plot.heatmap_overlay(torch.rand(1, 28, 28), heat)
+    overlay = ax.images[-1]
+    alpha = np.asarray(overlay.get_alpha())
+    assert alpha.shape == (28, 28) and alpha.min() == 0 and alpha.max() == pytest.approx(0.7)
+    assert overlay.get_cmap().name == "inferno"

@@ -99,6 +99,7 @@ def test_make_findings_writes_the_table_and_fails_when_a_finding_does_not_hold(t
     assert "| 01_good | planted motif recovered | 0.93 | >= 0.8 | yes |" in table
     assert "| 02_bad | windows beat stretching | 0.24 | > 0.59 | **no** |" in table
     assert "| 02_bad | best wide match | CTCF | == CTCF | yes |" in table
+    assert "| 01_good | tables are rounded (numbers shown with 5+ decimals) | 0 | == 0 | yes |" in table
     summary = json.loads((out / "findings.json").read_text())
     assert [e["notebook"] for e in summary["lectures"]] == ["01_good", "02_bad"]
     assert all(e["runtime_s"] > 0 and e["mode"] == "full" for e in summary["lectures"])
@@ -109,6 +110,19 @@ def test_make_findings_writes_the_table_and_fails_when_a_finding_does_not_hold(t
     assert list(table["lecture"]) == ["01_good", "02_bad", "whole course"]
     assert list(table["findings that hold"][:2]) == ["1 of 1", "1 of 2"]
     assert table["minutes"].iloc[-1] == pytest.approx(table["minutes"].iloc[:2].sum())
+
+
+def test_unrounded_tables_and_warnings_in_the_output_are_findings_too(tmp_path):
+    sloppy = _notebook(tmp_path / "04_sloppy.ipynb", [
+        "import warnings\nimport pandas as pd",
+        "warnings.warn('deprecated thing')",
+        "pd.DataFrame({'auc': [0.912345678, 0.5]})",
+        "pd.DataFrame({'auc': [0.912345678, 0.5]}).round(3)"])
+    out = tmp_path / "build"
+    assert cli.main(["run", "--findings", str(sloppy), "--root", str(ROOT), "--out", str(out)]) == 1
+    table = (out / "findings.md").read_text()
+    assert "| 04_sloppy | tables are rounded (numbers shown with 5+ decimals) | 1 | == 0 | **no** |" in table
+    assert "| 04_sloppy | no warnings in the output (outputs with a warning) | 1 | == 0 | **no** |" in table
 
 
 def test_a_lecture_that_raises_is_a_row_of_the_table(tmp_path):
