@@ -68,12 +68,12 @@ def main(argv=None):
         for p in model.parameters():
             p.mul_(3)
     X = torch.nn.functional.one_hot(torch.randint(0, 4, (args.n, 101)), 4).permute(0, 2, 1).float()
-    refs = paths.shuffled_references(X, args.references, rng=0)
+    refs = paths.shuffled_references(X, args.references, seed=0)
     base = refs[:, 0]
     batch = 512
 
     def our_ig(n):
-        return paths.integrated_gradients(model, X[:n], base[:n], steps=args.steps,
+        return paths.integrated_gradients(model, X[:n], baseline=base[:n], steps=args.steps,
                                           method="riemann_middle", batch_size=batch)
 
     def captum_ig(n):
@@ -82,7 +82,7 @@ def main(argv=None):
             internal_batch_size=batch).detach()
 
     def our_deeplift(n):
-        return paths.deeplift(model, X[:n], refs[:n])
+        return paths.deeplift(model, X[:n], baseline=refs[:n])
 
     def captum_deeplift(n):
         return captum_deeplift_shap_per_sequence(model, X[:n], refs[:n])
@@ -93,7 +93,7 @@ def main(argv=None):
     theirs_ig, t_captum_ig = timed(lambda: captum_ig(args.n))
     _, t_ours_dl = timed(lambda: our_deeplift(args.n))
     (_, captum_delta), t_captum_dl = timed(lambda: captum_deeplift(args.n))
-    _, ours_delta = paths.deeplift(model, X, refs, return_delta=True)
+    _, ours_delta = paths.deeplift(model, X, baseline=refs, return_delta=True)
 
     rows = [
         {"method": "integrated gradients", "implementation": "mlcourse (formula)", "seconds": t_ours_ig,

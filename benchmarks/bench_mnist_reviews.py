@@ -29,7 +29,7 @@ import torch
 import mlcourse
 from mlcourse.datasets.mnist import load_mnist
 from mlcourse.datasets.reviews import Vocab, load_reviews, rationale_precision
-from mlcourse.interpret import sis
+from mlcourse.interpret import features, sis
 from mlcourse.models import text, vision
 from mlcourse.train import evaluate, fit, predict
 
@@ -38,7 +38,7 @@ def mnist_table(epochs: int, n_digits: int, patch: int) -> pd.DataFrame:
     data = load_mnist()
     print(data)
     train, valid = data.train_valid(valid=0.1, seed=0)
-    mean, groups = data.mean_image(), sis.patch_groups(28, 28, patch)
+    mean, groups = data.mean_image(), features.patch_groups(28, 28, patch)
     rows = []
     for name, build in [("CNN", vision.mnist_cnn), ("MLP", vision.mnist_mlp)]:
         mlcourse.setup(0, verbose=False)
@@ -47,7 +47,8 @@ def mnist_table(epochs: int, n_digits: int, patch: int) -> pd.DataFrame:
         p4 = torch.softmax(torch.from_numpy(predict(model, data.test_x)), dim=1)[:, 4]
         fours = data.test_x[torch.nonzero((data.test_y == 4) & (p4 >= 0.7)).flatten()[:n_digits]]
         start = time.perf_counter()
-        found = sis.sis_collections(sis.probability(model, target=4), 0.7, fours, mean, groups=groups)
+        found = sis.sis_collections(model, fours, threshold=0.7, target=4, baseline=mean, groups=groups,
+                                    output="probability")
         seconds = (time.perf_counter() - start) / len(fours)
         sizes = [int(s.mask.sum()) for col in found for s in col]
         rows.append({"model": name, "test accuracy": evaluate(model, (data.test_x, data.test_y), task="multiclass")["accuracy"],
@@ -73,7 +74,7 @@ def review_tables(n: int, epochs: int, n_reviews: int, aspects) -> tuple[pd.Data
             mse_rows.append({"aspect": aspect, "model": name, "test MSE": evaluate(model, test, task="regression")["mse"]})
             high = np.flatnonzero(predict(model, test[0]) >= 0.8)[:n_reviews]
             start = time.perf_counter()
-            found = text.review_sis(model, test[0][high], 0.8)
+            found = sis.review_sis(model, test[0][high], threshold=0.8)
             seconds = (time.perf_counter() - start) / max(len(high), 1)
             for review, collection in zip(high, found):
                 truth = splits.test.rationale_mask(int(review), aspect)

@@ -24,6 +24,7 @@ import torch
 from mlcourse import train
 from mlcourse.datasets import simulate
 from mlcourse.interpret import sis
+from mlcourse.interpret.scoring import score
 from mlcourse.models import zeng
 
 
@@ -70,14 +71,17 @@ def main(argv=None):
     train_set, valid_set, test_set = data.split(valid=0.1, test=0.2, seed=0)
     model = zeng.build("1layer", data.length)
     train.fit(model, train_set, valid_set, epochs=8, batch_size=64, lr=3e-3, progress=False)
-    f = sis.probability(model)
+    def f(batch):
+        return score(model, batch, output="probability")
+
     probs = f(test_set.X).numpy()
     threshold = float(np.quantile(probs, 0.9))
     X = test_set.X[np.argsort(-probs)[:args.n]]  # the n most confident calls, all above threshold
     masked = sis.dna_background(X[0])
 
     start = time.perf_counter()
-    ours = sis.sis_collections(f, threshold, X, masked, mask_shape=(1, data.length))
+    ours = sis.sis_collections(model, X, threshold=threshold, baseline=masked, mask_shape=(1, data.length),
+                               output="probability", fast=True)
     t_ours = time.perf_counter() - start
     start = time.perf_counter()
     theirs = [one_at_a_time(f, threshold, x, masked) for x in X]

@@ -116,7 +116,7 @@ def bench_sis(model, data, repeats: int) -> list[dict]:
 def bench_ascent(model, data, repeats: int) -> list[dict]:
     rows = []
     for kind, run in [("DNA", lambda: dna_class_pwm(model, data.length, steps=100)),
-                      ("image", lambda: class_image(gap_cnn().eval(), 3, steps=100))]:
+                      ("image", lambda: class_image(gap_cnn().eval(), torch.zeros(1, 28, 28), target=3, steps=100))]:
         box = {}
         once = timed(lambda run=run, box=box: box.update(run=run()))
         viewer = widgets.ascent_viewer(box["run"])

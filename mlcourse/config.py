@@ -11,14 +11,16 @@ should shrink under the tests (examples, epochs, sweeps) go through
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-__all__ = ["setup", "scale", "is_fast", "cache_dir", "pick_device"]
+__all__ = ["setup", "scale", "is_fast", "cache_dir", "pick_device", "device_of", "eval_mode"]
 
 
 def is_fast() -> bool:
@@ -49,6 +51,36 @@ def pick_device() -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def device_of(model) -> torch.device:
+    """The device a model computes on: that of its first parameter (or buffer); the CPU otherwise.
+
+    Every method that runs a model moves its inputs here, so one rule decides
+    where the work happens, and a plain function (no parameters) runs on the CPU.
+    """
+    if isinstance(model, nn.Module):
+        for tensor in (*model.parameters(), *model.buffers()):
+            return tensor.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """Run the block with ``model`` in eval mode (no dropout), then restore its training flag.
+
+    Anything that is not an ``nn.Module`` (a plain scoring function) passes through unchanged,
+    so black-box methods can use this for models and callables alike.
+    """
+    if not isinstance(model, nn.Module):
+        yield model
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def seed_everything(seed: int) -> None:

@@ -43,7 +43,7 @@ __all__ = [
     "sample",
     "similarity",
     "best_jaspar_match",
-    "plot_logo",
+    "information_content",
 ]
 
 PSEUDOCOUNT = 1.0
@@ -54,6 +54,20 @@ BACKGROUND = 0.25
 
 VIRTUAL_SITES = 100
 """How many sites a matrix given as probabilities (``Motif.from_probs``) counts as."""
+
+
+def information_content(probs):
+    """Information content in bits of each column of base probabilities (Schneider & Stephens 1990).
+
+    ``IC_j = 2 + sum_b p_bj log2 p_bj``: 2 bits for a column that always has the
+    same base, 0 for a uniform one. ``probs`` is a NumPy array or a torch tensor
+    with the four bases on the second-to-last axis: ``(4, W)`` gives ``(W,)``,
+    ``(N, 4, L)`` gives ``(N, L)``. Zero probabilities contribute nothing.
+    """
+    if isinstance(probs, torch.Tensor):
+        return 2.0 + (probs * torch.log2(probs.clamp_min(1e-12))).sum(dim=-2)
+    p = np.asarray(probs, dtype=float)
+    return 2.0 + (p * np.log2(np.clip(p, 1e-12, None))).sum(axis=-2)
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,8 +152,7 @@ class Motif:
         ``IC_j = 2 + sum_b p_bj log2 p_bj`` (Schneider & Stephens 1990): 2 bits
         for a position that always has the same base, 0 for a uniform one.
         """
-        p = self.probs
-        return 2.0 + (p * np.log2(p)).sum(axis=0)
+        return information_content(self.probs)
 
     def reverse_complement(self) -> Motif:
         """The motif read on the other strand (rows A<->T, C<->G, positions reversed)."""
@@ -412,19 +425,3 @@ def best_jaspar_match(motif_or_probs, candidates=None) -> list[tuple[Motif, Alig
         raise ValueError("no candidate motifs to compare with")
     scored = [(m, similarity(query, m)) for m in motifs]
     return sorted(scored, key=lambda pair: -pair[1].score)
-
-
-def plot_logo(motif, ax=None, title: str | None = None):
-    """Draw a motif as an information-content logo (letter height = probability x IC bits).
-
-    Returns the matplotlib Axes.
-    """
-    from mlcourse.plot import logo
-
-    motif = _as_motif(motif)
-    heights = motif.probs * motif.information_content()
-    if title is None:
-        title = f"{motif.name} {motif.matrix_id}" if motif.matrix_id else motif.name
-    ax = logo(heights, ax=ax, title=title, ylabel="bits")
-    ax.set_ylim(0, 2)
-    return ax

@@ -1,19 +1,34 @@
-"""Plots for the course: sequence and attribution logos, heatmaps, image grids.
+"""Plots for the course: sequence and attribution logos, heatmaps, image grids, SIS highlights.
 
 Every function draws on the Axes it is given (or a new one) and returns the Axes,
-so that notebooks can add titles and annotations.
+so that notebooks can add titles and annotations; :func:`highlight` returns HTML.
+Sufficient input subsets are shown in one palette everywhere (:data:`SIS_COLOURS`):
+SIS ``k`` of a collection has colour ``k`` on digits, DNA, reviews and in the widgets.
 """
 
 from __future__ import annotations
 
+import html
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.colors import to_rgb
 
 from mlcourse.dna import ALPHABET
+from mlcourse.motifs import Motif, jaspar, similarity
 
-__all__ = ["logo", "mark_sites", "image_grid", "sequence_heatmap", "position_track", "heatmap_overlay",
-           "method_comparison", "sis_overlay", "ism_heatmap", "ism_logo", "sis_shading"]
+__all__ = ["SIS_COLOURS", "logo", "motif_logo", "mark_sites", "image_grid", "sequence_heatmap", "position_track",
+           "heatmap_overlay", "method_comparison", "sis_overlay", "ism_heatmap", "ism_logo", "sis_shading",
+           "highlight", "consensus_logo", "sis_colour"]
+
+SIS_COLOURS = ("#f4a261", "#8ecae6", "#b5e48c", "#cdb4db", "#ffd166", "#f48fb1")
+"""The colour of SIS ``k`` is ``SIS_COLOURS[k % 6]``, in every plot and widget."""
+
+
+def sis_colour(k: int) -> str:
+    """The colour of the ``k``-th sufficient input subset of a collection."""
+    return SIS_COLOURS[k % len(SIS_COLOURS)]
 
 
 def _axes(ax, figsize=(10, 2)):
@@ -226,7 +241,7 @@ def sis_overlay(image, masks, ax=None, title: str | None = None, alpha: float = 
 
     ``image`` is ``(H, W)`` or ``(1, H, W)``; ``masks`` is a list of boolean arrays
     of the same shape (e.g. ``[s.mask for s in sis_collection(...)]``); SIS ``k``
-    gets colour ``k`` of matplotlib's ``tab10``.
+    gets colour :func:`sis_colour` ``(k)``.
     """
     ax = _axes(ax, figsize=(2, 2))
     img = _to_numpy(image)
@@ -235,7 +250,7 @@ def sis_overlay(image, masks, ax=None, title: str | None = None, alpha: float = 
     layer = np.zeros((*img.shape, 4))
     for k, mask in enumerate(masks):
         m = _to_numpy(mask).astype(bool).reshape(img.shape)
-        layer[m] = (*plt.cm.tab10(k % 10)[:3], alpha)
+        layer[m] = (*to_rgb(sis_colour(k)), alpha)
     ax.imshow(layer)
     ax.axis("off")
     if title:
@@ -284,7 +299,7 @@ def sis_shading(seq: str, masks, ax=None, sites=(), title: str | None = None):
     """A DNA sequence as letters with each SIS shaded in its own colour, as on Carter et al.'s slides.
 
     ``masks`` are boolean arrays over positions (shape ``(L,)`` or ``(1, L)``); SIS
-    ``k`` gets colour ``k`` of ``tab10``. ``sites`` (ground truth) are underlined.
+    ``k`` gets colour :func:`sis_colour` ``(k)``. ``sites`` (ground truth) are underlined.
     """
     ax = _axes(ax, figsize=(max(6, len(seq) * 0.12), 0.9))
     for k, mask in enumerate(masks):
@@ -292,7 +307,7 @@ def sis_shading(seq: str, masks, ax=None, sites=(), title: str | None = None):
         if len(keep) != len(seq):
             raise ValueError(f"SIS {k} has {len(keep)} positions but the sequence has {len(seq)}")
         for pos in np.flatnonzero(keep):
-            ax.add_patch(plt.Rectangle((pos - 0.5, 0), 1, 1, color=plt.cm.tab10(k % 10), alpha=0.45, lw=0))
+            ax.add_patch(plt.Rectangle((pos - 0.5, 0), 1, 1, color=sis_colour(k), alpha=0.8, lw=0))
     for pos, base in enumerate(seq):
         ax.text(pos, 0.5, base, ha="center", va="center", family="monospace", fontsize=7)
     for site in sites:
@@ -305,3 +320,75 @@ def sis_shading(seq: str, masks, ax=None, sites=(), title: str | None = None):
     if title:
         ax.set_title(title, fontsize=9)
     return ax
+
+
+def motif_logo(motif, ax=None, title: str | None = None):
+    """Draw a motif as an information-content logo (letter height = probability x IC bits).
+
+    ``motif`` is a :class:`~mlcourse.motifs.Motif`, a JASPAR name or ID, or a
+    ``(4, W)`` probability matrix. Returns the matplotlib Axes.
+    """
+    if not isinstance(motif, Motif):
+        motif = jaspar(motif) if isinstance(motif, str) else Motif.from_probs(np.asarray(motif), "query")
+    heights = motif.probs * motif.information_content()
+    if title is None:
+        title = f"{motif.name} {motif.matrix_id}" if motif.matrix_id else motif.name
+    ax = logo(heights, ax=ax, title=title, ylabel="bits")
+    ax.set_ylim(0, 2)
+    return ax
+
+
+def consensus_logo(probs, motif: Motif, axes=None):
+    """A SIS cluster's consensus above its JASPAR ``motif``, shifted by their best alignment.
+
+    Uses :func:`mlcourse.motifs.similarity` (offset, strand); returns the two Axes.
+    """
+    query = Motif.from_probs(probs, "SIS consensus")
+    match = similarity(query, motif)
+    target = motif.reverse_complement() if match.strand == "-" else motif
+    if axes is None:
+        fig, axes = plt.subplots(2, 1, figsize=(8, 4))
+        fig.subplots_adjust(hspace=0.6)
+    motif_logo(query, ax=axes[0], title=f"SIS cluster consensus (similarity {match.score:.2f})")
+    motif_logo(target, ax=axes[1])
+    # column k of the motif sits under column k + offset of the consensus: same span, shifted
+    lo, hi = min(0, match.offset), max(query.width, match.offset + target.width)
+    axes[0].set_xlim(lo - 0.5, hi - 0.5)
+    axes[1].set_xlim(lo - 0.5 - match.offset, hi - 0.5 - match.offset)
+    axes[1].set_title(f"{target.name} {target.matrix_id or ''} (strand {match.strand}, offset {match.offset})")
+    return axes
+
+
+def highlight(tokens, subsets, underline=None) -> str:
+    """HTML for a text with each subset of token positions on its own colour (:func:`sis_colour`).
+
+    Parameters
+    ----------
+    tokens : list of str
+        The review.
+    subsets : list of sequences of int
+        Token positions, e.g. the disjoint SISes of :func:`mlcourse.interpret.sis.review_sis`;
+        subset ``k`` gets colour ``k``.
+    underline : boolean array, optional
+        Positions to underline, e.g. :meth:`mlcourse.datasets.reviews.Reviews.rationale_mask`
+        (the ground truth).
+
+    Returns
+    -------
+    str
+        Show it with ``IPython.display.HTML(...)``.
+    """
+    colour = {}
+    for k, subset in enumerate(subsets):
+        for pos in np.asarray(subset, dtype=int).reshape(-1):
+            if not 0 <= pos < len(tokens):
+                raise ValueError(f"subset {k}: position {pos} is outside the review's {len(tokens)} tokens")
+            colour[int(pos)] = sis_colour(k)
+    words = []
+    for i, word in enumerate(tokens):
+        style = f"background:{colour[i]};" if i in colour else ""
+        if underline is not None and underline[i]:
+            style += "text-decoration:underline;"
+        word = html.escape(word)
+        words.append(f'<span style="{style}padding:1px">{word}</span>' if style else word)
+    return '<p style="line-height:1.8">' + " ".join(words) + "</p>"

@@ -25,7 +25,6 @@ Tasks
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 from dataclasses import dataclass, field
@@ -37,11 +36,11 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch import nn
 from tqdm.auto import tqdm
 
-from mlcourse.config import scale
+from mlcourse.config import device_of, eval_mode, scale
 from mlcourse.files import atomic_path
 
 __all__ = [
-    "History", "fit", "predict", "evaluate", "binary_metrics", "save", "load", "as_tensors", "eval_mode",
+    "History", "fit", "predict", "evaluate", "binary_metrics", "save", "load", "as_tensors",
 ]
 
 TASKS = ("binary", "multiclass", "regression")
@@ -216,7 +215,7 @@ def fit(
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if device is None:
-        device = next(model.parameters()).device
+        device = device_of(model)
     model.to(device)
     X, y = (t.to(device) for t in as_tensors(train, task, "training data"))
     if valid is not None:
@@ -268,24 +267,6 @@ def fit(
     return history
 
 
-@contextlib.contextmanager
-def eval_mode(model):
-    """Run the block with ``model`` in eval mode (no dropout), then restore its training flag.
-
-    Anything that is not an ``nn.Module`` (a plain scoring function) passes through unchanged,
-    so black-box methods can use this for models and callables alike.
-    """
-    if not isinstance(model, nn.Module):
-        yield model
-        return
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
 def predict(model: nn.Module, X, batch_size: int = 512, device=None) -> np.ndarray:
     """Raw model outputs (logits for classifiers) for ``X``, in eval mode, without gradients.
 
@@ -296,7 +277,7 @@ def predict(model: nn.Module, X, batch_size: int = 512, device=None) -> np.ndarr
         X = X.X
     X = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
     if device is None:
-        device = next(model.parameters()).device
+        device = device_of(model)
     outs = []
     with torch.inference_mode(), eval_mode(model):
         for i in range(0, len(X), batch_size):

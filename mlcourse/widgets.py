@@ -10,7 +10,7 @@ builder                      the logic it calls                         lecture
 :func:`sequence_explorer`    :func:`predict_and_ism`                    04 saturated mutagenesis
 :func:`sis_explorer`         :func:`sis_state`                          07 SIS for TF binding
 :func:`filter_browser`       :class:`FilterBank`, :func:`filter_report` 08 filters
-:func:`attribution_comparer` :func:`attribute`, :func:`image_methods`   12 LIME, SHAP, comparison
+:func:`attribution_comparer` :func:`attribute`                          12 LIME, SHAP, comparison
 :func:`ig_path_explorer`     :func:`ig_path`, :func:`ig_path_state`     11 integrated gradients
 :func:`ascent_viewer`        :func:`ascent_frame`                       13 gradient ascent
 ============================ ========================================== =========================
@@ -45,17 +45,19 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.patches import PathPatch, Rectangle
 from matplotlib.path import Path
 from matplotlib.textpath import TextPath
-from torch import nn
 
+from mlcourse.config import device_of, eval_mode
 from mlcourse.dna import ALPHABET, decode, one_hot, validate
-from mlcourse.interpret import backprop, cam, sis, surrogate
-from mlcourse.interpret.compare import default_methods, precision_at_k
+from mlcourse.interpret import engines, sis
+from mlcourse.interpret.compare import precision_at_k
 from mlcourse.interpret.filters import activation_motifs, first_conv, trim, weight_motifs
-from mlcourse.interpret.ism import saturation_mutagenesis, score_fn
+from mlcourse.interpret.ism import saturation_mutagenesis
 from mlcourse.interpret.maximize import Trajectory
-from mlcourse.interpret.paths import integrated_gradients
-from mlcourse.motifs import Motif, best_jaspar_match
-from mlcourse.train import eval_mode
+from mlcourse.interpret.methods import scorers
+from mlcourse.interpret.paths import path_gradients, riemann_weights
+from mlcourse.interpret.scoring import score
+from mlcourse.motifs import Motif, best_jaspar_match, information_content
+from mlcourse.plot import SIS_COLOURS, sis_colour
 
 __all__ = [
     "Explorer",
@@ -71,7 +73,6 @@ __all__ = [
     "FilterReport",
     "filter_report",
     "filter_browser",
-    "image_methods",
     "attribute",
     "attribution_comparer",
     "ascent_frame",
@@ -238,7 +239,7 @@ def mutate(seq: str, position: int, base: str) -> str:
     return seq[:position] + base + seq[position + 1 :]
 
 
-def predict_and_ism(model, seq: str, target=None) -> tuple[float, np.ndarray]:
+def predict_and_ism(model, seq: str, *, target=None) -> tuple[float, np.ndarray]:
     """The model's score for ``seq`` and its in-silico saturation mutagenesis map.
 
     Parameters
@@ -260,11 +261,10 @@ def predict_and_ism(model, seq: str, target=None) -> tuple[float, np.ndarray]:
         "mutation maps") and :func:`mlcourse.interpret.ism.saturation_mutagenesis`.
     """
     x = one_hot(seq)
-    with torch.inference_mode(), eval_mode(model):
-        score = float(score_fn(model, target)(x)[0])
-    # One sequence: a single batch of its 3L mutants beats the local-window path's set-up.
-    ism = saturation_mutagenesis(model, x, target=target, fast=False)
-    return score, np.asarray(ism[0], dtype=float)
+    value = float(score(model, x, target=target)[0])
+    # One sequence: a single batch of its 3L mutants beats the local-window engine's set-up.
+    ism = saturation_mutagenesis(model, x, target=target)
+    return value, np.asarray(ism[0], dtype=float)
 
 
 class SequenceExplorer(Explorer):
@@ -301,7 +301,7 @@ class SequenceExplorer(Explorer):
         if len(seq) != len(self.original):
             raise ValueError(f"the sequence has {len(seq)} bp; the model reads {len(self.original)} bp")
         if seq not in self._cache:
-            self._cache = {seq: predict_and_ism(self.model, seq, self.target)}
+            self._cache = {seq: predict_and_ism(self.model, seq, target=self.target)}
         score, ism = self._cache[seq]
         pos = self.position.value
         b, i = np.unravel_index(np.argmin(ism), ism.shape)
@@ -382,14 +382,16 @@ class IGState:
     goal: float  # f(x) - f(baseline): the total IG must add up to this (completeness)
 
 
-def ig_path(model, x, baseline=None, *, steps: int = 50, target=None) -> IGPath:
+def ig_path(model, x, *, target=None, baseline=None, steps: int = 50) -> IGPath:
     """The model's gradients at ``steps + 1`` evenly spaced points from ``baseline`` to ``x``.
 
     Integrated gradients (Sundararajan, Taly & Yan, 2017, "Axiomatic attribution for
     deep networks") attributes ``f(x) - f(x')`` to the inputs as
     ``(x - x') * integral_0^1 grad f(x' + alpha (x - x')) d alpha``. This function
-    evaluates the integrand on the grid ``alpha = 0, 1/steps, ..., 1`` in one batch;
-    :func:`ig_path_state` integrates it up to any ``alpha``.
+    evaluates the integrand on the grid ``alpha = 0, 1/steps, ..., 1`` with
+    :func:`mlcourse.interpret.paths.path_gradients` (the integrand of
+    :func:`~mlcourse.interpret.paths.integrated_gradients`); :func:`ig_path_state`
+    integrates it up to any ``alpha``.
 
     Parameters
     ----------
@@ -397,12 +399,12 @@ def ig_path(model, x, baseline=None, *, steps: int = 50, target=None) -> IGPath:
         Differentiable; one example in, one score (or ``target`` column) out.
     x : tensor
         One example: DNA ``(4, L)`` or an image ``(C, H, W)`` (a leading batch axis of 1 is dropped).
+    target : int, optional
+        Output column for multi-output models.
     baseline : tensor, optional
         The reference ``x'``, same shape; default all zeros (no base / a black image).
     steps : int
         Number of intervals on the path.
-    target : int, optional
-        Output column for multi-output models.
     """
     x = _single(x)
     baseline = torch.zeros_like(x) if baseline is None else _single(baseline, "baseline")
@@ -410,18 +412,14 @@ def ig_path(model, x, baseline=None, *, steps: int = 50, target=None) -> IGPath:
         raise ValueError(f"baseline has shape {tuple(baseline.shape)} but x has {tuple(x.shape)}")
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    alphas = torch.linspace(0, 1, steps + 1)
-    points = baseline + alphas.view(-1, *[1] * x.ndim) * (x - baseline)
-    points.requires_grad_(True)
-    with torch.enable_grad(), eval_mode(model):
-        outputs = score_fn(model, target)(points)
-        (gradients,) = torch.autograd.grad(outputs.sum(), points)
-    return IGPath(x, baseline, alphas.numpy(), outputs.detach().numpy().astype(float),
-                  gradients.detach())
+    alphas = np.linspace(0, 1, steps + 1)
+    outputs, gradients = path_gradients(model, x[None], alphas, target=target, baseline=baseline[None])
+    return IGPath(x, baseline, alphas, outputs[:, 0].cpu().numpy().astype(float), gradients[:, 0].cpu())
 
 
 def ig_path_state(path: IGPath, alpha: float) -> IGState:
-    """Integrated gradients accumulated from ``alpha = 0`` up to ``alpha`` (trapezoid rule).
+    """Integrated gradients accumulated from ``alpha = 0`` up to ``alpha`` (trapezoid rule,
+    :func:`mlcourse.interpret.paths.riemann_weights`).
 
     The running attribution summed over all inputs tracks ``f(x_alpha) - f(x')`` along the
     whole path (the fundamental theorem of calculus for path integrals); at ``alpha = 1``
@@ -434,8 +432,10 @@ def ig_path_state(path: IGPath, alpha: float) -> IGState:
     grads = path.gradients
     if k == 0:
         integral = torch.zeros_like(path.x)
-    else:
-        integral = (grads[:k].sum(0) + grads[1 : k + 1].sum(0)) / (2 * path.steps)
+    else:  # the trapezoid rule on the k + 1 grid points of [0, alpha_k]
+        _, weights = riemann_weights(k + 1, "riemann_trapezoid")
+        w = torch.as_tensor(weights * k / path.steps, dtype=grads.dtype)
+        integral = (w.reshape(-1, *[1] * path.x.ndim) * grads[: k + 1]).sum(0)
     attribution = (path.x - path.baseline) * integral
     return IGState(
         alpha=float(path.alphas[k]),
@@ -492,7 +492,7 @@ class IGPathExplorer(Explorer):
         return text, fig
 
 
-def ig_path_explorer(model, x, baseline=None, *, steps: int = 50, target=None,
+def ig_path_explorer(model, x, *, target=None, baseline=None, steps: int = 50,
                      sites=()) -> IGPathExplorer:
     """Walk along the integrated-gradients path with an ``alpha`` slider.
 
@@ -504,12 +504,12 @@ def ig_path_explorer(model, x, baseline=None, *, steps: int = 50, target=None,
 
     Parameters
     ----------
-    model, x, baseline, steps, target
+    model, x, target, baseline, steps
         As for :func:`ig_path`.
     sites : list of mlcourse.datasets.base.Site, optional
         Ground-truth motif sites to shade (DNA).
     """
-    return IGPathExplorer(ig_path(model, x, baseline, steps=steps, target=target), sites=sites)
+    return IGPathExplorer(ig_path(model, x, target=target, baseline=baseline, steps=steps), sites=sites)
 
 
 # ----------------------------------------------------------------------------- filter browser
@@ -546,7 +546,7 @@ class FilterBank:
         X = torch.as_tensor(X, dtype=torch.float32)
         self.width, self.seqs, self.candidates = conv.kernel_size[0], decode(X), candidates
         with torch.no_grad():
-            self.activations = conv(X).numpy()  # (N, K, L')
+            self.activations = conv(X.to(device_of(model))).cpu().numpy()  # (N, K, L')
         self.motifs = activation_motifs(model, X, threshold)
         self.weight_motifs = weight_motifs(model)
         self._matches: dict[int, tuple[Motif, float]] = {}
@@ -624,37 +624,6 @@ def filter_browser(model, X, *, threshold: float = 0.5, candidates=None, top: in
 
 
 # ----------------------------------------------------------------------------- attribution comparer
-def image_methods(model, *, layer=None, target=None, steps: int = 50) -> dict:
-    """The course's attribution methods for an image classifier, ``name -> f(X) -> (N, H, W)``.
-
-    Gradient maps take the largest absolute value over channels (Simonyan et al. 2014);
-    Grad-CAM (Selvaraju et al. 2017) is upsampled bilinearly from ``layer`` (default
-    ``model.last_conv``, else the model's last ``Conv2d``); integrated gradients (Sundararajan et al. 2017) start from a
-    black image and are summed over channels; LIME (Ribeiro et al. 2016) and KernelSHAP
-    (Lundberg & Lee 2017) fit one coefficient per image patch
-    (:func:`mlcourse.interpret.surrogate.default_mask`).
-    """
-    if layer is None:
-        convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-        if not hasattr(model, "last_conv") and not convs:
-            raise ValueError("Grad-CAM needs a convolution: the model has no Conv2d layer; pass layer=")
-        layer = model.last_conv if hasattr(model, "last_conv") else convs[-1]
-
-    def grad_cam(X):
-        return cam.to_input(model, X, layer, cam.grad_cam(model, X, layer, target))
-
-    return {
-        "saliency": lambda X: backprop.saliency(model, X, target).abs().amax(1),
-        "guided backprop": lambda X: backprop.guided_backprop(model, X, target).abs().amax(1),
-        "Grad-CAM": grad_cam,
-        "guided Grad-CAM": lambda X: cam.guided_grad_cam(model, X, layer, target).abs().amax(1),
-        "integrated gradients": lambda X: integrated_gradients(model, X, target=target,
-                                                               steps=steps).sum(1),
-        "LIME": lambda X: surrogate.lime(model, X, target=target).mean(1),
-        "KernelSHAP": lambda X: surrogate.kernel_shap(model, X, target=target).mean(1),
-    }
-
-
 def attribute(methods: dict, name: str, x) -> tuple[np.ndarray, float]:
     """Run one method of ``methods`` (``name -> f(X) -> scores``) on one example ``x``.
 
@@ -747,13 +716,12 @@ def attribution_comparer(model, x, *, methods=None, target=None, sites=(), truth
     """Compare two attribution methods on one sequence or image, beside the ground truth.
 
     Each method's map is computed the first time it is picked, then cached, so
-    switching back is instant. For DNA the methods are
-    :func:`mlcourse.interpret.compare.default_methods` (ISM, saliency, guided
+    switching back is instant. The methods are those of the course's registry,
+    :func:`mlcourse.interpret.methods.scorers`, for DNA (ISM, SIS, saliency, guided
     backprop, Grad-CAM, integrated gradients, DeepLiftShap, LIME, KernelSHAP; not
-    the slow maximum-entropy sampler)
-    and the readout gives the share of each method's ``k`` best positions inside the
-    planted ``sites`` (precision at ``k``, as in :mod:`mlcourse.interpret.compare`).
-    For images the methods are :func:`image_methods`.
+    the slow maximum-entropy sampler) or for images. For DNA the readout gives the
+    share of each method's ``k`` best positions inside the planted ``sites``
+    (precision at ``k``, as in :mod:`mlcourse.interpret.compare`).
 
     Parameters
     ----------
@@ -764,22 +732,22 @@ def attribution_comparer(model, x, *, methods=None, target=None, sites=(), truth
     methods : dict, optional
         ``name -> f(X) -> (N, L)`` or ``(N, H, W)`` scores, to compare your own.
     target : int, optional
-        Class explained (image models).
+        Class explained (image classifiers).
     sites : list of Site, optional
         Planted motif sites (DNA ground truth).
     truth : array, optional
         A ground-truth mask to show instead of the input (``(H, W)`` for images).
     layer : optional
-        Grad-CAM layer for images (default ``model.last_conv``).
+        Grad-CAM's layer (default: see :func:`mlcourse.interpret.methods.scorers`).
     k : int, optional
         Positions judged (default: the widest site).
     """
     x = _single(x)
     if methods is None and _is_dna(x):
-        methods = default_methods(model)
+        methods = scorers(model, "dna", target=target, layer=layer)
         del methods["maximum entropy"]  # about a minute per sequence: too slow to pick on a whim
     elif methods is None:
-        methods = image_methods(model, layer=layer, target=target)
+        methods = scorers(model, "image", target=target, layer=layer)
     return AttributionComparer(model, methods, x, sites=sites, truth=truth, k=k)
 
 
@@ -796,8 +764,7 @@ def ascent_frame(trajectory: Trajectory, index: int) -> dict:
     out = {"step": int(trajectory.steps[index]), "frame": frame,
            "score": float(trajectory.scores[index]), "objective": float(trajectory.objective[index])}
     if trajectory.kind == "dna":
-        p = frame.clamp(min=1e-12)
-        out["bits"] = (2 + (p * p.log2()).sum(0)).numpy()
+        out["bits"] = information_content(frame).numpy()
     return out
 
 
@@ -863,15 +830,13 @@ def ascent_viewer(trajectory: Trajectory, *, title: str = "class-optimised input
 
 
 # ----------------------------------------------------------------------------- SIS explorer
-_SIS_COLOURS = ("#f4a261", "#8ecae6", "#b5e48c", "#cdb4db", "#ffd166")
-
-
-def sis_state(model, x, threshold: float, *, target=None) -> dict:
+def sis_state(model, x, *, threshold: float, target=None) -> dict:
     """The sufficient input subsets of one DNA sequence at ``threshold`` (Carter et al. 2019).
 
-    The model's logit is turned into a probability (:func:`mlcourse.interpret.sis.probability`),
-    a masked position becomes the uniform 0.25 background, and
-    :func:`mlcourse.interpret.sis.sis_collection` returns the disjoint SISes.
+    The model's logit is turned into a probability (``output="probability"``), a
+    masked position becomes the uniform 0.25 background, and
+    :func:`mlcourse.interpret.sis.sis_collection` returns the disjoint SISes (with the
+    local-window screen where the model allows, :mod:`mlcourse.interpret.engines`).
 
     Returns
     -------
@@ -886,10 +851,12 @@ def sis_state(model, x, threshold: float, *, target=None) -> dict:
         raise ValueError(f"sis_state expects one DNA sequence (4, L), got shape {tuple(x.shape)}")
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold={threshold!r} must be a probability strictly between 0 and 1")
-    f = sis.probability(model, target)
     start = time.perf_counter()
-    collection = sis.sis_collection(f, threshold, x, sis.dna_background(x), (1, x.shape[1]))
-    return {"probability": float(f(x[None])[0]), "collection": collection,
+    fast = target is None and engines.supports(model, x[None])
+    collection = sis.sis_collection(model, x, threshold=threshold, target=target, mask_shape=(1, x.shape[1]),
+                                    output="probability", fast=fast)
+    probability = float(score(model, x[None], target=target, output="probability")[0])
+    return {"probability": probability, "collection": collection,
             "positions": [np.sort(np.asarray(s.features)) for s in collection],
             "seconds": time.perf_counter() - start}
 
@@ -899,7 +866,7 @@ def _shaded(seq: str, positions, sites) -> str:
     colour = {}
     for k, where in enumerate(positions):
         for p in where:
-            colour[int(p)] = _SIS_COLOURS[k % len(_SIS_COLOURS)]
+            colour[int(p)] = sis_colour(k)
     planted = {p for site in sites for p in range(site.start, site.end)}
     letters = []
     for p, base in enumerate(seq):
@@ -932,7 +899,7 @@ class SISExplorer(Explorer):
         key = (self.example.value, round(self.threshold.value, 4))
         if key not in self._cache:
             self.readout.value = "finding sufficient input subsets&hellip;"
-            self._cache[key] = sis_state(self.model, self.X[key[0]], key[1], target=self.target)
+            self._cache[key] = sis_state(self.model, self.X[key[0]], threshold=key[1], target=self.target)
         state = self._cache[key]
         self.state = state
         seq, sites = self.seqs[key[0]], self.sites[key[0]]
@@ -948,9 +915,9 @@ class SISExplorer(Explorer):
         track = np.zeros((1, len(seq)))
         for k, p in enumerate(state["positions"]):
             track[0, p] = k + 1
-        colours = ListedColormap(_SIS_COLOURS)
+        colours = ListedColormap(SIS_COLOURS)
         ax.imshow(np.ma.masked_equal(track, 0), aspect="auto", cmap=colours, vmin=0.5,
-                  vmax=len(_SIS_COLOURS) + 0.5, interpolation="nearest")
+                  vmax=len(SIS_COLOURS) + 0.5, interpolation="nearest")
         _outline_sites(ax, sites, rows=1)
         ax.set_yticks([])
         ax.set_xlim(-0.5, len(seq) - 0.5)

@@ -84,7 +84,7 @@ def captum(cls, model, x, target):
 ])
 def test_agrees_with_captum(ours, theirs, name, make_model, make_x, target, seed):
     model, x = make_model(seed), make_x(seed=seed + 10)
-    mine = ours(model, x, target)
+    mine = ours(model, x, target=target)
     ref = captum(theirs, model, x.clone().requires_grad_(True), target)
     assert mine.shape == x.shape
     assert mine.abs().max() > 0
@@ -146,7 +146,7 @@ def test_target_errors_name_the_value():
 def test_deconvolve_unit_matches_captum_neuron_methods(rule, captum_cls):
     model, x = dna_model(), dna_batch()
     layer, channel, position = model[4], 2, 3
-    mine = backprop.deconvolve_unit(model, x, layer, channel, position, rule=rule)
+    mine = backprop.deconvolve_unit(model, x, layer=layer, channel=channel, position=position, rule=rule)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = captum_cls(model, layer).attribute(x.clone().requires_grad_(True), (channel, position))
@@ -160,15 +160,15 @@ def test_deconvolve_unit_default_position_is_strongest_and_local():
     first_relu = model[1]
     out = model[:2](x)
     best = out[:, 5].argmax(dim=1)
-    rec = backprop.deconvolve_unit(model, x, first_relu, channel=5)
+    rec = backprop.deconvolve_unit(model, x, layer=first_relu, channel=5)
     for n in range(x.shape[0]):
         support = rec[n].abs().sum(0).nonzero()[:, 0]
         # a first-layer unit sees a 5-wide window starting at its position
         assert support.min() >= best[n] and support.max() < best[n] + 5
     with pytest.raises(ValueError, match="channel=99"):
-        backprop.deconvolve_unit(model, x, first_relu, channel=99)
+        backprop.deconvolve_unit(model, x, layer=first_relu, channel=99)
     with pytest.raises(ValueError, match="position=100"):
-        backprop.deconvolve_unit(model, x, first_relu, channel=0, position=100)
+        backprop.deconvolve_unit(model, x, layer=first_relu, channel=0, position=100)
 
 
 def test_conv_gradient_is_transposed_convolution():

@@ -36,7 +36,7 @@ def test_grad_cam_agrees_with_captum(case, seed, relu):
         torch.manual_seed(seed)
         model, x, target = vision.gap_cnn().eval(), torch.rand(3, 1, 28, 28), 7
         layer = model.relu3
-    mine = cam.grad_cam(model, x, layer, target, relu=relu)
+    mine = cam.grad_cam(model, x, layer=layer, target=target, relu=relu)
     ref = captum_gradcam(model, layer, x, target, relu)
     assert relu or mine.abs().max() > 0
     torch.testing.assert_close(mine, ref, atol=1e-5, rtol=0)
@@ -50,7 +50,7 @@ def test_guided_grad_cam_agrees_with_captum(case):
     else:
         model, x, target = image_model(), image_batch(), 4
         layer = model[3]
-    mine = cam.guided_grad_cam(model, x, layer, target, mode="nearest")
+    mine = cam.guided_grad_cam(model, x, layer=layer, target=target, mode="nearest")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = GuidedGradCam(model, layer).attribute(x, target=target)
@@ -63,25 +63,25 @@ def test_cam_is_grad_cam_up_to_a_constant_and_sums_to_the_logit():
     model = vision.gap_cnn().eval()
     x = torch.rand(4, 1, 28, 28)
     target = [0, 3, 5, 9]
-    maps = cam.class_activation_map(model, x, target)
+    maps = cam.class_activation_map(model, x, target=target)
     assert maps.shape == (4, 14, 14)
     # Zhou et al.: logit_c = mean over positions of M_c + b_c
     with torch.no_grad():
         logits = model(x)[torch.arange(4), target]
     torch.testing.assert_close(maps.mean(dim=(1, 2)) + model.fc.bias[target].detach(), logits)
     # Grad-CAM at the pooled maps, without its ReLU, is CAM / (h w)
-    gc = cam.grad_cam(model, x, model.relu3, target, relu=False)
+    gc = cam.grad_cam(model, x, layer=model.relu3, target=target, relu=False)
     torch.testing.assert_close(gc * 14 * 14, maps, atol=1e-5, rtol=1e-5)
 
 
 def test_cam_errors():
     model = image_model()
     with pytest.raises(ValueError, match="found 0"):
-        cam.class_activation_map(model, image_batch(), 1, fc=model[-1])
+        cam.class_activation_map(model, image_batch(), target=1, fc=model[-1])
     with pytest.raises(ValueError, match="target"):
         cam.class_activation_map(vision.gap_cnn(), torch.rand(1, 1, 28, 28))
     with pytest.raises(ValueError, match="Grad-CAM needs"):
-        cam.grad_cam(model, image_batch(), model[-1], 1)
+        cam.grad_cam(model, image_batch(), layer=model[-1], target=1)
 
 
 def test_receptive_fields_match_the_gradient_support():
@@ -96,7 +96,7 @@ def test_receptive_fields_match_the_gradient_support():
     x = torch.ones(1, 4, 50, requires_grad=True)
     model(x)
     for layer in (layers[0], layers[3], layers[4]):
-        fields = cam.receptive_fields(model, layer, x.detach())
+        fields = cam.receptive_fields(model, x.detach(), layer=layer)
         with capture(model, layer, detach=False) as out:
             model(x)
         (y,) = out.values()
@@ -114,7 +114,7 @@ def test_receptive_fields_refuse_unknown_length_changes():
 
     model = nn.Sequential(nn.Conv1d(4, 2, 3), Crop(), nn.Conv1d(2, 1, 3))
     with pytest.raises(ValueError, match="'1' \\(Crop\\) changes the length from 18 to 16"):
-        cam.receptive_fields(model, model[2], torch.zeros(1, 4, 20))
+        cam.receptive_fields(model, torch.zeros(1, 4, 20), layer=model[2])
 
 
 def motif_detector(motif):
@@ -136,20 +136,20 @@ def test_dna_grad_cam_lands_on_the_planted_site():
     seq[70:94] = motif
     x = one_hot(["".join(seq)])
     model = motif_detector(motif)
-    heat = cam.grad_cam(model, x, model[1])
+    heat = cam.grad_cam(model, x, layer=model[1])
     assert heat.shape == (1, 78) and heat[0].argmax() == 70
-    aligned = cam.to_input(model, x, model[1], heat)[0]
+    aligned = cam.to_input(model, x, heat, layer=model[1])[0]
     assert (aligned[70:94] > 0).all() and aligned.sum() == pytest.approx(aligned[70:94].sum())
     centre = float((aligned * torch.arange(101)).sum() / aligned.sum())
     assert centre == pytest.approx(81.5, abs=0.5)
     # stretching 78 positions over 101 bases, as image code does, misplaces the evidence
-    stretched = cam.to_input(model, x, model[1], heat, mode="nearest")[0]
+    stretched = cam.to_input(model, x, heat, layer=model[1], mode="nearest")[0]
     assert float((stretched * torch.arange(101)).sum() / stretched.sum()) > 88
 
 
 def test_one_layer_only():
     model = dna_model()
     with pytest.raises(ValueError, match="pass one layer"):
-        cam.grad_cam(model, dna_batch(), ["1", "4"])
+        cam.grad_cam(model, dna_batch(), layer=["1", "4"])
     with pytest.raises(ValueError, match="no layer named 'relu9'"):
-        cam.receptive_fields(model, "relu9", dna_batch())
+        cam.receptive_fields(model, dna_batch(), layer="relu9")

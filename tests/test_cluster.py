@@ -60,7 +60,7 @@ def test_consensus_of_sampled_motif_instances_matches_jaspar():
     match = similarity(probs, motif)
     assert probs.shape[0] == 4 and np.allclose(probs.sum(axis=0), 1)
     assert match.score > 0.9
-    axes = cluster.plot_consensus(probs, motif)
+    axes = plot.consensus_logo(probs, motif)
     assert len(axes) == 2
     plt.close("all")
 

@@ -7,6 +7,7 @@ import torch
 from mlcourse.datasets.base import Site
 from mlcourse.datasets.simulate import motif_discovery
 from mlcourse.interpret import compare
+from mlcourse.interpret.methods import METHODS, scorers
 
 
 def test_precision_at_k_by_hand():
@@ -55,7 +56,7 @@ def test_compare_methods_ranks_an_oracle_above_random(called_sequences):
 
 def test_every_course_method_finds_the_motif_a_detector_uses(called_sequences):
     model, X, sites = called_sequences
-    methods = compare.default_methods(model, n_references=4, steps=20, n_samples=150)
+    methods = scorers(model, n_references=4, steps=20, n_samples=150)
     table = compare.compare_methods(methods, X, sites, k=11).set_index("method")
     assert set(table.index) >= {"ISM", "SIS", "saliency", "gradient x input", "guided backprop", "Grad-CAM",
                                 "integrated gradients", "DeepLiftShap", "LIME", "KernelSHAP",
@@ -64,3 +65,19 @@ def test_every_course_method_finds_the_motif_a_detector_uses(called_sequences):
     for exact in ("ISM", "SIS", "gradient x input", "integrated gradients", "DeepLiftShap"):
         assert table.loc[exact, "precision@k"] > 0.85
     assert (table["s / 100 seqs"] > 0).all()
+
+
+def test_fast_engines_change_only_the_time(called_sequences):
+    """ISM and SIS through the registry: fast=True gives the plain path's scores."""
+    model, X, _ = called_sequences
+    fast, plain = scorers(model, fast=True), scorers(model, fast=False)
+    for name in ("ISM", "SIS"):
+        torch.testing.assert_close(fast[name](X[:3]), plain[name](X[:3]), atol=1e-5, rtol=1e-5)
+
+
+def test_registry_lists_each_method_once_for_its_data():
+    assert set(METHODS) == set(scorers(compare.motif_detector(), "dna")) | {"guided Grad-CAM"}
+    assert list(scorers(compare.motif_detector(), "image")) == [
+        "saliency", "guided backprop", "Grad-CAM", "guided Grad-CAM", "integrated gradients", "LIME", "KernelSHAP"]
+    with pytest.raises(ValueError, match="data must be one of"):
+        scorers(compare.motif_detector(), "text")

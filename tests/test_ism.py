@@ -71,9 +71,10 @@ def test_exact_in_double_precision_with_padding_stride_and_dilation(one_thread):
     model[4].running_mean.uniform_(-1, 1)
     X = random_dna(3, 23).double()
     expected = naive_ism(lambda b: model(b)[:, 2], X)
-    got = saturation_mutagenesis(model, X, target=2, batch_size=8)
-    assert got.dtype == torch.float64
-    assert torch.allclose(got, expected, atol=1e-10)
+    for fast in (True, False):
+        got = saturation_mutagenesis(model, X, target=2, batch_size=8, fast=fast)
+        assert got.dtype == torch.float64
+        assert torch.allclose(got, expected, atol=1e-10)
 
 
 def test_any_callable_and_a_known_answer():
@@ -95,7 +96,7 @@ def test_restores_training_mode_and_model_unchanged(one_thread):
     assert isinstance(model.conv1, nn.Conv1d) and isinstance(model.relu3, nn.ReLU)
 
 
-def test_model_using_its_input_twice_takes_the_plain_path():
+def test_model_using_its_input_twice_has_no_fast_path():
     class Skip(nn.Module):
         def __init__(self):
             super().__init__()
@@ -108,6 +109,10 @@ def test_model_using_its_input_twice_takes_the_plain_path():
     model = Skip()
     X = random_dna(2, 20)
     assert torch.allclose(saturation_mutagenesis(model, X), naive_ism(model, X), atol=1e-5)
+    with pytest.raises(ValueError, match="fast=True needs"):
+        saturation_mutagenesis(model, X, fast=True)
+    with pytest.raises(ValueError, match="fast=True needs"):
+        saturation_mutagenesis(lambda b: b.sum(dim=(1, 2)), X, fast=True)
 
 
 def test_bad_inputs():
@@ -125,7 +130,7 @@ def test_bad_inputs():
 @pytest.mark.parametrize("name", ["1layer", "2layer_local_win3"])
 def test_edit_scores_with_arbitrary_columns_equal_full_forward_passes(name, one_thread):
     """The local path scores any replacement column (SIS uses 0.25 each), only where asked."""
-    from mlcourse.interpret.ism import local_plan
+    from mlcourse.interpret.engines import local_plan
     torch.manual_seed(2)
     length = max(30, min_length(name))
     model = build(name, length).eval()

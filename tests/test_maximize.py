@@ -14,7 +14,7 @@ def test_linear_image_model_reaches_the_closed_form_optimum():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(1 * 6 * 6, 3, bias=False))
     w = model[1].weight.detach()[2].reshape(1, 6, 6)
-    run = maximize.class_image(model, target=2, shape=(1, 6, 6), steps=600, lr=0.05, l2=0.5,
+    run = maximize.class_image(model, torch.zeros(1, 6, 6), target=2, steps=600, lr=0.05, l2=0.5,
                                record_every=50)
     torch.testing.assert_close(run.final, w / (2 * 0.5), atol=2e-3, rtol=0)
     assert run.kind == "image" and run.frames.shape == (len(run), 1, 6, 6)
@@ -64,9 +64,9 @@ def test_motif_from_pwm_finds_the_informative_window():
 def test_clear_errors():
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
     with pytest.raises(ValueError, match="steps must be"):
-        maximize.class_image(model, 0, shape=(1, 2, 2), steps=0)
-    with pytest.raises(ValueError, match=r"start has shape \(1, 3, 3\)"):
-        maximize.class_image(model, 0, shape=(1, 2, 2), start=torch.zeros(1, 3, 3))
+        maximize.class_image(model, torch.zeros(1, 2, 2), target=0, steps=0)
+    with pytest.raises(ValueError, match=r"one starting image \(C, H, W\), got shape \(3, 3\)"):
+        maximize.class_image(model, torch.zeros(3, 3), target=0)
     with pytest.raises(ValueError, match="width=40"):
         maximize.motif_from_pwm(np.full((4, 30), 0.25), 40)
     with pytest.raises(ValueError, match="starts must be"):

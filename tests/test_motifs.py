@@ -1,6 +1,5 @@
 """mlcourse.motifs: JASPAR lookup, PWM arithmetic, scanning, sampling and similarity."""
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -11,7 +10,6 @@ from mlcourse.motifs import (
     best_jaspar_match,
     jaspar,
     jaspar_names,
-    plot_logo,
     sample,
     scan,
     scan_positions,
@@ -149,9 +147,3 @@ def test_best_jaspar_match_recovers_a_noisy_motif():
     assert ranked[0][0].name.upper() in {"MAFF", "MAFK", "MAFG", "MAFB"}
     top = best_jaspar_match(noisy, candidates=["CTCF", "MAFF", "GATA1"])
     assert [m.name for m, _ in top][0] == "MAFF"
-
-
-def test_plot_logo_returns_its_axes(ctcf):
-    ax = plot_logo(ctcf)
-    assert ax.get_title() == "CTCF MA0139.2" and ax.get_ylim() == (0, 2)
-    plt.close(ax.figure)

@@ -14,7 +14,6 @@ from mlcourse.datasets.reviews import (
     Vocab,
     aspect_index,
     generate_reviews,
-    highlight,
     load_reviews,
     rationale_precision,
     read_annotations,
@@ -204,14 +203,6 @@ def test_rationale_precision_and_chance_level():
         rationale_precision([8], mask)
     with pytest.raises(ValueError, match="empty"):
         rationale_precision([], mask)
-
-
-def test_highlight_colours_each_subset_and_escapes():
-    out = highlight(["a", "<b>", "c"], [[0], [2]], underline=np.array([False, True, False]))
-    assert out.count("background:") == 2 and "&lt;b&gt;" in out and "underline" in out
-    assert rv._COLORS[0] in out and rv._COLORS[1] in out
-    with pytest.raises(ValueError, match="position 5"):
-        highlight(["a"], [[5]])
 
 
 def test_reviews_validate_lengths():

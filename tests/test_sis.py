@@ -6,7 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from mlcourse.interpret import sis
+from mlcourse.interpret import engines, features, scoring, sis
+from mlcourse.models.zeng import ARCHITECTURES
+
+
+def probability(model):
+    """The scores SIS thresholds with output="probability", as a plain function."""
+    return lambda batch: scoring.probability(model(batch)).detach()
 
 
 def mlp(n_in, seed=0):
@@ -46,7 +52,7 @@ def test_backward_selection_matches_brute_force():
     for seed in range(4):
         x = torch.randn(1, 6, generator=torch.Generator().manual_seed(seed)).double()
         masked = torch.zeros_like(x)
-        got = sis.backward_selection(f, x, masked, batch_size=4)
+        got = sis.backward_selection(f, x, baseline=masked, batch_size=4)
         order, scores = brute_backward_selection(f, x, masked)
         assert got.order.tolist() == order
         assert torch.allclose(torch.tensor(got.scores), torch.tensor(scores, dtype=torch.float64))
@@ -65,7 +71,7 @@ def test_find_sis_is_the_shortest_sufficient_tail_and_sufficient():
         if value_of(f, x, masked, _flat_mask(kept, x)) >= threshold:
             expected = kept
             break
-    found = sis.find_sis(f, threshold, x, masked)
+    found = sis.find_sis(f, x, threshold=threshold, baseline=masked)
     assert found.features.tolist() == expected
     assert found.mask.shape == x.shape and found.mask.sum() == len(expected)
     assert value_of(f, x, masked, found.mask) >= threshold
@@ -76,7 +82,7 @@ def test_collection_is_sufficient_disjoint_and_exhausts_the_input():
     X = torch.randn(6, 1, 8, generator=torch.Generator().manual_seed(1)).double()
     masked = torch.zeros(1, 8, dtype=torch.float64)
     threshold = float(f(masked[None])[0]) + 0.2
-    collections = sis.sis_collections(f, threshold, X, masked, batch_size=5)
+    collections = sis.sis_collections(f, X, threshold=threshold, baseline=masked, batch_size=5)
     assert any(len(c) >= 2 for c in collections)
     for x, collection in zip(X, collections):
         union = torch.zeros(1, 8, dtype=torch.bool)
@@ -87,7 +93,7 @@ def test_collection_is_sufficient_disjoint_and_exhausts_the_input():
             union |= s.mask
         # what is left no longer reaches the threshold
         assert value_of(f, x, masked, ~union) < threshold
-        assert [s.features.tolist() for s in sis.sis_collection(f, threshold, x, masked)] == \
+        assert [s.features.tolist() for s in sis.sis_collection(f, x, threshold=threshold, baseline=masked)] == \
             [s.features.tolist() for s in collection]
 
 
@@ -97,7 +103,7 @@ def test_tiny_sis_is_minimal_among_all_subsets_of_its_order():
     x = torch.randn(1, 4, generator=torch.Generator().manual_seed(3)).double()
     masked = torch.zeros_like(x)
     threshold = float(f(x[None])[0]) - 0.01
-    found = sis.find_sis(f, threshold, x, masked)
+    found = sis.find_sis(f, x, threshold=threshold, baseline=masked)
     sufficient = [set(c) for k in range(1, 5) for c in itertools.combinations(range(4), k)
                   if value_of(f, x, masked, _flat_mask(list(c), x)) >= threshold]
     assert set(found.features.tolist()) in sufficient
@@ -137,13 +143,14 @@ def test_sis_of_a_one_motif_sequence_lies_inside_the_motif():
     with torch.no_grad():
         model[3].weight.fill_(3.0)
         model[3].bias.fill_(-15.0)  # probability > 0.5 only for (nearly) whole matches
-    f = sis.probability(model)
+    f = probability(model)
     starts = [5, 20, 33]
     seqs = [plant(random_seq(45, seed), s) for seed, s in enumerate(starts)]
     X = one_hot(seqs)
     threshold = 0.7
     assert (f(X) > threshold).all()
-    collections = sis.sis_collections(f, threshold, X, sis.dna_background(X[0]), mask_shape=(1, 45))
+    collections = sis.sis_collections(model, X, threshold=threshold, baseline=sis.dna_background(X[0]), mask_shape=(1, 45),
+                                       output="probability")
     for start, collection in zip(starts, collections):
         assert len(collection) == 1
         positions = collection[0].mask[0].nonzero().reshape(-1)
@@ -155,9 +162,8 @@ def test_two_motifs_give_two_disjoint_sises_one_in_each():
     with torch.no_grad():
         model[3].weight.fill_(3.0)
         model[3].bias.fill_(-15.0)
-    f = sis.probability(model)
     x = one_hot([plant(plant(random_seq(60, 11), 4), 40)])[0]
-    collection = sis.sis_collection(f, 0.7, x, sis.dna_background(x), mask_shape=(1, 60))
+    collection = sis.sis_collection(model, x, threshold=0.7, mask_shape=(1, 60), output="probability")
     spans = sorted((int(s.mask[0].nonzero().min()), int(s.mask[0].nonzero().max())) for s in collection)
     assert len(spans) == 2
     assert 4 <= spans[0][0] and spans[0][1] < 4 + len(MOTIF)
@@ -170,13 +176,14 @@ def test_negative_decision_explained_with_minus_f():
     with torch.no_grad():
         model[3].weight.fill_(-3.0)
         model[3].bias.fill_(15.0)
-    f = sis.probability(model)
+    f = probability(model)
     x = one_hot([plant(random_seq(40, 4), 12)])[0]
     background = sis.dna_background(x)
     threshold = 0.5
     assert float(f(x[None])[0]) < threshold < float(f(background[None])[0])
-    assert sis.sis_collection(f, threshold, x, background, mask_shape=(1, 40)) == []
-    (reason,) = sis.sis_collection(lambda b: -f(b), -threshold, x, background, mask_shape=(1, 40))
+    assert sis.sis_collection(model, x, threshold=threshold, baseline=background, mask_shape=(1, 40),
+                              output="probability") == []
+    (reason,) = sis.sis_collection(lambda b: -f(b), x, threshold=-threshold, baseline=background, mask_shape=(1, 40))
     positions = reason.mask[0].nonzero().reshape(-1)
     assert positions.min() >= 12 and positions.max() < 12 + len(MOTIF)
     assert value_of(f, x, background, reason.mask.expand(4, 40)) <= threshold
@@ -189,9 +196,9 @@ def test_image_patches_and_tokens():
     images = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     images[:, :, :4, :4] += 1.0
     f = lambda b: b[:, 0, :4, :4].mean(dim=(1, 2))  # noqa: E731  bright top-left block
-    groups = sis.patch_groups(8, 8, 4)
+    groups = features.patch_groups(8, 8, 4)
     assert groups.shape == (1, 8, 8) and groups.max() == 3
-    found = sis.sis_collections(f, 1.0, images, sis.mean_image(images) * 0, groups=groups)
+    found = sis.sis_collections(f, images, threshold=1.0, baseline=sis.mean_image(images) * 0, groups=groups)
     for collection in found:
         assert len(collection) == 1 and collection[0].features.tolist() == [0]
         assert collection[0].mask[0, :4, :4].all() and not collection[0].mask[0, 4:, 4:].any()
@@ -199,7 +206,8 @@ def test_image_patches_and_tokens():
     tokens = embeddings[torch.tensor([1, 2, 3, 4, 5])]
     masked = sis.mean_embedding(embeddings, 5)
     g = lambda b: (b[:, 2] - masked[2]).abs().sum(dim=1)  # noqa: E731  only token 2 matters
-    (only,) = sis.sis_collection(g, 0.5 * float(g(tokens[None])[0]), tokens, masked, mask_shape=(5, 1))
+    (only,) = sis.sis_collection(g, tokens, threshold=0.5 * float(g(tokens[None])[0]), baseline=masked,
+                                 mask_shape=(5, 1))
     assert only.features.tolist() == [2] and only.mask.shape == (5, 1)
 
 
@@ -207,25 +215,22 @@ def test_bad_inputs():
     x = torch.rand(1, 6)
     f = lambda b: b.sum(dim=(1, 2))  # noqa: E731
     with pytest.raises(ValueError, match="does not broadcast"):
-        sis.sis_collection(f, 1.0, x, torch.zeros(1, 6), mask_shape=(1, 5))
-    with pytest.raises(ValueError, match="fully_masked"):
-        sis.sis_collection(f, 1.0, x, torch.zeros(3, 6))
+        sis.sis_collection(f, x, threshold=1.0, baseline=torch.zeros(1, 6), mask_shape=(1, 5))
+    with pytest.raises(ValueError, match="baseline"):
+        sis.sis_collection(f, x, threshold=1.0, baseline=torch.zeros(3, 6))
+    with pytest.raises(ValueError, match="pass baseline="):
+        sis.sis_collection(f, x, threshold=1.0)
     with pytest.raises(ValueError, match="one score per input"):
-        sis.sis_collection(lambda b: b.sum(dim=1), 1.0, x, torch.zeros(1, 6))
+        sis.sis_collection(lambda b: b.sum(dim=1), x, threshold=1.0, baseline=torch.zeros(1, 6))
     with pytest.raises(ValueError, match="NaN"):
-        sis.sis_collection(lambda b: b.sum(dim=(1, 2)) * float("nan"), 1.0, x, torch.zeros(1, 6))
+        sis.sis_collection(lambda b: b.sum(dim=(1, 2)) * float("nan"), x, threshold=1.0, baseline=torch.zeros(1, 6))
     with pytest.raises(ValueError, match="already scores"):
-        sis.sis_collection(f, -1.0, x, torch.zeros(1, 6))
+        sis.sis_collection(f, x, threshold=-1.0, baseline=torch.zeros(1, 6))
     with pytest.raises(ValueError, match="threshold"):
-        sis.sis_collection(f, float("nan"), x, torch.zeros(1, 6))
+        sis.sis_collection(f, x, threshold=float("nan"), baseline=torch.zeros(1, 6))
     with pytest.raises(ValueError, match="groups"):
-        sis.sis_collection(f, 1.0, x, torch.zeros(1, 6), groups=torch.tensor([[0, 0, 2, 2, 2, 2]]))
-    assert sis.sis_collection(f, float(f(x[None])[0]) + 1, x, torch.zeros(1, 6)) == []
-
-
-def _plain(f):
-    """The same scores without the model attached: forces the generic (unscreened) path."""
-    return lambda batch: f(batch)
+        sis.sis_collection(f, x, threshold=1.0, baseline=torch.zeros(1, 6), groups=torch.tensor([[0, 0, 2, 2, 2, 2]]))
+    assert sis.sis_collection(f, x, threshold=float(f(x[None])[0]) + 1, baseline=torch.zeros(1, 6)) == []
 
 
 def _saturating_cnn(seed):
@@ -239,36 +244,34 @@ def _saturating_cnn(seed):
 
 
 def test_dna_screen_gives_exactly_the_plain_path_ties_included():
-    """The local-window screen changes only the cost: identical orders, scores and SISes."""
+    """The local-window screen (fast=True) changes only the cost: identical orders, scores and SISes."""
     for seed in range(3):
         model = _saturating_cnn(seed)
-        f = sis.probability(model)
+        f = probability(model)
         X = one_hot([random_seq(40, 100 + i) for i in range(6)])
         masked = sis.dna_background(X[0])
-        inputs = sis._Inputs(X, masked, (1, 40), None, single=False)
-        assert sis._LocalScreen.build(f, inputs, 64) is not None  # the fast path is really taken
+        options = dict(baseline=masked, mask_shape=(1, 40), output="probability")
         threshold = max(float(f(X).median()), float(f(masked[None])[0])) + 1e-3
         for x in X[:2]:
-            fast = sis.backward_selection(f, x, masked, mask_shape=(1, 40))
-            slow = sis.backward_selection(_plain(f), x, masked, mask_shape=(1, 40))
+            fast = sis.backward_selection(model, x, fast=True, **options)
+            slow = sis.backward_selection(model, x, **options)
             assert fast.order.tolist() == slow.order.tolist()
             # the scores are f's own, which in float32 vary in the last bits with the batch they sit in
             assert torch.allclose(torch.tensor(fast.scores), torch.tensor(slow.scores), rtol=1e-6, atol=0)
-        ours = sis.sis_collections(f, threshold, X, masked, mask_shape=(1, 40), batch_size=64)
-        plain = sis.sis_collections(_plain(f), threshold, X, masked, mask_shape=(1, 40), batch_size=64)
+        ours = sis.sis_collections(model, X, threshold=threshold, batch_size=64, fast=True, **options)
+        plain = sis.sis_collections(model, X, threshold=threshold, batch_size=64, **options)
         assert [[s.features.tolist() for s in c] for c in ours] == [[s.features.tolist() for s in c] for c in plain]
         assert all(abs(a.score - b.score) <= 1e-6 * b.score for c, d in zip(ours, plain) for a, b in zip(c, d))
 
 
-def test_dna_screen_error_bound_holds_and_other_inputs_stay_generic():
+def test_dna_screen_error_bound_holds_and_other_inputs_are_refused():
     from mlcourse.models import zeng
     torch.manual_seed(0)
     model = zeng.build("1layer", 40).eval()
-    f = sis.probability(model)
     X = one_hot([random_seq(40, 7), random_seq(40, 8)])
     masked = sis.dna_background(X[0])
-    inputs = sis._Inputs(X, masked, (1, 40), None, single=False)
-    screen = sis._LocalScreen.build(f, inputs, 64)
+    inputs = sis._Inputs(X, masked, (1, 40), None, single=False, device=torch.device("cpu"))
+    screen = engines.SISScreen.build(model, inputs, 64, "probability")
     keep = torch.rand(2, 40, generator=torch.Generator().manual_seed(1)) < 0.5
     approx = screen(inputs, torch.arange(2), keep)
     with torch.no_grad():
@@ -277,9 +280,51 @@ def test_dna_screen_error_bound_holds_and_other_inputs_stay_generic():
                 k = keep[i].clone()
                 k[p] = False
                 exact = float(model(torch.where(k[None, None, :], X[i], masked))[0])
-                assert abs(approx[i, p] - exact) <= sis._LocalScreen.LOGIT_ERROR * (1 + abs(exact)) / 10
-    # a class target, groups, or a plain callable take the generic path
-    assert sis._LocalScreen.build(sis.probability(model, target=0), inputs, 64) is None
-    assert sis._LocalScreen.build(_plain(f), inputs, 64) is None
-    grouped = sis._Inputs(X, masked, None, torch.arange(40).reshape(1, 40) // 2, single=False)
-    assert sis._LocalScreen.build(f, grouped, 64) is None
+                assert abs(approx[i, p] - exact) <= engines.SISScreen.LOGIT_ERROR * (1 + abs(exact)) / 10
+    # a class target, groups, or a plain callable have no fast path: asking for it is an error
+    with pytest.raises(ValueError, match="class target"):
+        engines.SISScreen.build(model, inputs, 64, "probability", target=0)
+    with pytest.raises(ValueError, match="fast=True needs"):
+        engines.SISScreen.build(probability(model), inputs, 64, "raw")
+    grouped = sis._Inputs(X, masked, None, torch.arange(40).reshape(1, 40) // 2, single=False,
+                          device=torch.device("cpu"))
+    with pytest.raises(ValueError, match="one feature per DNA position"):
+        engines.SISScreen.build(model, grouped, 64, "probability")
+    with pytest.raises(ValueError, match="fast=True needs"):
+        sis.sis_collection(lambda b: model(b), X[0], threshold=0.5, mask_shape=(1, 40), fast=True)
+
+
+def test_threshold_as_numpy_scalar_or_tensor_is_accepted():
+    """Issue 15: a threshold computed with NumPy or torch is a number too."""
+    import numpy as np
+    f = mlp(6, seed=1)
+    x = torch.randn(1, 6, generator=torch.Generator().manual_seed(7)).double()
+    masked = torch.zeros_like(x)
+    value = float(f(x[None])[0]) - 0.05
+    want = sis.find_sis(f, x, threshold=value, baseline=masked).features.tolist()
+    for threshold in (np.float32(value), np.float64(value), torch.tensor(value), np.array(value)):
+        assert sis.find_sis(f, x, threshold=threshold, baseline=masked).features.tolist() == want
+    with pytest.raises(ValueError, match=r"threshold must be a finite number .* got tensor\(\[1., 2.\]\)"):
+        sis.find_sis(f, x, threshold=torch.tensor([1.0, 2.0]), baseline=masked)
+    with pytest.raises(ValueError, match="got 'high'"):
+        sis.find_sis(f, x, threshold="high", baseline=masked)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_fast_and_plain_backward_selection_agree_on_every_architecture(name):
+    """The SIS screen (fast=True) on each Zeng et al. architecture: the same removal order as the definition."""
+    from mlcourse.models import zeng
+    torch.manual_seed(3)
+    length = max(40, zeng.min_length(name))
+    model = zeng.build(name, length).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3)  # outputs that move, so the order is not decided by ties alone
+    x = one_hot([random_seq(length, 21)])[0]
+    for output in ("probability", "raw") if name == "1layer" else ("probability",):
+        options = dict(mask_shape=(1, length), output=output)
+        fast = sis.backward_selection(model, x, fast=True, **options)
+        plain = sis.backward_selection(model, x, **options)
+        assert fast.order.tolist() == plain.order.tolist(), output
+        # float32 scores of one input vary in the last bits with the batch it sits in
+        assert torch.allclose(torch.tensor(fast.scores), torch.tensor(plain.scores), rtol=1e-5, atol=1e-6)

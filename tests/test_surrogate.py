@@ -6,7 +6,7 @@ import torch
 
 from mlcourse.datasets.simulate import motif_discovery
 from mlcourse.dna import one_hot
-from mlcourse.interpret import compare, surrogate
+from mlcourse.interpret import compare, features, surrogate
 
 L = 20
 USED = [5, 6, 7, 8]
@@ -27,28 +27,28 @@ def positions_model():
 
 def test_masks_group_the_right_entries():
     X = random_dna(2)
-    mask = surrogate.position_mask(X)
+    mask = features.position_mask(X)
     assert mask.shape == X.shape and torch.equal(mask[1, 3], torch.arange(L))
     assert torch.equal(mask[0, 0], mask[0, 2])
     images = torch.zeros(1, 3, 8, 6)
-    patches = surrogate.patch_mask(images, patch=4)
+    patches = features.patch_mask(images, patch=4)
     assert patches.shape == images.shape
     assert patches[0, 0, 0, 5] == 1 and patches[0, 2, 7, 0] == 2 and patches.max() == 3
     tokens = torch.randint(0, 9, (3, 7))
-    assert torch.equal(surrogate.default_mask(tokens)[2], torch.arange(7))
+    assert torch.equal(features.default_mask(tokens)[2], torch.arange(7))
 
 
 def test_clear_errors():
     with pytest.raises(ValueError, match=r"\(N, 4, L\)"):
-        surrogate.position_mask(torch.zeros(2, 5, 10))
+        features.position_mask(torch.zeros(2, 5, 10))
     with pytest.raises(ValueError, match="feature_mask of shape"):
-        surrogate.lime(lambda x: x.sum((1, 2)), random_dna(1), torch.zeros(3, 4, L))
+        surrogate.lime(lambda x: x.sum((1, 2)), random_dna(1), feature_mask=torch.zeros(3, 4, L))
     with pytest.raises(ValueError, match="keep must be"):
         surrogate.lime(lambda x: x.sum((1, 2)), random_dna(1), keep=1.0)
     with pytest.raises(ValueError, match="without N bases"):
         surrogate.max_entropy(lambda x: x.sum((1, 2)), torch.zeros(1, 4, L))
     with pytest.raises(ValueError, match="no default feature mask"):
-        surrogate.default_mask(torch.zeros(2, 3))
+        features.default_mask(torch.zeros(2, 3))
 
 
 def test_kernel_shap_recovers_exact_shapley_values_of_an_additive_model():

@@ -110,7 +110,7 @@ class KeywordRater(nn.Module):
 
 
 def test_review_sis_finds_each_sufficient_word_set_and_never_padding():
-    from mlcourse.models.text import review_sis
+    from mlcourse.interpret.sis import review_sis
 
     vocab = Vocab([f"w{i}" for i in range(10)])
     great, a, b = vocab.stoi["w0"], vocab.stoi["w1"], vocab.stoi["w2"]

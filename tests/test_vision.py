@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from mlcourse.models.vision import fgsm, gap_cnn, mnist_cnn, mnist_mlp
+from mlcourse.interpret.adversarial import fgsm
+from mlcourse.models.vision import gap_cnn, mnist_cnn, mnist_mlp
 
 BUILDERS = [mnist_cnn, mnist_mlp, gap_cnn]
 
@@ -64,7 +65,7 @@ def test_fgsm_moves_every_pixel_by_epsilon_uphill_and_raises_the_loss():
     model = mnist_mlp(dropout=0.0).eval()
     x = torch.rand(6, 1, 28, 28) * 0.8 + 0.1  # away from the [0, 1] clip
     y = torch.arange(6)
-    adv = fgsm(model, x, y, 0.05)
+    adv = fgsm(model, x, target=y, epsilon=0.05)
     assert torch.allclose((adv - x).abs(), torch.full_like(x, 0.05), atol=1e-6)
     loss = nn.functional.cross_entropy
     assert loss(model(adv), y) > loss(model(x), y)
@@ -72,6 +73,6 @@ def test_fgsm_moves_every_pixel_by_epsilon_uphill_and_raises_the_loss():
     xg = x.clone().requires_grad_(True)
     loss(model(xg), y).backward()
     assert torch.equal(torch.sign(adv - x), torch.sign(xg.grad))
-    assert fgsm(model, torch.ones(1, 1, 28, 28), y[:1], 0.3).max() <= 1.0
+    assert fgsm(model, torch.ones(1, 1, 28, 28), target=y[:1], epsilon=0.3).max() <= 1.0
     with pytest.raises(ValueError, match="epsilon=2"):
-        fgsm(model, x, y, 2)
+        fgsm(model, x, target=y, epsilon=2)

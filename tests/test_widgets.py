@@ -105,16 +105,16 @@ def test_ig_path_state_integrates_to_closed_form_and_tracks_the_output():
 def test_ig_path_end_equals_mlcourse_integrated_gradients(cnn):
     x = one_hot(random_seq(seed=3))
     baseline = torch.full_like(x, 0.25)
-    path = widgets.ig_path(cnn, x, baseline, steps=32)
+    path = widgets.ig_path(cnn, x, baseline=baseline, steps=32)
     ours = widgets.ig_path_state(path, 1.0).attribution
-    theirs = integrated_gradients(cnn, x, baseline, steps=33, method="riemann_trapezoid")[0]
+    theirs = integrated_gradients(cnn, x, baseline=baseline, steps=33, method="riemann_trapezoid")[0]
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
 
 
 def test_ig_path_rejects_bad_arguments(cnn):
     x = one_hot(random_seq())
     with pytest.raises(ValueError, match="baseline has shape"):
-        widgets.ig_path(cnn, x, torch.zeros(4, 50))
+        widgets.ig_path(cnn, x, baseline=torch.zeros(4, 50))
     with pytest.raises(ValueError, match="steps"):
         widgets.ig_path(cnn, x, steps=0)
     with pytest.raises(ValueError, match="alpha=1.5"):
@@ -215,7 +215,8 @@ def test_attribution_comparer_on_an_image_matches_the_methods():
     assert comparer.state["saliency"].shape == (28, 28)
     image = bytes(comparer.figure.value)
     comparer.second.value = "Grad-CAM"
-    direct = cam.to_input(model, x[None], model.last_conv, cam.grad_cam(model, x[None], model.last_conv, 3))
+    direct = cam.to_input(model, x[None], cam.grad_cam(model, x[None], layer=model.last_conv, target=3),
+                          layer=model.last_conv)
     np.testing.assert_allclose(comparer.state["Grad-CAM"], direct[0].numpy(), rtol=1e-5, atol=1e-6)
     assert bytes(comparer.figure.value) != image
     with pytest.raises(ValueError, match="unknown method 'LRP'"):
@@ -228,7 +229,7 @@ def test_ascent_viewer_steps_through_an_image_ascent():
     from mlcourse.models.vision import gap_cnn
 
     torch.manual_seed(0)
-    run = class_image(gap_cnn().eval(), 3, steps=8, record_every=2)
+    run = class_image(gap_cnn().eval(), torch.zeros(1, 28, 28), target=3, steps=8, record_every=2)
     viewer = widgets.ascent_viewer(run, title="digit 3")
     assert viewer.snapshot.max == len(run) - 1 == 4 and viewer.snapshot.continuous_update is False
     assert viewer.state["step"] == 8
@@ -271,21 +272,23 @@ def short_maff():
 
 
 def test_sis_state_finds_sufficient_subsets_inside_the_planted_site(short_maff):
-    from mlcourse.interpret import sis
+    from mlcourse.interpret.scoring import score
 
     model, bound = short_maff
     x, sites = bound.X[0], bound.sites[0]
-    state = widgets.sis_state(model, x, 0.8)
+    state = widgets.sis_state(model, x, threshold=0.8)
     assert state["probability"] >= 0.8 and state["collection"]
     planted = {p for s in sites for p in range(s.start, s.end)}
-    f = sis.probability(model)
+    def f(batch):
+        return score(model, batch, output="probability")
+
     for positions, found in zip(state["positions"], state["collection"]):
         assert set(positions.tolist()) <= planted
         kept = torch.full_like(x, 0.25)
         kept[:, positions] = x[:, positions]
         assert float(f(kept[None])[0]) == pytest.approx(found.score, abs=1e-6) and found.score >= 0.8
     with pytest.raises(ValueError, match="threshold=1.5"):
-        widgets.sis_state(model, x, 1.5)
+        widgets.sis_state(model, x, threshold=1.5)
 
 
 def test_sis_explorer_threshold_and_example_update_the_shading(short_maff):
@@ -305,7 +308,8 @@ def test_sis_explorer_threshold_and_example_update_the_shading(short_maff):
     assert bytes(explorer.figure.value) != image
 
 
-def test_image_methods_fall_back_to_the_last_convolution():
+def test_image_grad_cam_falls_back_to_the_last_convolution():
+    from mlcourse.interpret.methods import scorers
     from mlcourse.models.vision import mnist_cnn
 
     model = mnist_cnn().eval()
@@ -313,4 +317,4 @@ def test_image_methods_fall_back_to_the_last_convolution():
     comparer.second.value = "Grad-CAM"
     assert comparer.state["Grad-CAM"].shape == (28, 28)
     with pytest.raises(ValueError, match="no Conv2d"):
-        widgets.image_methods(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)))
+        scorers(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), "image")["Grad-CAM"](torch.rand(1, 1, 28, 28))

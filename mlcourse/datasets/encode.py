@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from mlcourse.datasets.base import SeqDataset
-from mlcourse.datasets.fetch import DATASETS, require
+from mlcourse.datasets.fetch import DATASETS, DEEPBIND_TFS, require
 from mlcourse.dna import as_rng, dinucleotide_shuffle
 
 __all__ = [
@@ -43,9 +43,6 @@ __all__ = [
     "load_deepbind",
     "DEEPBIND_TFS",
 ]
-
-DEEPBIND_TFS = ("ARID3A", "CTCFL", "ELK1", "GABPA", "REST")
-"""TFs whose DeepBind ENCODE sets are in the download registry."""
 
 _DNA = re.compile("[ACGTNacgtn]+")
 

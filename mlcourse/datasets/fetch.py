@@ -29,7 +29,7 @@ from urllib.parse import quote
 from mlcourse.config import cache_dir
 from mlcourse.files import atomic_path
 
-__all__ = ["Remote", "REGISTRY", "DATASETS", "fetch", "path_if_cached", "require", "mirror", "add_cli"]
+__all__ = ["Remote", "REGISTRY", "DATASETS", "DEEPBIND_TFS", "fetch", "path_if_cached", "require", "mirror", "add_cli"]
 
 _KERAS_GENOMICS = "https://raw.githubusercontent.com/gifford-lab/Keras-genomics/master/example/"
 _DEEPBIND = "https://raw.githubusercontent.com/jisraeli/DeepBind/master/data/encode/"
@@ -100,13 +100,15 @@ def _entries() -> dict[str, Remote]:
 REGISTRY: dict[str, Remote] = _entries()
 """Every downloadable file, by its relative path."""
 
-_DEEPBIND_TFS = ("ARID3A", "CTCFL", "ELK1", "GABPA", "REST")
+DEEPBIND_TFS = ("ARID3A", "CTCFL", "ELK1", "GABPA", "REST")
+"""TFs whose DeepBind ENCODE sets are in the download registry."""
+
 DATASETS: dict[str, tuple[str, ...]] = {
     "zeng_ctcf": tuple(k for k in REGISTRY if k.startswith("zeng_ctcf/")),
     "deepbind_encode": tuple(k for k in REGISTRY if k.startswith("deepbind_encode/")),
     **{
         f"deepbind_{tf}": tuple(k for k in REGISTRY if k.startswith(f"deepbind_encode/{tf}_"))
-        for tf in _DEEPBIND_TFS
+        for tf in DEEPBIND_TFS
     },
     "mnist_t10k": tuple(k for k in REGISTRY if k.startswith("mnist_t10k/")),
     "mnist_train": tuple(k for k in REGISTRY if k.startswith("mnist_train/")),

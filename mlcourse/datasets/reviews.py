@@ -31,7 +31,6 @@ mean word embedding: the "uninformative" value that SIS masks words to.
 from __future__ import annotations
 
 import gzip
-import html
 import json
 import re
 from collections import Counter
@@ -58,7 +57,6 @@ __all__ = [
     "tokenize",
     "Vocab",
     "rationale_precision",
-    "highlight",
 ]
 
 ASPECTS = ("appearance", "aroma", "palate", "taste", "overall")
@@ -559,7 +557,7 @@ class Vocab:
 
 
 # ---------------------------------------------------------------------------
-# Scoring and showing explanations
+# Scoring explanations
 # ---------------------------------------------------------------------------
 
 
@@ -576,40 +574,3 @@ def rationale_precision(positions, rationale_mask) -> float:
     if positions.min() < 0 or positions.max() >= len(rationale_mask):
         raise ValueError(f"position {positions.max()} is outside the review's {len(rationale_mask)} tokens")
     return float(rationale_mask[positions].mean())
-
-
-_COLORS = ["#ffd54f", "#81d4fa", "#a5d6a7", "#f48fb1", "#ce93d8", "#ffab91"]
-
-
-def highlight(tokens, subsets, underline=None) -> str:
-    """HTML for a review with each subset of token positions on its own colour.
-
-    Parameters
-    ----------
-    tokens : list of str
-        The review.
-    subsets : list of sequences of int
-        Token positions, e.g. the disjoint SISes of :func:`mlcourse.interpret.sis.sis_collection`;
-        subset ``k`` gets colour ``k``.
-    underline : boolean array, optional
-        Positions to underline, e.g. :meth:`Reviews.rationale_mask` (the ground truth).
-
-    Returns
-    -------
-    str
-        Show it with ``IPython.display.HTML(...)``.
-    """
-    color = {}
-    for k, subset in enumerate(subsets):
-        for pos in np.asarray(subset, dtype=int).reshape(-1):
-            if not 0 <= pos < len(tokens):
-                raise ValueError(f"subset {k}: position {pos} is outside the review's {len(tokens)} tokens")
-            color[int(pos)] = _COLORS[k % len(_COLORS)]
-    words = []
-    for i, word in enumerate(tokens):
-        style = f"background:{color[i]};" if i in color else ""
-        if underline is not None and underline[i]:
-            style += "text-decoration:underline;"
-        word = html.escape(word)
-        words.append(f'<span style="{style}padding:1px">{word}</span>' if style else word)
-    return '<p style="line-height:1.8">' + " ".join(words) + "</p>"

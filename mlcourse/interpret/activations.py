@@ -24,6 +24,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from mlcourse.config import device_of, eval_mode
+
 __all__ = ["resolve_layers", "capture", "feature_maps", "layer_table"]
 
 
@@ -108,8 +110,8 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layers) -> dict[str, torch.T
         Layer name -> output: ``(N, K, L')`` for a 1D conv layer along DNA,
         ``(N, K, H', W')`` for a 2D one.
     """
-    with torch.no_grad(), capture(model, layers) as maps:
-        model(x)
+    with torch.no_grad(), eval_mode(model), capture(model, layers) as maps:
+        model(x.to(device_of(model)))
     missing = [name for name in resolve_layers(model, layers) if name not in maps]
     if missing:
         raise ValueError(f"layers {missing} were not called in the model's forward pass")
@@ -133,8 +135,8 @@ def layer_table(model: nn.Module, x: torch.Tensor) -> pd.DataFrame:
 
     handles = [m.register_forward_hook(hook_for(n)) for n, m in leaves.items()]
     try:
-        with torch.no_grad():
-            model(x)
+        with torch.no_grad(), eval_mode(model):
+            model(x.to(device_of(model)))
     finally:
         for handle in handles:
             handle.remove()

@@ -41,11 +41,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mlcourse.config import device_of, eval_mode
+from mlcourse.interpret.scoring import select
+
 __all__ = [
     "RULES",
     "relu_backward",
     "relu_rule",
-    "target_scores",
     "gradient",
     "saliency",
     "deconvnet",
@@ -141,89 +143,54 @@ def relu_rule(model: nn.Module, rule: str):
             m.inplace = inplace
 
 
-def target_scores(output: torch.Tensor, target=None) -> torch.Tensor:
-    """Pick one score per example from a model's output.
-
-    Parameters
-    ----------
-    output : torch.Tensor
-        ``(N,)`` (one logit per example, as the DNA models give) or ``(N, C)``.
-    target : None, int, or sequence/tensor of N ints
-        ``None`` for ``(N,)`` outputs (or ``(N, 1)``); the class index (one for
-        all examples, or one per example) for ``(N, C)`` outputs.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(N,)`` scores, still attached to the graph.
-    """
-    if output.ndim == 2 and output.shape[1] == 1 and target is None:
-        output = output[:, 0]
-    if output.ndim == 1:
-        if target not in (None, 0):
-            raise ValueError(f"the model gives one score per example; target must be None, got {target!r}")
-        return output
-    if output.ndim != 2:
-        raise ValueError(f"expected model output (N,) or (N, C), got shape {tuple(output.shape)}")
-    if target is None:
-        raise ValueError(f"the model gives {output.shape[1]} scores per example; pass target=class index")
-    index = torch.as_tensor(target, device=output.device).long().reshape(-1)
-    if index.numel() == 1:
-        index = index.expand(output.shape[0])
-    if index.numel() != output.shape[0]:
-        raise ValueError(f"target has {index.numel()} entries for {output.shape[0]} examples")
-    if (index < 0).any() or (index >= output.shape[1]).any():
-        raise ValueError(f"target {target!r} is outside the {output.shape[1]} classes")
-    return output.gather(1, index[:, None])[:, 0]
-
-
-def gradient(model: nn.Module, x: torch.Tensor, target=None, rule: str = "backprop") -> torch.Tensor:
+def gradient(model: nn.Module, X: torch.Tensor, *, target=None, rule: str = "backprop") -> torch.Tensor:
     """d score / d input, with ReLUs backpropagating under ``rule``.
 
     Parameters
     ----------
     model : nn.Module
-        Maps ``x`` to ``(N,)`` or ``(N, C)`` scores. Put it in ``eval()`` mode
-        first if it has dropout or batch norm.
-    x : torch.Tensor
+        Maps ``X`` to ``(N,)`` or ``(N, C)`` scores; run in eval mode (its
+        training flag is restored afterwards), on its own device.
+    X : torch.Tensor
         A batch: DNA ``(N, 4, L)``, images ``(N, C, H, W)``.
-    target : see :func:`target_scores`.
+    target : None, int or N ints
+        See :func:`mlcourse.interpret.scoring.select`.
     rule : {"backprop", "deconvnet", "guided"}
 
     Returns
     -------
     torch.Tensor
-        Shaped like ``x``; row ``n`` is the (modified) gradient of example
-        ``n``'s score (examples do not interact, so one backward pass of the
-        summed scores gives all rows).
+        Shaped like ``X``, on its device; row ``n`` is the (modified) gradient of
+        example ``n``'s score (examples do not interact, so one backward pass of
+        the summed scores gives all rows).
     """
-    x = x.detach().clone().requires_grad_(True)
-    with torch.enable_grad(), relu_rule(model, rule):
-        scores = target_scores(model(x), target)
+    x = X.detach().to(device_of(model)).clone().requires_grad_(True)
+    with torch.enable_grad(), eval_mode(model), relu_rule(model, rule):
+        scores = select(model(x), target)
         (grad,) = torch.autograd.grad(scores.sum(), x)
-    return grad
+    return grad.to(X.device)
 
 
-def saliency(model: nn.Module, x: torch.Tensor, target=None) -> torch.Tensor:
+def saliency(model: nn.Module, X: torch.Tensor, *, target=None) -> torch.Tensor:
     """Saliency map: the plain gradient of the score w.r.t. the input (Simonyan et al. 2014).
 
     Signed (Captum's ``Saliency(abs=False)``); take ``.abs()`` or, for DNA,
     multiply by the one-hot input ("gradient x input") for a per-base score.
     """
-    return gradient(model, x, target, rule="backprop")
+    return gradient(model, X, target=target, rule="backprop")
 
 
-def deconvnet(model: nn.Module, x: torch.Tensor, target=None) -> torch.Tensor:
+def deconvnet(model: nn.Module, X: torch.Tensor, *, target=None) -> torch.Tensor:
     """Deconvnet reconstruction of a class score (Zeiler & Fergus 2014): ReLUs pass ``g * [g > 0]``."""
-    return gradient(model, x, target, rule="deconvnet")
+    return gradient(model, X, target=target, rule="deconvnet")
 
 
-def guided_backprop(model: nn.Module, x: torch.Tensor, target=None) -> torch.Tensor:
+def guided_backprop(model: nn.Module, X: torch.Tensor, *, target=None) -> torch.Tensor:
     """Guided backpropagation (Springenberg et al. 2015): ReLUs pass ``g * [x > 0] * [g > 0]``."""
-    return gradient(model, x, target, rule="guided")
+    return gradient(model, X, target=target, rule="guided")
 
 
-def deconvolve_unit(model: nn.Module, x: torch.Tensor, layer: nn.Module, channel: int,
+def deconvolve_unit(model: nn.Module, X: torch.Tensor, *, layer: nn.Module, channel: int,
                     position=None, rule: str = "deconvnet") -> torch.Tensor:
     """Project one unit's activation back to input space (Zeiler & Fergus 2014, Fig. 1).
 
@@ -248,17 +215,17 @@ def deconvolve_unit(model: nn.Module, x: torch.Tensor, layer: nn.Module, channel
     Returns
     -------
     torch.Tensor
-        Shaped like ``x``.
+        Shaped like ``X``, on its device.
     """
     captured = {}
 
     def keep(module, inputs, output):
         captured["out"] = output
 
-    x = x.detach().clone().requires_grad_(True)
+    x = X.detach().to(device_of(model)).clone().requires_grad_(True)
     handle = layer.register_forward_hook(keep)
     try:
-        with torch.enable_grad(), relu_rule(model, rule):
+        with torch.enable_grad(), eval_mode(model), relu_rule(model, rule):
             model(x)
             if "out" not in captured:
                 raise ValueError("layer was not called in model's forward pass")
@@ -280,7 +247,7 @@ def deconvolve_unit(model: nn.Module, x: torch.Tensor, layer: nn.Module, channel
             (grad,) = torch.autograd.grad(unit.sum(), x)
     finally:
         handle.remove()
-    return grad * unit.detach().reshape(-1, *([1] * (x.ndim - 1)))
+    return (grad * unit.detach().reshape(-1, *([1] * (x.ndim - 1)))).to(X.device)
 
 
 def conv_as_matrix(weight: torch.Tensor, input_shape: tuple[int, int]) -> torch.Tensor:

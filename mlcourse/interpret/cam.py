@@ -41,8 +41,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mlcourse.config import device_of, eval_mode
 from mlcourse.interpret.activations import capture, resolve_layers
-from mlcourse.interpret.backprop import guided_backprop, target_scores
+from mlcourse.interpret.backprop import guided_backprop
+from mlcourse.interpret.scoring import class_index, select
+from mlcourse.models.geometry import Field, geometry
 
 __all__ = [
     "class_activation_map",
@@ -51,6 +54,7 @@ __all__ = [
     "align_to_input",
     "to_input",
     "guided_grad_cam",
+    "last_conv",
 ]
 
 
@@ -64,7 +68,18 @@ def _gap_module(model: nn.Module) -> nn.Module:
     return pools[0]
 
 
-def class_activation_map(model: nn.Module, x: torch.Tensor, target=None, fc: nn.Linear | None = None
+def last_conv(model: nn.Module) -> nn.Module:
+    """The layer Grad-CAM looks at by default: ``model.last_conv`` if the model names one, else its last convolution."""
+    if isinstance(getattr(model, "last_conv", None), nn.Module):
+        return model.last_conv
+    convs = [m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))]
+    if not convs:
+        raise ValueError(f"Grad-CAM needs a convolution: {type(model).__name__} has no Conv2d or Conv1d "
+                         "layer; pass layer=")
+    return convs[-1]
+
+
+def class_activation_map(model: nn.Module, X: torch.Tensor, *, target=None, fc: nn.Linear | None = None
                          ) -> torch.Tensor:
     """CAM of a global-average-pooling network (Zhou et al. 2016): ``M_c = sum_k w_ck A_k``.
 
@@ -73,7 +88,7 @@ def class_activation_map(model: nn.Module, x: torch.Tensor, target=None, fc: nn.
     model : nn.Module
         Ends ``features -> AdaptiveAvgPool(1) -> flatten -> fc`` (e.g.
         :func:`mlcourse.models.vision.gap_cnn`).
-    x : torch.Tensor
+    X : torch.Tensor
         Images ``(N, C, H, W)`` (or sequences ``(N, 4, L)`` for a 1D GAP model).
     target : None, int or N ints
         Class(es); ``None`` when the model has a single output.
@@ -97,31 +112,16 @@ def class_activation_map(model: nn.Module, x: torch.Tensor, target=None, fc: nn.
 
     handle = pool.register_forward_pre_hook(keep)
     try:
-        with torch.no_grad():
-            model(x)
+        with torch.no_grad(), eval_mode(model):
+            model(X.to(device_of(model)))
     finally:
         handle.remove()
     maps = features["A"]
     if maps.shape[1] != fc.in_features:
         raise ValueError(f"the pooled features have {maps.shape[1]} channels but fc expects {fc.in_features}")
     per_class = torch.einsum("ck,nk...->nc...", fc.weight.detach(), maps)
-    return per_class[torch.arange(len(maps)), _class_index(target, len(maps), fc.out_features)]
-
-
-def _class_index(target, n: int, classes: int) -> torch.Tensor:
-    """One class index per example, checked like :func:`~mlcourse.interpret.backprop.target_scores`."""
-    if target is None:
-        if classes != 1:
-            raise ValueError(f"the model gives {classes} scores per example; pass target=<class index>")
-        target = 0
-    index = torch.as_tensor(target).long().reshape(-1)
-    if index.numel() == 1:
-        index = index.expand(n)
-    if index.numel() != n:
-        raise ValueError(f"target has {index.numel()} entries for {n} examples")
-    if (index < 0).any() or (index >= classes).any():
-        raise ValueError(f"target {target!r} is outside the {classes} classes")
-    return index
+    index = class_index(target, len(maps), fc.out_features, maps.device)
+    return per_class[torch.arange(len(maps), device=maps.device), index].to(X.device)
 
 
 def _one_layer(model: nn.Module, layer) -> tuple[str, nn.Module]:
@@ -132,7 +132,7 @@ def _one_layer(model: nn.Module, layer) -> tuple[str, nn.Module]:
     return name, module
 
 
-def grad_cam(model: nn.Module, x: torch.Tensor, layer, target=None, relu: bool = True) -> torch.Tensor:
+def grad_cam(model: nn.Module, X: torch.Tensor, *, layer=None, target=None, relu: bool = True) -> torch.Tensor:
     """Grad-CAM (Selvaraju et al. 2017) at ``layer``'s resolution.
 
     ``alpha_k`` = mean over positions of d score / d A_k, map = sum_k alpha_k A_k,
@@ -140,11 +140,13 @@ def grad_cam(model: nn.Module, x: torch.Tensor, layer, target=None, relu: bool =
 
     Parameters
     ----------
-    layer : str or nn.Module
+    layer : str or nn.Module, optional
         Any layer with output ``(N, K, L')`` or ``(N, K, H', W')`` -- usually
         the last convolution or the ReLU after it (the two differ: the
         gradient at a conv's output is already masked by the ReLU above).
-    target : see :func:`mlcourse.interpret.backprop.target_scores`.
+        Default :func:`last_conv`.
+    target : None, int or N ints
+        See :func:`mlcourse.interpret.scoring.select`.
 
     Returns
     -------
@@ -153,9 +155,9 @@ def grad_cam(model: nn.Module, x: torch.Tensor, layer, target=None, relu: bool =
         ``relu_attributions=relu``) without its channel axis. Map it to the
         input with :func:`to_input`.
     """
-    name, module = _one_layer(model, layer)
-    with torch.enable_grad(), capture(model, module, detach=False) as maps:
-        scores = target_scores(model(x), target)
+    name, module = _one_layer(model, last_conv(model) if layer is None else layer)
+    with torch.enable_grad(), eval_mode(model), capture(model, module, detach=False) as maps:
+        scores = select(model(X.to(device_of(model))), target)
         if name not in maps:
             raise ValueError(f"layer {name!r} was not called in the model's forward pass")
         acts = maps[name]
@@ -164,42 +166,18 @@ def grad_cam(model: nn.Module, x: torch.Tensor, layer, target=None, relu: bool =
         (grads,) = torch.autograd.grad(scores.sum(), acts)
     alpha = grads.mean(dim=tuple(range(2, grads.ndim)), keepdim=True)
     heat = (alpha * acts.detach()).sum(dim=1)
-    return heat.clamp(min=0) if relu else heat
+    return (heat.clamp(min=0) if relu else heat).to(X.device)
 
 
-def _geometry(module: nn.Module):
-    """(kernel, stride, padding, dilation) of a 1D conv/pool, or None for other layers."""
-    def first(v):
-        return v[0] if isinstance(v, (tuple, list)) else v
-
-    if isinstance(module, nn.Conv1d):
-        k, s, d = module.kernel_size[0], module.stride[0], module.dilation[0]
-        if module.padding == "valid":
-            p = 0
-        elif module.padding == "same":
-            p = d * (k - 1) // 2
-        else:
-            p = module.padding[0]
-        return k, s, p, d
-    if isinstance(module, nn.MaxPool1d):
-        k = first(module.kernel_size)
-        s = first(module.stride) if module.stride is not None else k
-        return k, s, first(module.padding), first(module.dilation)
-    if isinstance(module, nn.AvgPool1d):
-        k = first(module.kernel_size)
-        s = first(module.stride) if module.stride is not None else k
-        return k, s, first(module.padding), 1
-    return None
-
-
-def receptive_fields(model: nn.Module, layer, x: torch.Tensor) -> np.ndarray:
+def receptive_fields(model: nn.Module, X: torch.Tensor, *, layer) -> np.ndarray:
     """For each position of ``layer``'s output, the input window ``[start, end)`` it sees.
 
-    Runs ``model(x[:1])`` once and composes the layers executed up to ``layer``
+    Runs ``model(X[:1])`` once and composes the layers executed up to ``layer``
     (a chain, as in the course's CNNs). If position ``j`` of the current map
     sees input ``[a + j s, a + j s + r)``, a conv or pool with kernel ``k``,
     stride ``t``, padding ``p`` and dilation ``d`` gives
-    ``a' = a - p s``, ``s' = s t``, ``r' = r + d (k - 1) s``.
+    ``a' = a - p s``, ``s' = s t``, ``r' = r + d (k - 1) s``
+    (:class:`mlcourse.models.geometry.Field`).
     Windows are clipped to the sequence (padding sees no bases).
 
     Returns
@@ -214,22 +192,19 @@ def receptive_fields(model: nn.Module, layer, x: torch.Tensor) -> np.ndarray:
         length before ``layer`` (its geometry is unknown).
     """
     name, target_module = _one_layer(model, layer)
-    if x.ndim != 3:
-        raise ValueError(f"receptive_fields is for sequences (N, C, L), got input shape {tuple(x.shape)}")
-    length = x.shape[-1]
-    state = {"a": 0, "s": 1, "r": 1, "done": False, "out_len": None, "error": None}
+    if X.ndim != 3:
+        raise ValueError(f"receptive_fields is for sequences (N, C, L), got input shape {tuple(X.shape)}")
+    length = X.shape[-1]
+    state = {"field": Field(), "done": False, "out_len": None, "error": None}
 
     def hook_for(module_name):
         def hook(module, inputs, output):
             if state["done"]:
                 return
             in_len, out_len = inputs[0].shape[-1], output.shape[-1]
-            geometry = _geometry(module)
-            if geometry is not None:
-                k, t, p, d = geometry
-                state["a"] -= p * state["s"]
-                state["r"] += d * (k - 1) * state["s"]
-                state["s"] *= t
+            layer_geometry = geometry(module)
+            if layer_geometry is not None:
+                state["field"] = state["field"].then(layer_geometry)
             elif in_len != out_len and state["error"] is None:
                 state["error"] = (f"layer {module_name!r} ({type(module).__name__}) changes the length "
                                   f"from {in_len} to {out_len}; its window geometry is unknown")
@@ -242,8 +217,8 @@ def receptive_fields(model: nn.Module, layer, x: torch.Tensor) -> np.ndarray:
         leaves.append((name, target_module))
     handles = [m.register_forward_hook(hook_for(n)) for n, m in leaves]
     try:
-        with torch.no_grad():
-            model(x[:1])
+        with torch.no_grad(), eval_mode(model):
+            model(X[:1].to(device_of(model)))
     finally:
         for handle in handles:
             handle.remove()
@@ -251,8 +226,9 @@ def receptive_fields(model: nn.Module, layer, x: torch.Tensor) -> np.ndarray:
         raise ValueError(state["error"])
     if not state["done"]:
         raise ValueError(f"layer {name!r} was not called in the model's forward pass")
-    starts = state["a"] + state["s"] * np.arange(state["out_len"])
-    return np.stack([np.clip(starts, 0, length), np.clip(starts + state["r"], 0, length)], axis=1)
+    field = state["field"]
+    starts = field.start + field.jump * np.arange(state["out_len"])
+    return np.stack([np.clip(starts, 0, length), np.clip(starts + field.size, 0, length)], axis=1)
 
 
 def align_to_input(maps: torch.Tensor, fields: np.ndarray, length: int) -> torch.Tensor:
@@ -281,12 +257,14 @@ def align_to_input(maps: torch.Tensor, fields: np.ndarray, length: int) -> torch
     return maps @ cover
 
 
-def to_input(model: nn.Module, x: torch.Tensor, layer, maps: torch.Tensor, mode: str | None = None
+def to_input(model: nn.Module, X: torch.Tensor, maps: torch.Tensor, *, layer=None, mode: str | None = None
              ) -> torch.Tensor:
-    """Bring a layer-resolution map (from :func:`grad_cam`) to the input's resolution.
+    """Bring a layer-resolution map (from :func:`grad_cam` on ``X`` at ``layer``) to the input's resolution.
 
     Parameters
     ----------
+    layer : str or nn.Module, optional
+        The layer the maps come from; default :func:`last_conv`.
     mode : str, optional
         ``"window"`` (default for sequences): :func:`align_to_input` with the
         layer's :func:`receptive_fields`. Otherwise an ``F.interpolate`` mode
@@ -298,17 +276,18 @@ def to_input(model: nn.Module, x: torch.Tensor, layer, maps: torch.Tensor, mode:
     torch.Tensor
         ``(N, L)`` or ``(N, H, W)``.
     """
-    spatial = tuple(x.shape[2:])
+    spatial = tuple(X.shape[2:])
     mode = mode or ("window" if len(spatial) == 1 else "bilinear")
     if mode == "window":
         if len(spatial) != 1:
             raise ValueError(f"mode='window' is for sequences; the input has spatial shape {spatial}")
-        return align_to_input(maps, receptive_fields(model, layer, x), spatial[0])
+        layer = last_conv(model) if layer is None else layer
+        return align_to_input(maps, receptive_fields(model, X, layer=layer), spatial[0])
     kwargs = {"align_corners": False} if mode in ("linear", "bilinear", "bicubic") else {}
     return F.interpolate(maps[:, None], size=spatial, mode=mode, **kwargs)[:, 0]
 
 
-def guided_grad_cam(model: nn.Module, x: torch.Tensor, layer, target=None, mode: str | None = None
+def guided_grad_cam(model: nn.Module, X: torch.Tensor, *, layer=None, target=None, mode: str | None = None
                     ) -> torch.Tensor:
     """Guided Grad-CAM (Selvaraju et al. 2017): guided backprop x Grad-CAM brought to input size.
 
@@ -316,5 +295,5 @@ def guided_grad_cam(model: nn.Module, x: torch.Tensor, layer, target=None, mode:
     ``GuidedGradCam``). Returns a tensor shaped like ``x``; the map is shared
     by all channels (bases, colours) of a position.
     """
-    heat = to_input(model, x, layer, grad_cam(model, x, layer, target), mode)
-    return guided_backprop(model, x, target) * heat[:, None]
+    heat = to_input(model, X, grad_cam(model, X, layer=layer, target=target), layer=layer, mode=mode)
+    return guided_backprop(model, X, target=target) * heat[:, None]

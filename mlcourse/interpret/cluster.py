@@ -27,7 +27,7 @@ from sklearn.metrics import pairwise_distances
 from mlcourse.dna import ALPHABET, reverse_complement
 
 __all__ = ["gapped", "sis_table", "edit_distances", "mask_distances", "cluster_sis",
-           "cluster_by_distance", "cluster_table", "consensus", "overlaps_site", "plot_consensus"]
+           "cluster_by_distance", "cluster_table", "consensus", "overlaps_site"]
 
 
 def gapped(items, keep, gap: str = "-"):
@@ -181,28 +181,3 @@ def overlaps_site(table: pd.DataFrame, sites: list) -> np.ndarray:
     """For each row of :func:`sis_table`, whether the SIS span meets one of its example's ``sites``."""
     return np.array([any(r.start < s.end and s.start < r.end for s in sites[r.example])
                      for r in table.itertuples()], dtype=bool)
-
-
-def plot_consensus(probs, motif, axes=None):
-    """A cluster consensus above its JASPAR ``motif``, shifted by their best alignment.
-
-    Uses :func:`mlcourse.motifs.similarity` (offset, strand); returns the two Axes.
-    """
-    import matplotlib.pyplot as plt
-
-    from mlcourse.motifs import Motif, plot_logo, similarity
-
-    query = Motif.from_probs(probs, "SIS consensus")
-    match = similarity(query, motif)
-    target = motif.reverse_complement() if match.strand == "-" else motif
-    if axes is None:
-        fig, axes = plt.subplots(2, 1, figsize=(8, 4))
-        fig.subplots_adjust(hspace=0.6)
-    plot_logo(query, ax=axes[0], title=f"SIS cluster consensus (similarity {match.score:.2f})")
-    plot_logo(target, ax=axes[1])
-    # column k of the motif sits under column k + offset of the consensus: same span, shifted
-    lo, hi = min(0, match.offset), max(query.width, match.offset + target.width)
-    axes[0].set_xlim(lo - 0.5, hi - 0.5)
-    axes[1].set_xlim(lo - 0.5 - match.offset, hi - 0.5 - match.offset)
-    axes[1].set_title(f"{target.name} {target.matrix_id or ''} (strand {match.strand}, offset {match.offset})")
-    return axes

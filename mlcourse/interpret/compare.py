@@ -28,7 +28,6 @@ from mlcourse.motifs import Motif, jaspar
 __all__ = [
     "motif_detector",
     "precision_at_k",
-    "default_methods",
     "compare_methods",
 ]
 
@@ -123,107 +122,13 @@ def precision_at_k(scores, sites, k: int) -> np.ndarray:
     return out
 
 
-def _observed(attr: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """Per-position score at the observed base (``attr * X`` summed over bases)."""
-    return (attr * X).sum(1)
-
-
-def _rectified_last_conv(model):
-    """The first ReLU registered after ``model.last_conv``: the rectified maps Grad-CAM weighs.
-
-    At the convolution's own (pre-ReLU) output of a global-max-pool model the
-    gradient is zero everywhere but the winning position, and the weighted map
-    is mostly negative: after Grad-CAM's final ReLU nothing is left.
-    """
-    modules = list(model.modules())
-    after = modules[modules.index(model.last_conv) + 1:]
-    return next((m for m in after if isinstance(m, torch.nn.ReLU)), model.last_conv)
-
-
-def default_methods(model, *, n_references: int = 10, steps: int = 50, n_samples: int = 200,
-                    maxent_sweeps: int = 3, seed: int = 0) -> dict[str, Callable]:
-    """Every method of the course as ``name -> f(X) -> (N, L)`` position scores for a DNA ``model``.
-
-    How each ``(N, 4, L)`` attribution becomes one score per position:
-
-    ========================= ===================================================
-    ISM                       minus the mean change over the 3 substitutions
-    saliency, guided backprop largest absolute gradient over the 4 bases
-    gradient x input          gradient at the observed base
-    Grad-CAM                  map at the ReLU after ``last_conv``, aligned to input windows
-    IG, DeepLiftShap          contributions against dinucleotide shuffles, summed over bases
-    LIME, KernelSHAP          the position's coefficient (one feature per position)
-    maximum entropy           information content of the sampled bases (bits)
-    SIS                       positions in the sufficient input subset, most important
-                              first (others unranked); the threshold for each sequence is
-                              90% of the way from the fully masked probability to its own
-    ========================= ===================================================
-    """
-    from mlcourse.interpret import backprop, cam, ism, paths, sis, surrogate
-
-    def ism_score(X):
-        return -ism.saturation_mutagenesis(model, X).sum(1) / 3
-
-    def saliency(X):
-        return backprop.saliency(model, X).abs().amax(1)
-
-    def grad_x_input(X):
-        return _observed(backprop.saliency(model, X), X)
-
-    def guided(X):
-        return backprop.guided_backprop(model, X).abs().amax(1)
-
-    cam_layer = _rectified_last_conv(model)
-
-    def grad_cam(X):
-        heat = cam.grad_cam(model, X, cam_layer)
-        return cam.to_input(model, X, cam_layer, heat)
-
-    def ig(X):
-        refs = paths.shuffled_references(X, n_references, seed)
-        return paths.dna_integrated_gradients(model, X, refs, steps=steps).sum(1)
-
-    def deeplift_shap(X):
-        return paths.deeplift_shap(model, X, n_references, rng=seed).sum(1)
-
-    def lime(X):
-        return surrogate.lime(model, X, n_samples=n_samples, keep=0.9, seed=seed)[:, 0]
-
-    def kernel_shap(X):
-        return surrogate.kernel_shap(model, X, n_samples=n_samples, seed=seed)[:, 0]
-
-    def max_entropy(X):
-        return surrogate.max_entropy(model, X, sweeps=maxent_sweeps, seed=seed).sum(1)
-
-    def sufficient_subset(X):
-        f = sis.probability(model)
-        masked = sis.dna_background(X[0])
-        with torch.no_grad():
-            own, empty = f(X), f(masked[None])[0]
-        scores = torch.full((X.shape[0], X.shape[2]), -torch.inf)
-        for i in np.flatnonzero((own > empty).numpy()):
-            threshold = float(empty + 0.9 * (own[i] - empty))
-            found = sis.find_sis(f, threshold, X[i], masked, mask_shape=(1, X.shape[2]))
-            if found is not None:
-                scores[i, torch.as_tensor(found.features)] = -torch.arange(len(found), dtype=torch.float32)
-        return scores
-
-    return {
-        "ISM": ism_score, "SIS": sufficient_subset, "saliency": saliency,
-        "gradient x input": grad_x_input, "guided backprop": guided, "Grad-CAM": grad_cam,
-        "integrated gradients": ig,
-        "DeepLiftShap": deeplift_shap, "LIME": lime, "KernelSHAP": kernel_shap,
-        "maximum entropy": max_entropy,
-    }
-
-
 def compare_methods(methods: dict[str, Callable], X: torch.Tensor, sites, k: int) -> pd.DataFrame:
     """Score and time every method on the same sequences.
 
     Parameters
     ----------
     methods : dict
-        ``name -> f(X) -> (N, L)`` position scores (see :func:`default_methods`).
+        ``name -> f(X) -> (N, L)`` position scores (see :func:`mlcourse.interpret.methods.scorers`).
     X : torch.Tensor
         One-hot sequences ``(N, 4, L)`` that carry planted sites.
     sites : list of list of Site

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mlcourse.config import device_of, eval_mode
 from mlcourse.motifs import Motif, best_jaspar_match, similarity
 
 __all__ = [
@@ -132,11 +133,11 @@ def activation_motifs(model: nn.Module, X: torch.Tensor, threshold: float = 0.5,
         raise ValueError(f"X must be one-hot DNA (N, 4, L), got shape {tuple(X.shape)}")
     width, pad = conv.kernel_size[0], conv.padding[0]
     with torch.no_grad():
-        acts = torch.cat([conv(X[i:i + batch_size].to(conv.weight)) for i in range(0, len(X), batch_size)])
+        acts = torch.cat([conv(X[i:i + batch_size].to(conv.weight)).cpu() for i in range(0, len(X), batch_size)])
         top = acts.amax(dim=(0, 2))
         counts = torch.zeros(conv.out_channels, 4, width, dtype=torch.float64)
         for i in range(0, len(X), batch_size):
-            xb = F.pad(X[i:i + batch_size].to(torch.float64), (pad, pad))
+            xb = F.pad(X[i:i + batch_size].cpu().to(torch.float64), (pad, pad))
             windows = xb.unfold(2, width, 1)                     # (n, 4, L', W)
             fired = (acts[i:i + batch_size] >= threshold * top[None, :, None]) & (top[None, :, None] > 0)
             counts += torch.einsum("nkj,nbjw->kbw", fired.to(torch.float64), windows)
@@ -193,7 +194,7 @@ def best_filter_for(motifs: list[Motif], reference: Motif, min_ic: float = 0.5) 
     return k, float(scores[k])
 
 
-def filter_influence(model: nn.Module, X: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+def filter_influence(model: nn.Module, X: torch.Tensor, *, batch_size: int = 512) -> np.ndarray:
     """How much the model's output depends on each first-layer filter (Kelley et al. 2016, Basset).
 
     Filter ``k`` is "nullified" by replacing its whole feature map with its
@@ -208,11 +209,12 @@ def filter_influence(model: nn.Module, X: torch.Tensor, batch_size: int = 512) -
     """
     conv = first_conv(model)
     k_filters = conv.out_channels
-    with torch.no_grad():
-        means = torch.zeros(k_filters)
+    device = device_of(model)
+    with torch.no_grad(), eval_mode(model):
+        means = torch.zeros(k_filters, device=device)
         for i in range(0, len(X), batch_size):
-            means += conv(X[i:i + batch_size]).sum(dim=tuple(range(2, X.ndim))).sum(0)
-        means /= len(X) * np.prod(conv(X[:1]).shape[2:])
+            means += conv(X[i:i + batch_size].to(device)).sum(dim=tuple(range(2, X.ndim))).sum(0)
+        means /= len(X) * np.prod(conv(X[:1].to(device)).shape[2:])
         state = {"k": None}
 
         def nullify(module, inputs, output):
@@ -226,7 +228,7 @@ def filter_influence(model: nn.Module, X: torch.Tensor, batch_size: int = 512) -
         try:
             influence = np.zeros(k_filters)
             for i in range(0, len(X), batch_size):
-                xb = X[i:i + batch_size]
+                xb = X[i:i + batch_size].to(device)
                 state["k"] = None
                 base = model(xb)
                 for k in range(k_filters):

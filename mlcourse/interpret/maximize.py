@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlcourse.interpret.backprop import target_scores
-from mlcourse.motifs import Motif
-from mlcourse.train import eval_mode
+from mlcourse.config import device_of, eval_mode
+from mlcourse.interpret.scoring import select
+from mlcourse.motifs import Motif, information_content
 
 __all__ = ["Trajectory", "class_image", "dna_class_pwm", "motif_from_pwm"]
 
@@ -87,14 +87,13 @@ def _ascend(model: nn.Module, params: torch.Tensor, to_input, target, steps, lr,
     ``params`` is ``(S, ...)``: ``S`` independent starts, optimised together;
     the trajectory of the start with the best final objective is returned.
     """
-    device = next((p.device for p in model.parameters()), params.device)
-    params = params.to(device).requires_grad_(True)
+    params = params.to(device_of(model)).requires_grad_(True)
     optimiser = torch.optim.Adam([params], lr=lr)
     frames, scores, objective, when = [], [], [], []
     with eval_mode(model), torch.enable_grad():
         for step in range(steps + 1):
             x = to_input(params)
-            score = target_scores(model(x), target)
+            score = select(model(x), target)
             value = score - l2 * params.pow(2).flatten(1).sum(1)
             if step % record_every == 0 or step == steps:
                 frames.append(x.detach().clone())
@@ -112,23 +111,21 @@ def _ascend(model: nn.Module, params: torch.Tensor, to_input, target, steps, lr,
                       np.array([float(o[best]) for o in objective]), kind)
 
 
-def class_image(model: nn.Module, target: int, shape=(1, 28, 28), *, steps: int = 200,
-                lr: float = 0.05, l2: float = 1e-2, record_every: int = 10,
-                start: torch.Tensor | None = None) -> Trajectory:
+def class_image(model: nn.Module, X: torch.Tensor, *, target: int, steps: int = 200,
+                lr: float = 0.05, l2: float = 1e-2, record_every: int = 10) -> Trajectory:
     """The image a classifier finds most typical of class ``target`` (Simonyan et al. 2014).
 
     Maximises ``S_target(I) - l2 * ||I||^2`` over the image ``I`` by gradient
-    ascent (Adam steps of size ``lr``), starting from ``start`` (default: the
-    zero image).
+    ascent (Adam steps of size ``lr``), starting from ``X``.
 
     Parameters
     ----------
     model : nn.Module
         Images ``(N, C, H, W)`` -> class scores (logits) ``(N, K)``.
+    X : torch.Tensor
+        The starting image ``(C, H, W)`` (or ``(1, C, H, W)``), e.g. ``torch.zeros(1, 28, 28)``.
     target : int
         The class to maximise.
-    shape : tuple
-        ``(C, H, W)`` of one image.
     steps, lr, l2, record_every :
         Ascent steps, step size, penalty weight ``lambda``, snapshot interval.
 
@@ -138,9 +135,11 @@ def class_image(model: nn.Module, target: int, shape=(1, 28, 28), *, steps: int 
         ``kind="image"``; ``frames`` are ``(C, H, W)`` images.
     """
     _check_run(steps, record_every, lr, l2)
-    image = torch.zeros(shape) if start is None else torch.as_tensor(start, dtype=torch.float32).clone()
-    if image.shape != torch.Size(shape):
-        raise ValueError(f"start has shape {tuple(image.shape)}, expected {tuple(shape)}")
+    image = torch.as_tensor(X, dtype=torch.float32).detach().clone()
+    if image.ndim == 4 and image.shape[0] == 1:
+        image = image[0]
+    if image.ndim != 3:
+        raise ValueError(f"X must be one starting image (C, H, W), got shape {tuple(image.shape)}")
     return _ascend(model, image[None], lambda p: p, target, steps, lr, l2, record_every, "image")
 
 
@@ -198,8 +197,8 @@ def dna_class_pwm(model: nn.Module, length: int, *, target=None, steps: int = 30
 def motif_from_pwm(pwm, width: int, name: str = "class-optimised") -> tuple[Motif, int]:
     """Cut the ``width`` columns with the most information out of a ``(4, L)`` PWM.
 
-    Information per column is ``2 - H`` bits (Schneider & Stephens 1990); the
-    window with the largest sum wins.
+    Information per column is ``2 - H`` bits (:func:`mlcourse.motifs.information_content`);
+    the window with the largest sum wins.
 
     Returns
     -------
@@ -212,7 +211,7 @@ def motif_from_pwm(pwm, width: int, name: str = "class-optimised") -> tuple[Moti
     if not 1 <= width <= probs.shape[1]:
         raise ValueError(f"width={width} must be between 1 and the PWM's length {probs.shape[1]}")
     p = probs / probs.sum(0, keepdims=True)
-    info = 2 + (p * np.log2(np.clip(p, 1e-12, None))).sum(0)
+    info = information_content(p)
     window = np.convolve(info, np.ones(width), mode="valid")
     start = int(window.argmax())
     return Motif.from_probs(p[:, start: start + width], name), start

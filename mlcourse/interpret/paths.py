@@ -10,7 +10,8 @@ between the input ``x`` and a reference (baseline) ``x'``:
       IG_i(x) = (x_i - x'_i) * integral_0^1 dF/dx_i (x' + a (x - x')) da
 
   and satisfy *completeness*: ``sum_i IG_i(x) = F(x) - F(x')``. The integral is
-  a Riemann sum over ``m`` steps, see :func:`integrated_gradients`.
+  a Riemann sum over ``m`` steps, see :func:`integrated_gradients`; Captum's
+  ``IntegratedGradients`` gives the same numbers (the tests check).
 * **DeepLIFT** (Shrikumar, Greenside & Kundaje 2017, "Learning important
   features through propagating activation differences") propagates
   *multipliers* ``m = dDelta-out / dDelta-in`` backwards with its rescale rule,
@@ -18,8 +19,11 @@ between the input ``x`` and a reference (baseline) ``x'``:
   as the *convergence delta*). **DeepLiftShap** averages DeepLIFT over several
   references (Lundberg & Lee 2017).
 
-For DNA the references are dinucleotide shuffles of each sequence
-(:func:`shuffled_references`), and the multipliers can be projected onto all
+**The baseline rule** (the same for both): ``baseline`` is a number, a tensor
+that broadcasts to ``X``, or ``R`` references per example ``(N, R, *X.shape[1:])``,
+in which case the attributions are averaged over the references. For DNA the
+references are dinucleotide shuffles of each sequence (:func:`shuffled_references`),
+and the multipliers can be projected onto all
 four bases: the *hypothetical contribution* of base ``b`` at position ``l`` is
 what that position would contribute if it held ``b`` (Shrikumar et al.; used by
 TF-MoDISco), see :func:`hypothetical_contributions`.
@@ -34,18 +38,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from mlcourse.config import device_of, eval_mode
 from mlcourse.dna import as_rng, decode, dinucleotide_shuffle, one_hot
-from mlcourse.interpret.backprop import target_scores
-from mlcourse.train import eval_mode
+from mlcourse.interpret.scoring import per_example, select
 
 __all__ = [
     "METHODS",
     "riemann_weights",
+    "as_references",
+    "path_gradients",
     "integrated_gradients",
     "completeness_gap",
     "shuffled_references",
     "hypothetical_contributions",
-    "dna_integrated_gradients",
     "deeplift",
     "deeplift_shap",
 ]
@@ -82,39 +87,113 @@ def riemann_weights(steps: int, method: str = "riemann_trapezoid") -> tuple[np.n
     return (np.arange(m) + offset) / m, np.full(m, 1 / m)
 
 
-def _baseline_like(X: torch.Tensor, baseline) -> torch.Tensor:
+def as_references(X: torch.Tensor, baseline) -> torch.Tensor:
+    """The baseline rule: ``baseline`` as ``R`` references per example, ``(N, R, *X.shape[1:])``.
+
+    ``baseline`` is ``None`` (zeros), a number, a tensor that broadcasts to
+    ``X`` (one reference each, ``R = 1``), or already ``(N, R, *X.shape[1:])``.
+    """
     if baseline is None:
-        return torch.zeros_like(X)
+        return torch.zeros_like(X)[:, None]
     baseline = torch.as_tensor(baseline, dtype=X.dtype, device=X.device)
+    if baseline.ndim == X.ndim + 1:
+        if baseline.shape[0] != X.shape[0] or baseline.shape[2:] != X.shape[1:]:
+            raise ValueError(f"baseline of shape {tuple(baseline.shape)} does not fit inputs {tuple(X.shape)}: "
+                             "give a tensor that broadcasts to them, or (N, R, ...) references")
+        return baseline
     try:
-        return torch.broadcast_to(baseline, X.shape)
+        return torch.broadcast_to(baseline, X.shape)[:, None]
     except RuntimeError:
-        raise ValueError(f"baseline of shape {tuple(baseline.shape)} does not broadcast to the "
-                         f"input's shape {tuple(X.shape)}") from None
+        raise ValueError(f"baseline of shape {tuple(baseline.shape)} does not broadcast to the input's shape "
+                         f"{tuple(X.shape)} (nor is it (N, R, ...) references)") from None
 
 
-def integrated_gradients(model, X: torch.Tensor, baseline=None, *, target=None, steps: int = 50,
-                         method: str = "riemann_trapezoid", batch_size: int = 512) -> torch.Tensor:
-    """Integrated gradients, written out from the formula (Sundararajan et al. 2017).
+def _check_input(model, X: torch.Tensor, target) -> None:
+    """Run the model once on ``X`` itself, so a wrong shape is reported as the caller's, not as
+    the (example x reference x step) batches built from it."""
+    try:
+        with torch.no_grad():
+            select(model(X), target)
+    except RuntimeError as err:
+        raise ValueError(f"the model cannot take inputs of shape {tuple(X.shape)}: {err}") from None
 
-    ``IG(x) = (x - x') * sum_k w_k grad F(x' + a_k (x - x'))`` with the points
-    and weights of :func:`riemann_weights`. Every example gets its own path;
-    the interpolated inputs of several steps go through the model together, at
-    most ``batch_size`` inputs per call.
+
+def _gradients_at(model, base, delta, alphas, targets):
+    """Scores ``(K, M)`` and gradients ``(K, M, ...)`` at ``base + a delta`` for every ``a`` in ``alphas``."""
+    k, m = len(alphas), base.shape[0]
+    shape = (k,) + (1,) * base.ndim
+    a = torch.as_tensor(np.asarray(alphas), dtype=base.dtype, device=base.device).reshape(shape)
+    points = (base[None] + a * delta[None]).reshape(-1, *base.shape[1:]).requires_grad_(True)
+    with torch.enable_grad():
+        scores = select(model(points), None if targets is None else targets.repeat(k))
+        (grad,) = torch.autograd.grad(scores.sum(), points)
+    return scores.detach().reshape(k, m), grad.reshape(k, *base.shape)
+
+
+def path_gradients(model, X: torch.Tensor, alphas, *, target=None, baseline=None, batch_size: int = 512):
+    """The model's scores and gradients at the points ``x' + a (x - x')`` of the straight path.
+
+    This is the integrand of integrated gradients; :func:`integrated_gradients`
+    sums it with quadrature weights, and the IG widget
+    (:func:`mlcourse.widgets.ig_path`) shows it point by point.
 
     Parameters
     ----------
-    model : callable
-        Maps a batch to scores ``(N,)`` or ``(N, C)``.
+    alphas : sequence of float
+        Points ``a`` on ``[0, 1]``.
+    baseline :
+        Broadcasts to ``X`` (one reference each).
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor)
+        Scores ``(K, N)`` and gradients ``(K, *X.shape)`` for the ``K`` points, on ``X``'s device.
+    """
+    X = torch.as_tensor(X, dtype=torch.float32)
+    base = as_references(X, baseline)
+    if base.shape[1] != 1:
+        raise ValueError(f"path_gradients follows one path per input; got {base.shape[1]} references each")
+    device = device_of(model)
+    x, base = X.to(device), base[:, 0].to(device)
+    targets = per_example(target, len(X), device)
+    per_call = max(1, batch_size // max(len(X), 1))
+    scores, grads = [], []
+    with eval_mode(model):
+        for start in range(0, len(alphas), per_call):
+            s, g = _gradients_at(model, base, x - base, alphas[start:start + per_call], targets)
+            scores.append(s)
+            grads.append(g)
+    return torch.cat(scores).to(X.device), torch.cat(grads).to(X.device)
+
+
+def integrated_gradients(model, X: torch.Tensor, *, target=None, baseline=None, steps: int = 50,
+                         method: str = "riemann_trapezoid", hypothetical: bool = False,
+                         batch_size: int = 512) -> torch.Tensor:
+    """Integrated gradients, written out from the formula (Sundararajan et al. 2017).
+
+    ``IG(x) = (x - x') * sum_k w_k grad F(x' + a_k (x - x'))`` with the points
+    and weights of :func:`riemann_weights`. Every (example, reference) pair gets
+    its own path; the interpolated inputs of several steps go through the model
+    together, at most ``batch_size`` inputs per call.
+
+    Parameters
+    ----------
+    model : nn.Module or callable
+        Maps a batch to scores ``(N,)`` or ``(N, C)``; run in eval mode on its device.
     X : torch.Tensor
         Inputs ``(N, ...)``: DNA ``(N, 4, L)``, images ``(N, C, H, W)``.
-    baseline : None, float or tensor
-        The reference ``x'``; ``None`` is all zeros. A tensor broadcastable to
-        ``X`` (e.g. one baseline ``(1, 4, L)`` for all, or one per example).
     target : None, int or sequence of int
         The class whose score is explained, for ``(N, C)`` outputs.
+    baseline : None, float or tensor
+        The reference ``x'`` by the module's baseline rule (:func:`as_references`):
+        ``None`` is all zeros; ``(N, R, ...)`` references (e.g.
+        :func:`shuffled_references`) average IG over them -- an "expected
+        gradients" estimate when they are many.
     steps, method :
         Number of points ``m`` and the quadrature rule (:data:`METHODS`).
+    hypothetical : bool
+        For DNA: return hypothetical contributions of all four bases
+        (:func:`hypothetical_contributions`) instead of actual ones.
     batch_size : int
         Most inputs per forward pass.
 
@@ -122,75 +201,78 @@ def integrated_gradients(model, X: torch.Tensor, baseline=None, *, target=None, 
     -------
     torch.Tensor
         Attributions shaped like ``X``. Their sum per example approaches
-        ``F(x) - F(x')`` as ``steps`` grows (see :func:`completeness_gap`).
+        ``F(x) - F(x')`` (the mean over references) as ``steps`` grows (see
+        :func:`completeness_gap`).
     """
     X = torch.as_tensor(X, dtype=torch.float32)
-    base = _baseline_like(X, baseline)
+    references = as_references(X, baseline)
     alphas, weights = riemann_weights(steps, method)
-    n = X.shape[0]
-    per_call = max(1, batch_size // max(n, 1))
-    total = torch.zeros_like(X)
-    delta = X - base
+    n, r = references.shape[:2]
+    device = device_of(model)
+    refs = references.to(device).reshape(n * r, *X.shape[1:])
+    inputs = X.to(device)[:, None].expand(n, r, *X.shape[1:]).reshape(n * r, *X.shape[1:])
+    targets = per_example(target, n, device)
+    targets = None if targets is None else targets.repeat_interleave(r)
+    delta = inputs - refs
+    per_call = max(1, batch_size // max(n * r, 1))
+    multipliers = torch.zeros_like(inputs)
     with eval_mode(model):
+        _check_input(model, X.to(device), target)
         for start in range(0, len(alphas), per_call):
-            total += _path_gradients(model, base, delta, alphas[start:start + per_call],
-                                     weights[start:start + per_call], target)
-    return delta * total
+            _, grads = _gradients_at(model, refs, delta, alphas[start:start + per_call], targets)
+            w = torch.as_tensor(weights[start:start + per_call], dtype=X.dtype, device=device)
+            multipliers += (w.reshape(-1, *[1] * inputs.ndim) * grads).sum(0)
+    multipliers = multipliers.reshape(n, r, *X.shape[1:])
+    if hypothetical:
+        return hypothetical_contributions(multipliers, refs.reshape(multipliers.shape)).to(X.device)
+    return (multipliers * delta.reshape(multipliers.shape)).mean(dim=1).to(X.device)
 
 
-def _path_gradients(model, base, delta, alphas, weights, target) -> torch.Tensor:
-    """``sum_k w_k grad F(base + a_k delta)`` over one chunk of path points, all examples at once."""
-    n = base.shape[0]
-    a = torch.tensor(alphas, dtype=base.dtype, device=base.device)
-    w = torch.tensor(weights, dtype=base.dtype, device=base.device)
-    shape = (len(a),) + (1,) * base.ndim
-    points = (base[None] + a.reshape(shape) * delta[None]).reshape(-1, *base.shape[1:])
-    points.requires_grad_(True)
-    targets = None if target is None else _repeat_target(target, n, len(a))
-    with torch.enable_grad():
-        scores = target_scores(model(points), targets)
-        (grad,) = torch.autograd.grad(scores.sum(), points)
-    return (w.reshape(shape) * grad.reshape(len(a), *base.shape)).sum(0)
-
-
-def _repeat_target(target, n: int, times: int):
-    index = torch.as_tensor(target).long().reshape(-1)
-    if index.numel() == 1:
-        return int(index)
-    if index.numel() != n:
-        raise ValueError(f"target has {index.numel()} entries for {n} examples")
-    return index.repeat(times)
-
-
-def completeness_gap(model, X: torch.Tensor, attributions: torch.Tensor, baseline=None, *,
-                     target=None) -> torch.Tensor:
-    """Relative completeness error ``|sum(attr) - (F(x) - F(x'))| / |F(x) - F(x')|`` per example.
+def completeness_gap(model, X: torch.Tensor, attributions: torch.Tensor, *, target=None, baseline=None,
+                     relative: bool = False) -> torch.Tensor:
+    """How far attributions are from adding up to the change in output: ``sum(attr) - (F(x) - F(x'))``.
 
     Integrated gradients and DeepLIFT promise that attributions add up to the
     change in output between baseline and input (Sundararajan et al. 2017,
-    axiom "completeness"; Shrikumar et al. 2017, "summation-to-delta").
+    axiom "completeness"; Shrikumar et al. 2017, "summation-to-delta"). With
+    ``R`` references per example, ``F(x')`` is their mean score.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N,)``: the signed gap (Captum's "convergence delta"), or with
+        ``relative=True`` its size relative to the change,
+        ``|sum(attr) - (F(x) - F(x'))| / |F(x) - F(x')|``.
     """
     X = torch.as_tensor(X, dtype=torch.float32)
     if attributions.shape != X.shape:
         raise ValueError(f"attributions have shape {tuple(attributions.shape)}, inputs {tuple(X.shape)}")
-    with torch.no_grad():
-        change = target_scores(model(X), target) - target_scores(model(_baseline_like(X, baseline)), target)
-    total = attributions.reshape(len(X), -1).sum(1)
-    return (total - change).abs() / change.abs().clamp_min(1e-12)
+    references = as_references(X, baseline)
+    n, r = references.shape[:2]
+    device = device_of(model)
+    targets = per_example(target, n)
+    with torch.no_grad(), eval_mode(model):
+        own = select(model(X.to(device)), target)
+        ref_scores = select(model(references.reshape(n * r, *X.shape[1:]).to(device)),
+                            None if targets is None else targets.repeat_interleave(r))
+    change = (own - ref_scores.reshape(n, r).mean(1)).to(attributions.device)
+    gap = attributions.reshape(n, -1).sum(1) - change
+    return gap.abs() / change.abs().clamp_min(1e-12) if relative else gap
 
 
-def shuffled_references(X: torch.Tensor, n: int = 10, rng=0) -> torch.Tensor:
+def shuffled_references(X: torch.Tensor, n: int = 10, *, seed=0) -> torch.Tensor:
     """``n`` dinucleotide shuffles of every sequence, as references ``(N, n, 4, L)``.
 
     A shuffle keeps a sequence's base and dinucleotide composition but breaks
     its motifs, so attributions against it credit the motif, not the GC content
     (the references used by DeepLIFT's DNA examples, DeepLiftShap and TF-MoDISco).
+    ``seed`` is an int or a NumPy Generator; sequence by sequence, ``n`` shuffles each.
     """
     if not isinstance(X, torch.Tensor) or X.ndim != 3 or X.shape[1] != 4:
         raise ValueError(f"expected one-hot DNA (N, 4, L), got {getattr(X, 'shape', type(X))}")
     if n < 1:
         raise ValueError(f"n must be at least 1 reference per sequence, got {n}")
-    rng = as_rng(rng)
+    rng = as_rng(seed)
     seqs = decode(X)
     refs = [dinucleotide_shuffle(s, rng) for s in seqs for _ in range(n)]
     return one_hot(refs).reshape(len(seqs), n, 4, X.shape[2]).to(X.device)
@@ -216,19 +298,6 @@ def hypothetical_contributions(multipliers: torch.Tensor, references: torch.Tens
                          f"{tuple(references.shape)} must both be (N, R, 4, L)")
     at_reference = (multipliers * references).sum(dim=2, keepdim=True)
     return (multipliers - at_reference).mean(dim=1)
-
-
-def _as_references(X: torch.Tensor, references) -> torch.Tensor:
-    """References as ``(N, R, 4, L)``; ``None`` -> 10 dinucleotide shuffles per sequence."""
-    if references is None:
-        return shuffled_references(X, 10)
-    references = torch.as_tensor(references, dtype=X.dtype, device=X.device)
-    if references.shape == X.shape:
-        references = references[:, None]
-    if references.ndim != 4 or references.shape[0] != X.shape[0] or references.shape[2:] != X.shape[1:]:
-        raise ValueError(f"references of shape {tuple(references.shape)} do not fit inputs "
-                         f"{tuple(X.shape)}: give (N, 4, L) or (N, R, 4, L)")
-    return references
 
 
 _DEEPLIFT_NONLINEAR = (nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softmax,
@@ -272,8 +341,8 @@ def _attribute_against(explainer, model, X, references, target, hypothetical, ba
     n, r = references.shape[:2]
     inputs = X[:, None].expand_as(references).reshape(n * r, *X.shape[1:])
     bases = references.reshape(n * r, *X.shape[1:])
-    targets = None if target is None else _repeat_target(target, n, 1)
-    if isinstance(targets, torch.Tensor):
+    targets = per_example(target, n, X.device)
+    if targets is not None:
         targets = targets.repeat_interleave(r)
     multipliers, error = [], []
     for start in range(0, n * r, batch_size):
@@ -283,8 +352,8 @@ def _attribute_against(explainer, model, X, references, target, hypothetical, ba
                                 **kwargs).detach()
         if with_delta:
             with torch.no_grad():
-                change = (target_scores(model(inputs[part]), part_target)
-                          - target_scores(model(bases[part]), part_target))
+                change = (select(model(inputs[part]), part_target)
+                          - select(model(bases[part]), part_target))
             error.append((m * (inputs[part] - bases[part])).flatten(1).sum(1) - change)
         multipliers.append(m)
     multipliers = torch.cat(multipliers).reshape(references.shape)
@@ -295,46 +364,7 @@ def _attribute_against(explainer, model, X, references, target, hypothetical, ba
     return attributions, torch.cat(error).reshape(n, r) if with_delta else None
 
 
-def dna_integrated_gradients(model: nn.Module, X: torch.Tensor, references=None, *, target=None,
-                             steps: int = 50, method: str = "gausslegendre",
-                             hypothetical: bool = False, batch_size: int = 512) -> torch.Tensor:
-    """Captum's IntegratedGradients on DNA, averaged over shuffled references.
-
-    Parameters
-    ----------
-    model : nn.Module
-        A DNA model ``(N, 4, L) -> (N,)`` logits (or ``(N, C)`` with ``target``).
-    X : torch.Tensor
-        One-hot sequences ``(N, 4, L)``.
-    references : None or tensor
-        ``(N, 4, L)`` or ``(N, R, 4, L)``; ``None``: 10 dinucleotide shuffles each.
-    steps, method :
-        Passed to Captum (``n_steps``, ``method``).
-    hypothetical : bool
-        Return hypothetical contributions for all four bases
-        (:func:`hypothetical_contributions`) instead of actual ones.
-    batch_size : int
-        Interpolated inputs per forward pass (Captum's ``internal_batch_size``).
-
-    Returns
-    -------
-    torch.Tensor
-        ``(N, 4, L)``, averaged over the references (an "expected gradients"
-        estimate when the references are many).
-    """
-    from captum.attr import IntegratedGradients
-
-    X = torch.as_tensor(X, dtype=torch.float32)
-    references = _as_references(X, references)
-    with eval_mode(model):
-        explainer = IntegratedGradients(model, multiply_by_inputs=False)
-        attributions, _ = _attribute_against(explainer, model, X, references, target, hypothetical,
-                                             max(1, batch_size // steps), n_steps=steps,
-                                             method=method, internal_batch_size=batch_size)
-    return attributions
-
-
-def deeplift(model: nn.Module, X: torch.Tensor, references=None, *, target=None,
+def deeplift(model: nn.Module, X: torch.Tensor, *, target=None, baseline=None,
              hypothetical: bool = False, return_delta: bool = False, batch_size: int = 256):
     """DeepLIFT (rescale rule) through Captum, against one or several references per sequence.
 
@@ -349,9 +379,12 @@ def deeplift(model: nn.Module, X: torch.Tensor, references=None, *, target=None,
         once (Captum hooks modules to apply the rescale rule).
     X : torch.Tensor
         One-hot DNA ``(N, 4, L)``.
-    references : None or tensor
-        ``(N, 4, L)`` (one each) or ``(N, R, 4, L)``; ``None``: 10 dinucleotide
-        shuffles of each sequence (:func:`shuffled_references`).
+    target : None, int or N ints
+        The output explained, for ``(N, C)`` models.
+    baseline : None or tensor
+        By the baseline rule (:func:`as_references`): one reference each, or
+        ``(N, R, 4, L)``; ``None``: 10 dinucleotide shuffles of each sequence
+        (:func:`shuffled_references`, seed 0).
     hypothetical : bool
         Return hypothetical contributions for all four bases.
     return_delta : bool
@@ -368,22 +401,24 @@ def deeplift(model: nn.Module, X: torch.Tensor, references=None, *, target=None,
     from captum.attr import DeepLift
 
     X = torch.as_tensor(X, dtype=torch.float32)
-    references = _as_references(X, references)
+    references = shuffled_references(X, 10) if baseline is None else as_references(X, baseline)
+    device = device_of(model)
     with eval_mode(model), _separate_nonlinearities(model):
+        _check_input(model, X.to(device), target)
         explainer = DeepLift(model, multiply_by_inputs=False)
-        attributions, delta = _attribute_against(explainer, model, X, references, target,
+        attributions, delta = _attribute_against(explainer, model, X.to(device), references.to(device), target,
                                                  hypothetical, batch_size, with_delta=return_delta)
-    return (attributions, delta) if return_delta else attributions
+    attributions = attributions.to(X.device)
+    return (attributions, delta.to(X.device)) if return_delta else attributions
 
 
-def deeplift_shap(model: nn.Module, X: torch.Tensor, n_references: int = 10, *, rng=0,
-                  target=None, hypothetical: bool = False, return_delta: bool = False,
-                  batch_size: int = 256):
+def deeplift_shap(model: nn.Module, X: torch.Tensor, *, target=None, n_references: int = 10,
+                  hypothetical: bool = False, return_delta: bool = False, batch_size: int = 256, seed=0):
     """DeepLiftShap on DNA: DeepLIFT averaged over ``n_references`` dinucleotide shuffles of each sequence.
 
     See :func:`deeplift` for the arguments and :func:`shuffled_references` for
-    the references.
+    the references (drawn with ``seed``).
     """
-    references = shuffled_references(X, n_references, rng)
-    return deeplift(model, X, references, target=target, hypothetical=hypothetical,
+    references = shuffled_references(X, n_references, seed=seed)
+    return deeplift(model, X, target=target, baseline=references, hypothetical=hypothetical,
                     return_delta=return_delta, batch_size=batch_size)

@@ -20,29 +20,40 @@ token). A **sufficient input subset** is a minimal set ``S`` of features such th
   of the input no longer reaches the threshold. The SISes are disjoint: each is
   one separate piece of evidence for the decision (e.g. two binding sites).
 
-To explain a *negative* decision (``f(x) < threshold``), pass ``-f`` and
-``-threshold``. :func:`sis_collections` runs the whole procedure for many inputs
-at once: every removal step scores the candidates of all inputs together.
+``f`` is the model's score (:mod:`mlcourse.interpret.scoring`): its own output
+(``output="raw"``, any callable) or, as Carter et al. threshold, the
+probability from its logits (``output="probability"``: the sigmoid of one
+logit, or the softmax probability of class ``target``). To explain a
+*negative* decision (``f(x) < threshold``), pass a model that returns ``-f``
+and ``-threshold``. :func:`sis_collections` runs the whole procedure for many
+inputs at once: every removal step scores the candidates of all inputs
+together. ``fast=True`` screens the candidates of DNA CNNs with the
+local-window engine of :mod:`mlcourse.interpret.engines` (same result).
 
 What a "feature" is comes from the mask: ``mask_shape`` (a shape that
 broadcasts against ``x``: every element is one feature) or ``groups`` (an
 integer label per element; elements with one label are one feature). For DNA
 ``(4, L)`` use ``mask_shape=(1, L)`` (a feature is a position), for an image
-``(1, 28, 28)`` ``mask_shape=(1, 28, 28)`` (pixels) or ``groups=patch_groups(28, 28, 4)``,
-for embedded tokens ``(T, E)`` ``mask_shape=(T, 1)``.
+``(1, 28, 28)`` ``mask_shape=(1, 28, 28)`` (pixels) or
+``groups=features.patch_groups(28, 28, 4)`` (:mod:`mlcourse.interpret.features`),
+for embedded tokens ``(T, E)`` ``mask_shape=(T, 1)``. The masked value is the
+``baseline`` (broadcasting against ``x``; default 0.25 for DNA ``(4, L)``).
+:func:`review_sis` explains token-id models (masked words become a mask token).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
-from mlcourse.interpret import ism
-from mlcourse.train import eval_mode
+from mlcourse.config import device_of, eval_mode
+from mlcourse.datasets.reviews import Vocab
+from mlcourse.interpret import engines
+from mlcourse.interpret.scoring import OUTPUTS, per_example, score
 
 __all__ = [
     "SIS",
@@ -50,13 +61,12 @@ __all__ = [
     "dna_background",
     "mean_image",
     "mean_embedding",
-    "patch_groups",
-    "probability",
     "apply_mask",
     "backward_selection",
     "find_sis",
     "sis_collection",
     "sis_collections",
+    "review_sis",
 ]
 
 
@@ -127,45 +137,6 @@ def mean_embedding(weight: torch.Tensor, length: int) -> torch.Tensor:
     return weight.mean(dim=0).expand(length, -1).clone()
 
 
-def patch_groups(height: int, width: int, patch: int) -> torch.Tensor:
-    """Labels ``(1, height, width)`` that make square ``patch x patch`` blocks single features.
-
-    Blocks are numbered row by row; the last row/column of blocks may be narrower.
-    """
-    if not all(isinstance(v, int) and v > 0 for v in (height, width, patch)):
-        raise ValueError(f"height, width and patch must be positive integers, got {height}, {width}, {patch}")
-    per_row = math.ceil(width / patch)
-    rows = torch.arange(height) // patch
-    cols = torch.arange(width) // patch
-    return (rows[:, None] * per_row + cols[None, :]).unsqueeze(0)
-
-
-def probability(model, target: int | None = None):
-    """``batch -> probabilities (B,)`` for a model that returns logits (eval mode, no gradients).
-
-    A model with one logit per input ``(B,)`` or ``(B, 1)`` gives its sigmoid; a
-    model with ``C`` class logits ``(B, C)`` gives the softmax probability of
-    class ``target``. Carter et al. threshold such probabilities.
-
-    The returned function carries ``model`` and ``target`` as attributes: for a
-    DNA CNN with one logit, SIS uses them to screen candidate removals cheaply
-    (see :func:`backward_selection`).
-    """
-
-    def f(batch: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), eval_mode(model):
-            out = model(batch)
-        if target is None and (out.ndim == 1 or out.ndim == 2 and out.shape[1] == 1):
-            return torch.sigmoid(out.reshape(-1))
-        if target is not None and out.ndim == 2:
-            return torch.softmax(out, dim=1)[:, target]
-        raise ValueError(f"model output of shape {tuple(out.shape)} with target={target!r}: expected "
-                         "(B,) or (B, 1) logits with target=None, or (B, C) logits with a class target")
-
-    f.model, f.target = model, target
-    return f
-
-
 def _labels(shape: tuple[int, ...], mask_shape, groups) -> tuple[torch.Tensor, int]:
     """Feature label of every element (broadcasting against ``shape``) and the number of features."""
     if mask_shape is not None and groups is not None:
@@ -190,26 +161,30 @@ def _labels(shape: tuple[int, ...], mask_shape, groups) -> tuple[torch.Tensor, i
     return labels.long(), int(labels.max()) + 1
 
 
-def apply_mask(x: torch.Tensor, fully_masked: torch.Tensor, keep: torch.Tensor,
+def apply_mask(x: torch.Tensor, baseline: torch.Tensor, keep: torch.Tensor,
                labels: torch.Tensor) -> torch.Tensor:
-    """Inputs with the features where ``keep`` is False replaced by ``fully_masked``.
+    """Inputs with the features where ``keep`` is False replaced by the ``baseline`` (the masked value).
 
-    ``x`` and ``fully_masked`` are ``(B, *shape)``, ``keep`` is boolean ``(B, F)`` and
+    ``x`` and ``baseline`` are ``(B, *shape)``, ``keep`` is boolean ``(B, F)`` and
     ``labels`` gives each element's feature (broadcasting against ``shape``).
     """
     element_keep = keep[:, labels.reshape(-1)].reshape(keep.shape[0], *labels.shape)
-    return torch.where(element_keep, x, fully_masked)
+    return torch.where(element_keep, x, baseline)
 
 
 class _Scorer:
-    """Calls ``f`` in chunks of ``batch_size`` and checks each answer: shape ``(B,)``, no NaN."""
+    """Scores masked inputs ``batch_size`` at a time through :func:`mlcourse.interpret.scoring.score`
+    and checks each answer: one score per input, no NaN."""
 
-    def __init__(self, f, batch_size: int):
-        if not callable(f):
-            raise ValueError(f"f must be a callable mapping a batch to scores, got {type(f).__name__}")
+    def __init__(self, model, target, output: str, batch_size: int, n: int):
+        if not callable(model):
+            raise ValueError(f"model must be a callable mapping a batch to scores, got {type(model).__name__}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.f, self.batch_size = f, batch_size
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        self.model, self.output, self.batch_size = model, output, batch_size
+        self.targets = per_example(target, n)
         self.calls = 0
 
     def __call__(self, inputs: _Inputs, rows: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -218,119 +193,51 @@ class _Scorer:
         for start in range(0, n, self.batch_size):
             stop = min(n, start + self.batch_size)
             batch = inputs.masked(rows[start:stop], keep[start:stop])
-            with torch.inference_mode():
-                scores = self.f(batch)
+            target = None if self.targets is None else self.targets[rows[start:stop]]
+            scores = score(self.model, batch, target=target, output=self.output)
             self.calls += 1
-            scores = torch.as_tensor(scores)
-            b = batch.shape[0]
-            if scores.shape not in ((b,), (b, 1)):
-                raise ValueError(f"f must return one score per input: for a batch of {b} it returned "
-                                 f"shape {tuple(scores.shape)}, expected ({b},)")
             scores = scores.reshape(-1).double()
             if torch.isnan(scores).any():
                 row = start + int(torch.isnan(scores).nonzero()[0])
-                raise ValueError(f"f returned NaN (for candidate {row} of {n} in this step)")
+                raise ValueError(f"the model returned NaN (for candidate {row} of {n} in this step)")
             out.append(scores.cpu())
         return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 
 class _Inputs:
-    """Many inputs with their fully masked versions and the feature labels."""
+    """Many inputs with their fully masked versions and the feature labels, on the model's device."""
 
-    def __init__(self, X, fully_masked, mask_shape, groups, single: bool):
+    def __init__(self, X, baseline, mask_shape, groups, single: bool, device):
         X = torch.as_tensor(X)
-        if not X.is_floating_point():
+        if X.dtype == torch.bool:
             X = X.float()
         if single:
             X = X.unsqueeze(0)
         if X.ndim < 2 or X.shape[0] == 0:
             raise ValueError(f"inputs must be (N, ...) with N > 0, got shape {tuple(X.shape)}")
         shape = tuple(X.shape[1:])
-        fm = torch.as_tensor(fully_masked, dtype=X.dtype, device=X.device)
+        if baseline is None:
+            if len(shape) != 2 or shape[0] != 4 or not X.is_floating_point():
+                raise ValueError(f"pass baseline= (the masked value) for inputs of shape {shape}; "
+                                 "only one-hot DNA (4, L) has a default (0.25 per base)")
+            baseline = 0.25
+        fm = torch.as_tensor(baseline, dtype=X.dtype)
         try:
-            self.fully_masked = torch.broadcast_to(fm, X.shape).contiguous()
+            self.fully_masked = torch.broadcast_to(fm, X.shape).contiguous().to(device)
         except RuntimeError:
-            raise ValueError(f"fully_masked of shape {tuple(fm.shape)} does not broadcast against the "
+            raise ValueError(f"baseline of shape {tuple(fm.shape)} does not broadcast against the "
                              f"inputs of shape {tuple(X.shape[1:]) if single else tuple(X.shape)}") from None
-        self.X = X
+        self.X = X.to(device)
         self.shape = shape
         labels, self.n_features = _labels(shape, mask_shape, groups)
-        self.labels = labels.to(X.device)
+        self.labels = labels.to(device)
 
     def masked(self, rows: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         return apply_mask(self.X[rows], self.fully_masked[rows], keep.to(self.X.device), self.labels)
 
 
-class _LocalScreen:
-    """Cheap approximate scores of every "mask one more position" candidate of DNA inputs.
-
-    Masking one position of a partially masked sequence is a single-column edit,
-    so the local-window path of :mod:`mlcourse.interpret.ism` (the fastISM idea of
-    Nair et al. 2022) scores all candidates of a step recomputing only the
-    windows each edit reaches. Its float32 arithmetic differs from a full forward
-    pass in the last bits, so the screen only *shortlists*: every candidate whose
-    probability interval (:meth:`bounds`) reaches the best lower bound of its
-    input is kept; those whose probability is not pinned to one float by the
-    bound are scored by ``f`` itself, and the choice is made with the usual rule
-    (highest, ties to the lowest position); the recorded score of the choice is
-    always ``f``'s. The true best is always shortlisted, so the removal order is
-    that of the plain path, ties included -- up to the last bit of ``torch.sigmoid``,
-    whose vectorised kernel and scalar tail can differ by one unit: ``f`` itself
-    then depends on where an input sits in a batch, and the plain path, which
-    batches differently from the paper's one-at-a-time loop, shares that caveat.
-    """
-
-    # bound on |approximate - exact logit|, relative to 1 + |logit| (float32 rounding is ~1e-7)
-    LOGIT_ERROR = 1e-5
-
-    def __init__(self, plan, batch_size: int, dtype: torch.dtype):
-        self.plan, self.batch_size, self.plan_dtype = plan, batch_size, dtype
-
-    @classmethod
-    def build(cls, f, inputs: _Inputs, batch_size: int):
-        """A screen when ``f`` is :func:`probability` of a one-logit DNA CNN that starts with a
-        local chain and the features are positions (``mask_shape=(1, L)``); else None."""
-        model = getattr(f, "model", None)
-        if not isinstance(model, nn.Module) or getattr(f, "target", None) is not None:
-            return None
-        if len(inputs.shape) != 2 or inputs.shape[0] != 4:
-            return None
-        positions = torch.arange(inputs.shape[1], device=inputs.labels.device).reshape(1, -1)
-        if inputs.labels.shape != positions.shape or not torch.equal(inputs.labels, positions):
-            return None
-        model.eval()
-        with torch.inference_mode():
-            plan = ism.local_plan(model, inputs.X[:1])
-            dtype = None if plan is None else plan.score(inputs.X[:1]).dtype
-        return None if plan is None else cls(plan, batch_size, dtype)
-
-    def __call__(self, inputs: _Inputs, rows: torch.Tensor, remaining: torch.Tensor) -> torch.Tensor:
-        """Approximate logits ``(R, L)``: entry ``[r, p]`` masks position ``p`` of input ``rows[r]``
-        with the features ``remaining[r]`` kept (computed only where ``remaining`` is True)."""
-        out = []
-        with torch.inference_mode():
-            for s in range(0, rows.numel(), self.batch_size):
-                part, keep = rows[s:s + self.batch_size], remaining[s:s + self.batch_size]
-                base, new = inputs.masked(part, keep), inputs.fully_masked[part][None]
-                out.append(self.plan.edit_scores(base, new, None, keep.to(base.device))[0].double().cpu())
-        return torch.cat(out)
-
-    def bounds(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Lowest and highest probability the exact logit can give, for these approximate logits.
-
-        The exact logit lies within ``LOGIT_ERROR (1 + |z|)`` of the approximate
-        ``z``; rounded to the model's dtype and put through ``torch.sigmoid`` (as
-        ``f`` does; it never decreases) it gives a value between the two. Where
-        both ends agree the probability is known without calling ``f``.
-        """
-        error = self.LOGIT_ERROR * (1 + logits.abs())
-        low = torch.sigmoid((logits - error).to(self.plan_dtype)).double()
-        high = torch.sigmoid((logits + error).to(self.plan_dtype)).double()
-        return low, high
-
-
 def _backward_selection(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remaining: torch.Tensor,
-                        start: torch.Tensor | None = None, screen: _LocalScreen | None = None):
+                        start: torch.Tensor | None = None, screen: engines.SISScreen | None = None):
     """Backward selection for the inputs ``rows`` at once; ``remaining`` (R, F) are unmasked features.
 
     Returns ``order`` (R, F) (removal order, -1 padded), ``scores`` (R, F) and ``start`` (R,),
@@ -389,46 +296,46 @@ def _to_sis(features: np.ndarray, value: float, labels: torch.Tensor, n_features
     return SIS(features=features, mask=flat[labels.cpu()], score=value)
 
 
-def backward_selection(f, x, fully_masked, mask_shape=None, *, groups=None, initial_mask=None,
-                       batch_size: int = 4096) -> BackwardSelection:
+def _as_threshold(threshold) -> float:
+    """``threshold`` as a finite float: a number, a NumPy scalar or a one-element tensor."""
+    value = None
+    if isinstance(threshold, numbers.Real) and not isinstance(threshold, bool):
+        value = float(threshold)
+    elif isinstance(threshold, torch.Tensor) and threshold.numel() == 1 and threshold.dtype != torch.bool:
+        value = float(threshold)
+    elif isinstance(threshold, np.ndarray) and threshold.size == 1 and threshold.dtype.kind in "iuf":
+        value = float(threshold)
+    if value is None or not math.isfinite(value):
+        raise ValueError(f"threshold must be a finite number (a float, a NumPy scalar or a one-element "
+                         f"tensor), got {threshold!r}")
+    return value
+
+
+def _screen(fast: bool, model, inputs: _Inputs, batch_size: int, output: str, target):
+    return engines.SISScreen.build(model, inputs, batch_size, output, target) if fast else None
+
+
+def backward_selection(model, x, *, target=None, baseline=None, mask_shape=None, groups=None,
+                       initial_mask=None, output: str = "raw", batch_size: int = 4096,
+                       fast: bool = False) -> BackwardSelection:
     """Rank the features of one input by masking them one by one (Carter et al. 2019, Alg. 1).
 
     At every step each still-unmasked feature is a candidate; all candidates are
     scored in batches and the one whose masking leaves the *highest* score is
-    masked (ties: the lowest feature index).
-
-    For DNA positions (``mask_shape=(1, L)``) and ``f = probability(cnn)`` of a
-    CNN that starts with convolutions (the Zeng et al. models), each step's
-    candidates -- single-position edits -- are first scored cheaply by the
-    local-window path of :mod:`mlcourse.interpret.ism`; ``f`` then scores only the
-    few that may be the best (see ``_LocalScreen``). Same order, far fewer FLOPs.
-
-    Parameters
-    ----------
-    f : callable
-        Maps a batch ``(B, *x.shape)`` to scores ``(B,)``.
-    x : torch.Tensor
-        One input, e.g. one-hot DNA ``(4, L)``.
-    fully_masked : torch.Tensor
-        The masked value, broadcasting against ``x`` (e.g. :func:`dna_background`).
-    mask_shape : tuple, optional
-        Shape of the feature mask, broadcasting against ``x``; default ``x.shape``.
-    groups : torch.Tensor, optional
-        Integer feature labels instead of ``mask_shape`` (e.g. :func:`patch_groups`).
-    initial_mask : torch.Tensor, optional
-        Boolean, shaped like the mask: True for features already masked (not ranked).
-    batch_size : int
-        Inputs per call of ``f``.
+    masked (ties: the lowest feature index). ``initial_mask`` (boolean, shaped
+    like the mask) marks features already masked (not ranked); the other
+    parameters are those of :func:`sis_collection`.
 
     Returns
     -------
     BackwardSelection
     """
-    inputs = _Inputs(x, fully_masked, mask_shape, groups, single=True)
-    remaining = _initial_remaining(inputs, initial_mask)
-    scorer = _Scorer(f, batch_size)
-    order, scores, start = _backward_selection(scorer, inputs, torch.zeros(1, dtype=torch.long), remaining,
-                                               screen=_LocalScreen.build(f, inputs, batch_size))
+    with eval_mode(model):
+        inputs = _Inputs(x, baseline, mask_shape, groups, single=True, device=device_of(model))
+        remaining = _initial_remaining(inputs, initial_mask)
+        scorer = _Scorer(model, target, output, batch_size, 1)
+        order, scores, start = _backward_selection(scorer, inputs, torch.zeros(1, dtype=torch.long), remaining,
+                                                   screen=_screen(fast, model, inputs, batch_size, output, target))
     count = int(remaining.sum())
     return BackwardSelection(order[0, :count].numpy(), scores[0, :count].numpy(), float(start[0]))
 
@@ -444,33 +351,65 @@ def _initial_remaining(inputs: _Inputs, initial_mask) -> torch.Tensor:
     return remaining
 
 
-def find_sis(f, threshold: float, x, fully_masked, mask_shape=None, *, groups=None, initial_mask=None,
-             batch_size: int = 4096) -> SIS | None:
+def find_sis(model, x, *, threshold, target=None, baseline=None, mask_shape=None, groups=None,
+             initial_mask=None, output: str = "raw", batch_size: int = 4096, fast: bool = False) -> SIS | None:
     """One sufficient input subset of ``x`` (Carter et al. 2019, Alg. 2 "FindSIS").
 
     Runs :func:`backward_selection`, then adds features back in reverse removal
     order (most important first) until ``f(x_S) >= threshold``. Parameters as in
-    :func:`backward_selection`.
+    :func:`backward_selection` and :func:`sis_collection`.
 
     Returns
     -------
     SIS or None
         None when even all unmasked features together stay below the threshold.
     """
-    inputs = _Inputs(x, fully_masked, mask_shape, groups, single=True)
-    selection = backward_selection(f, x, fully_masked, mask_shape, groups=groups,
-                                   initial_mask=initial_mask, batch_size=batch_size)
+    threshold = _as_threshold(threshold)
+    inputs = _Inputs(x, baseline, mask_shape, groups, single=True, device=torch.device("cpu"))
+    selection = backward_selection(model, x, target=target, baseline=baseline, mask_shape=mask_shape,
+                                   groups=groups, initial_mask=initial_mask, output=output,
+                                   batch_size=batch_size, fast=fast)
     found = _smallest_sufficient(selection.order, selection.scores, selection.start_score,
                                  len(selection.order), threshold)
     return None if found is None else _to_sis(*found, inputs.labels, inputs.n_features)
 
 
-def sis_collection(f, threshold: float, x, fully_masked, mask_shape=None, *, groups=None,
-                   batch_size: int = 4096) -> list[SIS]:
+def sis_collection(model, x, *, threshold, target=None, baseline=None, mask_shape=None, groups=None,
+                   output: str = "raw", batch_size: int = 4096, fast: bool = False) -> list[SIS]:
     """All disjoint sufficient input subsets of one input (Carter et al. 2019, Alg. 3).
 
     Finds a SIS, masks it for good, and repeats while the rest of ``x`` still
     reaches ``threshold``. See :func:`sis_collections` for many inputs at once.
+
+    Parameters
+    ----------
+    model : nn.Module or callable
+        Maps a batch ``(B, *x.shape)`` to scores (see ``output``); modules run in
+        eval mode on their own device.
+    x : torch.Tensor
+        One input, e.g. one-hot DNA ``(4, L)`` (:func:`sis_collections`: a batch ``X``).
+    threshold : float
+        The decision to explain: ``f(x) >= threshold`` (a float, NumPy scalar or 0-d tensor).
+    target : None, int or N ints
+        Class whose score is thresholded, for ``(B, C)`` outputs.
+    baseline : torch.Tensor or float, optional
+        The masked value, broadcasting against ``x`` (e.g. :func:`mean_image`);
+        default 0.25 for one-hot DNA (:func:`dna_background`), required otherwise.
+    mask_shape : tuple, optional
+        Shape of the feature mask, broadcasting against ``x``; default ``x.shape``.
+    groups : torch.Tensor, optional
+        Integer feature labels instead of ``mask_shape`` (e.g.
+        :func:`mlcourse.interpret.features.patch_groups`).
+    output : {"raw", "probability"}
+        Threshold the model's own output, or the probability from its logits
+        (:func:`mlcourse.interpret.scoring.probability`).
+    batch_size : int
+        Masked inputs per model call.
+    fast : bool
+        Shortlist each step's candidates with the local-window engine
+        (:class:`mlcourse.interpret.engines.SISScreen`); for DNA positions
+        (``mask_shape=(1, L)``) of a CNN that starts with convolutions (the Zeng et
+        al. models), else a ``ValueError``. Same result, far fewer FLOPs.
 
     Returns
     -------
@@ -478,34 +417,34 @@ def sis_collection(f, threshold: float, x, fully_masked, mask_shape=None, *, gro
         In the order found; **empty** when ``f(x) < threshold`` (nothing to explain:
         the decision is negative -- pass ``-f`` and ``-threshold`` to explain it).
     """
-    inputs = _Inputs(x, fully_masked, mask_shape, groups, single=True)
-    return _collections(f, threshold, inputs, batch_size)[0]
+    return sis_collections(model, torch.as_tensor(x)[None], threshold=threshold, target=target,
+                           baseline=baseline, mask_shape=mask_shape, groups=groups, output=output,
+                           batch_size=batch_size, fast=fast)[0]
 
 
-def sis_collections(f, threshold: float, X, fully_masked, mask_shape=None, *, groups=None,
-                    batch_size: int = 4096) -> list[list[SIS]]:
+def sis_collections(model, X, *, threshold, target=None, baseline=None, mask_shape=None, groups=None,
+                    output: str = "raw", batch_size: int = 4096, fast: bool = False) -> list[list[SIS]]:
     """:func:`sis_collection` for every input in ``X`` ``(N, ...)``, computed together.
 
     Every backward-selection step scores the candidate removals of all inputs
-    still in play in shared batches, so a call of ``f`` holds many inputs' work.
-    ``fully_masked`` broadcasts against ``X[0]`` (one for all) or ``X`` (one each).
+    still in play in shared batches, so a model call holds many inputs' work.
+    ``baseline`` broadcasts against ``X[0]`` (one for all) or ``X`` (one each).
 
     Raises
     ------
     ValueError
-        If ``fully_masked`` or the mask does not broadcast against the inputs,
-        ``f`` returns the wrong shape or NaN, or an input's fully masked version
+        If ``baseline`` or the mask does not broadcast against the inputs, the
+        model returns the wrong shape or NaN, or an input's fully masked version
         already reaches the threshold (then every subset would be "sufficient").
     """
-    inputs = _Inputs(X, fully_masked, mask_shape, groups, single=False)
-    return _collections(f, threshold, inputs, batch_size)
+    threshold = _as_threshold(threshold)
+    with eval_mode(model):
+        inputs = _Inputs(X, baseline, mask_shape, groups, single=False, device=device_of(model))
+        scorer = _Scorer(model, target, output, batch_size, inputs.X.shape[0])
+        return _collections(scorer, threshold, inputs, _screen(fast, model, inputs, batch_size, output, target))
 
 
-def _collections(f, threshold: float, inputs: _Inputs, batch_size: int) -> list[list[SIS]]:
-    if not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
-        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
-    score = _Scorer(f, batch_size)
-    screen = _LocalScreen.build(f, inputs, batch_size)
+def _collections(score: _Scorer, threshold: float, inputs: _Inputs, screen) -> list[list[SIS]]:
     n, n_features = inputs.X.shape[0], inputs.n_features
     everything = torch.arange(n)
     full = score(inputs, everything, torch.ones(n, n_features, dtype=torch.bool))
@@ -533,4 +472,46 @@ def _collections(f, threshold: float, inputs: _Inputs, batch_size: int) -> list[
             features, value = hit
             found[i].append(_to_sis(features, value, inputs.labels, n_features))
             remaining[i, torch.as_tensor(features)] = False
+    return found
+
+
+def review_sis(model, ids: torch.Tensor, *, threshold, mask_id: int = Vocab.mask_id,
+               batch_size: int = 4096) -> list[list[np.ndarray]]:
+    """Disjoint sufficient input subsets (Carter et al. 2019) of the words of each review.
+
+    A word is masked by replacing its id with ``mask_id`` (embedded as the mean
+    word, see :class:`mlcourse.models.text.MeanMaskEmbedding`); a SIS is a minimal
+    set of word positions that alone keeps ``model(review) >= threshold``. Reviews
+    of equal length are explained together by :func:`sis_collections`, without
+    padding, so padding is never part of a SIS; the ids stay integers throughout.
+    To explain low ratings, pass a model that returns ``1 - rating`` and ``1 - threshold``.
+
+    Parameters
+    ----------
+    model : nn.Module or callable
+        Token ids ``(N, T)`` -> ratings ``(N,)`` (e.g. :class:`mlcourse.models.text.LSTMRater`).
+    ids : torch.Tensor
+        Right-padded integer token ids ``(N, T)`` from :meth:`mlcourse.datasets.reviews.Vocab.encode`.
+    threshold : float
+        The decision to explain: ``rating >= threshold``.
+
+    Returns
+    -------
+    list of list of numpy.ndarray
+        Per review, its SISes as sorted token positions; empty for a review rated below the threshold.
+    """
+    ids = torch.as_tensor(ids)
+    if ids.ndim != 2 or ids.is_floating_point():
+        raise ValueError(f"ids must be integer token ids of shape (N, T), got {ids.dtype} {tuple(ids.shape)}")
+    threshold = _as_threshold(threshold)
+    lengths = (ids != Vocab.pad_id).sum(dim=1)
+    above = (score(model, ids, batch_size=batch_size) >= threshold).cpu()
+    found: list[list[np.ndarray]] = [[] for _ in range(len(ids))]
+    for length in torch.unique(lengths[above]).tolist():
+        rows = torch.nonzero(above & (lengths == length)).flatten()
+        batch = ids[rows, :length]
+        collections = sis_collections(model, batch, threshold=threshold, baseline=torch.full_like(batch[0], mask_id),
+                                      mask_shape=(length,), batch_size=batch_size)
+        for row, collection in zip(rows.tolist(), collections):
+            found[row] = [np.sort(s.features) for s in collection]
     return found

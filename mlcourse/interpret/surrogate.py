@@ -16,9 +16,9 @@ All three perturb the input around one example ``x`` and watch the model:
   that stay fixed in the samples are the ones the decision needs.
 
 A *feature* is a group of input entries switched together, given by an
-integer mask shaped like the input: one per DNA position (its four one-hot
-rows together, :func:`position_mask`), one per token (:func:`token_mask`),
-one per image patch, a simple kind of superpixel (:func:`patch_mask`).
+integer mask shaped like the input (:mod:`mlcourse.interpret.features`): one
+per DNA position, one per token, or one per image patch, a simple kind of
+superpixel.
 LIME and KernelSHAP run through Captum (``captum.attr.Lime`` / ``KernelShap``),
 one example at a time.
 """
@@ -28,61 +28,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mlcourse.interpret.backprop import target_scores
-from mlcourse.train import eval_mode
+from mlcourse.config import device_of, eval_mode
+from mlcourse.interpret.features import default_mask
+from mlcourse.interpret.scoring import per_example, select
+from mlcourse.motifs import information_content
 
-__all__ = [
-    "position_mask",
-    "token_mask",
-    "patch_mask",
-    "default_mask",
-    "lime",
-    "kernel_shap",
-    "max_entropy",
-]
-
-
-def position_mask(X: torch.Tensor) -> torch.Tensor:
-    """One feature per DNA position: ``(N, 4, L)`` integer mask, entry ``[n, b, l] = l``."""
-    if X.ndim != 3 or X.shape[1] != 4:
-        raise ValueError(f"position_mask expects one-hot DNA (N, 4, L), got shape {tuple(X.shape)}")
-    return torch.arange(X.shape[2]).expand(X.shape).clone()
-
-
-def token_mask(tokens: torch.Tensor) -> torch.Tensor:
-    """One feature per token: ``(N, T)`` integer mask, entry ``[n, t] = t``."""
-    if tokens.ndim != 2:
-        raise ValueError(f"token_mask expects token ids (N, T), got shape {tuple(tokens.shape)}")
-    return torch.arange(tokens.shape[1]).expand(tokens.shape).clone()
-
-
-def patch_mask(images: torch.Tensor, patch: int = 4) -> torch.Tensor:
-    """Square ``patch`` x ``patch`` superpixels, shared by all channels: ``(N, C, H, W)`` mask.
-
-    Patches are numbered row by row; edge patches are smaller when ``patch``
-    does not divide the image.
-    """
-    if images.ndim != 4:
-        raise ValueError(f"patch_mask expects images (N, C, H, W), got shape {tuple(images.shape)}")
-    if not isinstance(patch, int) or patch < 1:
-        raise ValueError(f"patch must be a positive integer, got {patch!r}")
-    h, w = images.shape[2:]
-    per_row = -(-w // patch)
-    ids = (torch.arange(h)[:, None] // patch) * per_row + torch.arange(w)[None, :] // patch
-    return ids.expand(images.shape).clone()
-
-
-def default_mask(inputs: torch.Tensor) -> torch.Tensor:
-    """The natural features of ``inputs``: DNA positions, tokens, or 4 x 4 patches."""
-    if inputs.ndim == 3 and inputs.shape[1] == 4 and inputs.is_floating_point():
-        return position_mask(inputs)
-    if inputs.ndim == 2 and not inputs.is_floating_point():
-        return token_mask(inputs)
-    if inputs.ndim == 4:
-        return patch_mask(inputs)
-    raise ValueError(f"no default feature mask for inputs of shape {tuple(inputs.shape)} and dtype "
-                     f"{inputs.dtype}: expected DNA (N, 4, L) floats, token ids (N, T) or images "
-                     "(N, C, H, W); pass feature_mask=")
+__all__ = ["lime", "kernel_shap", "max_entropy"]
 
 
 def _check_mask(inputs: torch.Tensor, feature_mask) -> torch.Tensor:
@@ -96,17 +47,19 @@ def _check_mask(inputs: torch.Tensor, feature_mask) -> torch.Tensor:
     return mask.long().to(inputs.device)
 
 
-def _surrogate(explainer_cls, model, inputs, feature_mask, baseline, n_samples, target, seed,
+def _surrogate(explainer_cls, model, X, feature_mask, baseline, n_samples, target, seed,
                batch_size, **init) -> torch.Tensor:
-    """Run a Captum perturbation explainer on each example; attributions shaped like ``inputs``."""
+    """Run a Captum perturbation explainer on each example; attributions shaped like ``X``, on the CPU."""
     if not isinstance(n_samples, int) or n_samples < 2:
         raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
+    inputs = X.to(device_of(model))
     mask = _check_mask(inputs, feature_mask)
     if not inputs.is_floating_point():  # token ids stay integers: the baseline must be an id too
         if not float(baseline).is_integer():
             raise ValueError(f"baseline={baseline!r} must be a token id for integer inputs")
         baseline = int(baseline)
-    targets = [None] * len(inputs) if target is None else _per_example(target, len(inputs))
+    targets = per_example(target, len(inputs))
+    targets = [None] * len(inputs) if targets is None else targets.tolist()
     out = torch.zeros(inputs.shape, dtype=torch.float32)
     with torch.random.fork_rng(devices=[]), eval_mode(model):
         torch.manual_seed(seed)
@@ -116,24 +69,12 @@ def _surrogate(explainer_cls, model, inputs, feature_mask, baseline, n_samples, 
                 inputs[i : i + 1], baselines=baseline, target=targets[i],
                 feature_mask=mask[i : i + 1], n_samples=n_samples,
                 perturbations_per_eval=min(batch_size, n_samples),
-            )[0].detach().float()
+            )[0].detach().float().cpu()
     return out
 
 
-
-
-def _per_example(target, n: int) -> list:
-    index = torch.as_tensor(target).long().reshape(-1)
-    if index.numel() == 1:
-        return [int(index)] * n
-    if index.numel() != n:
-        raise ValueError(f"target has {index.numel()} entries for {n} examples")
-    return [int(t) for t in index]
-
-
-def lime(model, inputs: torch.Tensor, feature_mask=None, *, baseline=0.0, n_samples: int = 200,
-         keep: float = 0.5, target=None, seed: int = 0, alpha: float = 0.01,
-         batch_size: int = 256) -> torch.Tensor:
+def lime(model, X: torch.Tensor, *, target=None, baseline=0.0, feature_mask=None, n_samples: int = 200,
+         keep: float = 0.5, alpha: float = 0.01, batch_size: int = 256, seed: int = 0) -> torch.Tensor:
     """LIME (Ribeiro et al. 2016) through Captum's ``Lime``.
 
     Each of ``n_samples`` perturbations keeps every feature with probability
@@ -151,14 +92,16 @@ def lime(model, inputs: torch.Tensor, feature_mask=None, *, baseline=0.0, n_samp
     ----------
     model : callable
         Batch -> scores ``(N,)`` or ``(N, C)`` (then give ``target``).
-    inputs : torch.Tensor
+    X : torch.Tensor
         DNA ``(N, 4, L)``, token ids ``(N, T)`` or images ``(N, C, H, W)``.
-    feature_mask : tensor, optional
-        Integer feature ids shaped like (or broadcastable to) ``inputs``;
-        default :func:`default_mask`.
+    target : None, int or N ints
+        The class explained, for ``(N, C)`` outputs.
     baseline : float or tensor
         What a switched-off feature becomes: 0 gives DNA ``N`` columns, black
         pixels, or token id 0 (padding).
+    feature_mask : tensor, optional
+        Integer feature ids shaped like (or broadcastable to) ``X``;
+        default :func:`mlcourse.interpret.features.default_mask`.
     n_samples, seed, batch_size :
         Perturbations per example, torch seed (the global RNG is restored
         afterwards), perturbations per model call.
@@ -168,7 +111,7 @@ def lime(model, inputs: torch.Tensor, feature_mask=None, *, baseline=0.0, n_samp
     Returns
     -------
     torch.Tensor
-        Float, shaped like ``inputs``: every entry carries its feature's
+        Float, shaped like ``X`` (on the CPU): every entry carries its feature's
         coefficient.
     """
     from captum._utils.models.linear_model import SkLearnRidge
@@ -180,14 +123,13 @@ def lime(model, inputs: torch.Tensor, feature_mask=None, *, baseline=0.0, n_samp
     def perturb(_inputs, num_interp_features, **_kwargs):
         return torch.bernoulli(torch.full((1, num_interp_features), float(keep)))
 
-    return _surrogate(Lime, model, inputs, feature_mask, baseline, n_samples, target, seed,
+    return _surrogate(Lime, model, X, feature_mask, baseline, n_samples, target, seed,
                       batch_size, interpretable_model=SkLearnRidge(alpha=alpha),
                       perturb_func=perturb)
 
 
-def kernel_shap(model, inputs: torch.Tensor, feature_mask=None, *, baseline=0.0,
-                n_samples: int = 200, target=None, seed: int = 0,
-                batch_size: int = 256) -> torch.Tensor:
+def kernel_shap(model, X: torch.Tensor, *, target=None, baseline=0.0, feature_mask=None,
+                n_samples: int = 200, batch_size: int = 256, seed: int = 0) -> torch.Tensor:
     """KernelSHAP (Lundberg & Lee 2017) through Captum's ``KernelShap``.
 
     Like :func:`lime`, but the coalitions are weighted by the Shapley kernel
@@ -197,7 +139,7 @@ def kernel_shap(model, inputs: torch.Tensor, feature_mask=None, *, baseline=0.0,
     """
     from captum.attr import KernelShap
 
-    return _surrogate(KernelShap, model, inputs, feature_mask, baseline, n_samples, target, seed,
+    return _surrogate(KernelShap, model, X, feature_mask, baseline, n_samples, target, seed,
                       batch_size)
 
 
@@ -239,9 +181,10 @@ def max_entropy(model, X: torch.Tensor, *, target=None, beta: float = 20.0, swee
     Returns
     -------
     torch.Tensor
-        ``(N, 4, L)``: sampled base frequency times the position's information
-        content ``2 - H`` in bits, i.e. the letters of a sequence logo of the
-        samples. Its sum over bases is each position's importance (0 for a
+        ``(N, 4, L)`` on the CPU: sampled base frequency times the position's
+        information content ``2 - H`` in bits
+        (:func:`mlcourse.motifs.information_content`), i.e. the letters of a
+        sequence logo of the samples. Its sum over bases is each position's importance (0 for a
         free position, 2 for a fixed one).
     """
     X = torch.as_tensor(X, dtype=torch.float32)
@@ -252,13 +195,14 @@ def max_entropy(model, X: torch.Tensor, *, target=None, beta: float = 20.0, swee
         raise ValueError(f"need sweeps > burn_in >= 0 to count any sample; got sweeps={sweeps}, "
                          f"burn_in={burn_in}")
     n, _, length = X.shape
+    X = X.to(device_of(model))
     rng = np.random.default_rng(seed)
     eye = torch.eye(4, device=X.device)
     state = X.argmax(1)[:, None].repeat(1, chains, 1)  # (N, C, L) base codes
     counts = torch.zeros(n, 4, length, device=X.device)
 
     def score(batch):
-        return target_scores(torch.cat([model(b) for b in batch.split(batch_size)]), target)
+        return select(torch.cat([model(b) for b in batch.split(batch_size)]), target)
 
     with eval_mode(model), torch.inference_mode():
         original = score(X)
@@ -277,5 +221,4 @@ def max_entropy(model, X: torch.Tensor, *, target=None, beta: float = 20.0, swee
                 if sweep >= burn_in:
                     counts += eye[state].sum(1).permute(0, 2, 1)
     freq = counts / counts.sum(1, keepdim=True)
-    entropy = -(freq * torch.log2(freq.clamp_min(1e-12))).sum(1, keepdim=True)
-    return freq * (2.0 - entropy)
+    return (freq * information_content(freq)[:, None]).cpu()

@@ -17,18 +17,17 @@ LSTM reads left to right, so padding after a review cannot reach its states).
 Masking for SIS: :class:`MeanMaskEmbedding` embeds the ``<mask>`` id as the mean
 of all real word embeddings, so replacing a word's id by ``vocab.mask_id``
 removes its information (Carter et al. 2019). :func:`mask_tokens` does that, and
-:func:`review_sis` finds the sufficient input subsets of reviews.
+:func:`mlcourse.interpret.sis.review_sis` finds the sufficient input subsets of reviews.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
 from mlcourse.datasets.reviews import Vocab
 
-__all__ = ["MeanMaskEmbedding", "LSTMRater", "CNNRater", "lstm_rater", "cnn_rater", "mask_tokens", "review_sis"]
+__all__ = ["MeanMaskEmbedding", "LSTMRater", "CNNRater", "lstm_rater", "cnn_rater", "mask_tokens"]
 
 
 class MeanMaskEmbedding(nn.Embedding):
@@ -153,51 +152,3 @@ def mask_tokens(ids: torch.Tensor, mask: torch.Tensor, mask_id: int = Vocab.mask
     except RuntimeError:
         raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to ids {tuple(ids.shape)}") from None
     return torch.where(mask & (ids != Vocab.pad_id), torch.as_tensor(mask_id, device=ids.device), ids)
-
-
-def review_sis(model: nn.Module, ids: torch.Tensor, threshold: float, mask_id: int = Vocab.mask_id,
-               batch_size: int = 4096) -> list[list[np.ndarray]]:
-    """Disjoint sufficient input subsets (Carter et al. 2019) of the words of each review.
-
-    A word is masked by replacing its id with ``mask_id`` (embedded as the mean
-    word, see :class:`MeanMaskEmbedding`); a SIS is a minimal set of word positions
-    that alone keeps ``model(review) >= threshold``. Reviews of equal length are
-    explained together by :func:`mlcourse.interpret.sis.sis_collections`, without
-    padding, so padding is never part of a SIS. To explain low ratings, pass a
-    model that returns ``1 - rating`` and ``1 - threshold``.
-
-    Parameters
-    ----------
-    model : nn.Module
-        Token ids ``(N, T)`` -> ratings ``(N,)`` (e.g. :class:`LSTMRater`).
-    ids : torch.Tensor
-        Right-padded token ids ``(N, T)`` from :meth:`Vocab.encode`.
-    threshold : float
-        The decision to explain: ``rating >= threshold``.
-
-    Returns
-    -------
-    list of list of numpy.ndarray
-        Per review, its SISes as sorted token positions; empty for a review rated below the threshold.
-    """
-    from mlcourse.interpret.sis import sis_collections
-
-    if ids.ndim != 2:
-        raise ValueError(f"ids must be token ids of shape (N, T), got {tuple(ids.shape)}")
-    model.eval()
-
-    def rate(batch):
-        return model(batch.round().long())
-
-    lengths = (ids != Vocab.pad_id).sum(dim=1)
-    with torch.inference_mode():
-        above = rate(ids.float()) >= threshold
-    found: list[list[np.ndarray]] = [[] for _ in range(len(ids))]
-    for length in torch.unique(lengths[above]).tolist():
-        rows = torch.nonzero(above & (lengths == length)).flatten()
-        batch = ids[rows, :length].float()
-        collections = sis_collections(rate, threshold, batch, torch.full_like(batch[0], float(mask_id)),
-                                      mask_shape=(length,), batch_size=batch_size)
-        for row, collection in zip(rows.tolist(), collections):
-            found[row] = [np.sort(s.features) for s in collection]
-    return found

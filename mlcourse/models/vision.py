@@ -22,7 +22,7 @@ from torch import nn
 
 from mlcourse.datasets.mnist import IMAGE_SHAPE
 
-__all__ = ["mnist_cnn", "mnist_mlp", "gap_cnn", "DigitNet", "GapCNN", "fgsm"]
+__all__ = ["mnist_cnn", "mnist_mlp", "gap_cnn", "DigitNet", "GapCNN"]
 
 
 class DigitNet(nn.Sequential):
@@ -137,30 +137,3 @@ def gap_cnn(channels: tuple[int, int, int] = (16, 32, 64)) -> GapCNN:
             linear=nn.Linear(c3, 10),
         )
     )
-
-
-def fgsm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """Adversarial digits by the fast gradient sign method (Goodfellow, Shlens & Szegedy 2015).
-
-    Each pixel moves by ``epsilon`` in the direction that increases the
-    cross-entropy loss of the true ``labels``: ``x' = clip(x + epsilon * sign(grad), 0, 1)``.
-    A small ``epsilon`` is hardly visible but often flips the prediction.
-
-    Parameters
-    ----------
-    model : nn.Module
-        Images ``(N, 1, 28, 28)`` -> logits ``(N, 10)``; put in eval mode.
-    images : torch.Tensor
-        Digits in ``[0, 1]``.
-    labels : torch.Tensor
-        Their true classes ``(N,)``.
-    epsilon : float
-        Step size per pixel, in ``[0, 1]``.
-    """
-    if not 0 <= epsilon <= 1:
-        raise ValueError(f"epsilon={epsilon} must be in [0, 1] (pixel intensities)")
-    model.eval()
-    x = images.detach().clone().requires_grad_(True)
-    loss = nn.functional.cross_entropy(model(x), torch.as_tensor(labels, dtype=torch.int64))
-    (grad,) = torch.autograd.grad(loss, x)
-    return (images + epsilon * grad.sign()).clamp(0.0, 1.0).detach()

@@ -42,6 +42,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from mlcourse.models.geometry import Field, Geometry
+
 __all__ = ["ARCHITECTURES", "Spec", "SPECS", "ZengCNN", "build", "min_length", "receptive_field",
            "architecture_table"]
 
@@ -76,8 +78,8 @@ def _lengths(spec: Spec, seq_len: int) -> list[tuple[int, int]]:
     """(length after conv, length after pool) for each layer of ``spec`` on ``seq_len`` bp."""
     out, length = [], seq_len
     for (_, width), pool in zip(spec.convs, spec.pools):
-        conv_len = length - width + 1
-        length = 1 if pool is None else conv_len // pool
+        conv_len = Geometry(width).output_length(length)
+        length = 1 if pool is None else Geometry(pool, pool).output_length(conv_len)
         out.append((conv_len, length))
     return out
 
@@ -92,13 +94,12 @@ def receptive_field(name: str) -> int:
     further apart than this cannot be seen together by one unit.
     """
     spec = _spec(name)
-    field, jump = 1, 1
+    field = Field()
     for i, ((_, width), pool) in enumerate(zip(spec.convs, spec.pools)):
-        field += (width - 1) * jump
+        field = field.then(Geometry(width))
         if i < len(spec.convs) - 1:
-            field += (pool - 1) * jump
-            jump *= pool
-    return field
+            field = field.then(Geometry(pool, pool))
+    return field.size
 
 
 def min_length(name: str) -> int:
