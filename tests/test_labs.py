@@ -70,8 +70,8 @@ WRONG = [
      "        return self.fc(self.conv1(x).amax(-1))",
      r"5 sequences should give 5 logits, shape \(5,\); got \(5, 1\)"),
     ("04_grad_cam", "upsample_tests",
-     "def upsample(cam, length):\n    return F.interpolate(cam[:, None], size=length, mode='nearest')[:, 0]",
-     "linear interpolation of \\[0, 1, 0\\] to 6 values is wrong"),
+     "def place_on_bases(maps, width, length):\n    return F.interpolate(maps[:, None], size=length, mode='linear')[:, 0]",
+     "width 3: position 1 sees bases 1-3, so its value belongs on base 2"),
 ]
 
 
