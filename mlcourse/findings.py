@@ -220,22 +220,32 @@ def load_summary(path) -> dict:
         raise ValueError(f"{path} is not a findings summary: {err}") from None
 
 
-def runtime_table(summary: dict):
+def runtime_table(summary: dict, lectures=None):
     """Per lecture: measured runtime (minutes), findings that hold, and when it was measured.
 
-    The last row is the whole course. Returns a pandas DataFrame.
+    ``lectures`` (notebook names, e.g. ``"05_sis_mnist"``) adds a row for each
+    lecture the summary lacks ("not measured"). The last row is the total of
+    the measured lectures. Returns a pandas DataFrame.
     """
     import pandas as pd
 
+    entries = {entry["notebook"]: entry for entry in summary.get("lectures", [])}
     rows = []
-    for entry in summary.get("lectures", []):
+    for name in sorted(set(entries) | set(lectures or ())):
+        entry = entries.get(name)
+        if entry is None:
+            rows.append({"lecture": name, "minutes": None, "findings that hold": "not measured",
+                         "mode": "", "measured": ""})
+            continue
         found = [Finding.from_record(f) for f in entry["findings"]]
-        rows.append({"lecture": entry["notebook"], "minutes": round(entry["runtime_s"] / 60, 1),
+        rows.append({"lecture": name, "minutes": round(entry["runtime_s"] / 60, 1),
                      "findings that hold": f"{sum(f.holds for f in found)} of {len(found)}",
                      "mode": entry["mode"], "measured": entry["measured"][:10]})
     table = pd.DataFrame(rows, columns=["lecture", "minutes", "findings that hold", "mode", "measured"])
-    if rows:
-        total = {"lecture": "whole course", "minutes": round(table["minutes"].sum(), 1),
+    if entries:
+        measured = table["minutes"].notna()
+        total = {"lecture": f"total ({measured.sum()} lectures measured)",
+                 "minutes": round(table.loc[measured, "minutes"].sum(), 1),
                  "findings that hold": "", "mode": "", "measured": ""}
         table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
     return table
