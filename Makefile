@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS := test,instructor
 
-.PHONY: lab test run findings bench install lint clean
+.PHONY: lab test run findings bench install lint clean site
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ run: $(STAMP)
 # and runtime go to build/findings.md; fails if a finding does not hold.
 findings: $(STAMP)
 	$(BIN)/mlcourse run --findings
+
+# The course website in build/site (see README, "Website"). Lectures come executed from build/
+# (`make findings`, `make run`); the ones missing are run here. SITE_FLAGS=--fast runs them in FAST mode.
+SITE_STAMP := $(VENV)/.site-stamp
+$(SITE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS),site]"
+	touch $(SITE_STAMP)
+
+site: $(SITE_STAMP)
+	$(BIN)/mlcourse site $(SITE_FLAGS)
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

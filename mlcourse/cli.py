@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "findings.json to the output folder (fails if a finding does not hold)")
     run.set_defaults(func=_run)
 
-    # Further commands register themselves here: fetch, bench, assign, grade.
+    # Further commands register themselves here: fetch, bench, assign, grade, site.
     _add_optional_commands(sub)
     return parser
 
@@ -139,7 +139,8 @@ def _add_optional_commands(sub) -> None:
     """Commands that live beside the module they drive (each module has ``add_cli(sub)``)."""
     import importlib
 
-    for module in ("mlcourse.datasets.fetch", "mlcourse.benchmark", "mlcourse.grading.cli"):
+    for module in ("mlcourse.datasets.fetch", "mlcourse.benchmark", "mlcourse.grading.cli",
+                   "mlcourse.site"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as err:

@@ -1,5 +1,9 @@
 """Execute notebooks and render them to HTML (``make run`` / ``mlcourse run``).
 
+An executed notebook records how it was run in ``metadata["mlcourse"]``: the mode
+(``"full"`` or ``"FAST"``), the machine, the start time (UTC) and the seconds it took;
+the course website (:mod:`mlcourse.site`) prints this on each lecture page.
+
 ``make findings`` (``mlcourse run --findings``) runs lectures the same way, in
 full mode, collects every :func:`mlcourse.check` they make, times each lecture
 and writes the table ``build/findings.md`` (and ``build/findings.json``, which
@@ -8,7 +12,6 @@ the course overview reads for its runtimes).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
@@ -25,46 +28,78 @@ from tqdm.auto import tqdm
 from mlcourse import findings
 from mlcourse.files import atomic_write_text
 
-__all__ = ["run_notebook", "run_notebooks", "run_findings", "findings_markdown"]
+__all__ = ["execute_notebook", "machine", "run_notebook", "run_notebooks", "run_findings", "output_findings",
+           "findings_markdown"]
 
 
-@contextlib.contextmanager
-def _environment(**values):
-    """Set environment variables (inherited by the kernel) for the block, then restore them."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
+def _cpu_model() -> str:
+    """The processor's name from ``/proc/cpuinfo`` (Linux), else what :mod:`platform` knows."""
     try:
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
-def run_notebook(path: Path, out_dir: Path, fast: bool = False, timeout: int = 3600,
-                 env: dict | None = None, executed: list | None = None) -> Path:
-    """Run one notebook top to bottom in a fresh kernel and write ``out_dir/<name>.html``.
+def machine() -> str:
+    """The machine in one line: OS, processor, cores, threads, Python and torch versions, device."""
+    import torch
 
-    ``fast`` sets ``MLCOURSE_FAST=1`` for the kernel; ``env`` adds further
-    variables. Progress bars are switched off (``TQDM_DISABLE=1``): nobody
-    watches them, and the saved HTML would show them stuck at "0%". The
-    executed notebook is appended to ``executed`` when given (also when a cell
-    fails). Returns the HTML path. Raises
+    threads = os.environ.get("OMP_NUM_THREADS")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return (f"{platform.system()}, {_cpu_model()}, {os.cpu_count()} CPU cores"
+            f"{f', OMP_NUM_THREADS={threads}' if threads else ''}, Python {platform.python_version()}, "
+            f"torch {torch.__version__} ({device})")
+
+
+def execute_notebook(path: Path, fast: bool = False, timeout: int = 3600,
+                     env: dict | None = None) -> nbformat.NotebookNode:
+    """Run the notebook at ``path`` top to bottom in a fresh kernel and return it, executed.
+
+    ``fast`` sets ``MLCOURSE_FAST=1`` for the kernel (and figures are always
+    rendered inline: the kernel does not inherit ``MPLBACKEND``); ``env`` adds
+    further variables. Progress bars are switched off (``TQDM_DISABLE=1``):
+    nobody watches them, and the saved notebook would show them stuck at "0%".
+    The run is recorded in ``metadata["mlcourse"]``: ``mode``, ``machine``,
+    ``executed`` (UTC, ISO 8601) and ``seconds``. Raises
     ``nbclient.exceptions.CellExecutionError`` if a cell fails.
     """
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    if executed is not None:
-        executed.append(nb)
-    with _environment(MLCOURSE_FAST="1" if fast else "0", TQDM_DISABLE="1", **(env or {})):
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    # The kernel's environment: the mode, and no MPLBACKEND (Agg would swallow every figure).
+    env = {**{k: v for k, v in os.environ.items() if k != "MPLBACKEND"}, **(env or {})}
+    env["MLCOURSE_FAST"] = "1" if fast else "0"
+    env["TQDM_DISABLE"] = "1"
+    started, clock = datetime.now(timezone.utc), time.monotonic()
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
+    nb.metadata["mlcourse"] = {
+        "mode": "FAST" if fast else "full",
+        "machine": machine(),
+        "executed": started.isoformat(timespec="seconds"),
+        "seconds": round(time.monotonic() - clock, 1),
+    }
+    return nb
+
+
+def run_notebook(path: Path, out_dir: Path, fast: bool = False, timeout: int = 3600,
+                 env: dict | None = None) -> nbformat.NotebookNode:
+    """Run one notebook top to bottom in a fresh kernel and write ``out_dir/<name>.html``.
+
+    The executed notebook is written beside it (``out_dir/<name>.ipynb``, which
+    ``make site`` publishes) and returned. ``fast`` and ``env`` are as in
+    :func:`execute_notebook`. Raises ``nbclient.exceptions.CellExecutionError``
+    if a cell fails; then nothing is written.
+    """
+    path = Path(path)
+    nb = execute_notebook(path, fast=fast, timeout=timeout, env=env)
     html, _ = HTMLExporter().from_notebook_node(nb)
     target = Path(out_dir) / (path.stem + ".html")
+    atomic_write_text(target.with_suffix(".ipynb"), nbformat.writes(nb))
     atomic_write_text(target, html)
-    return target
+    return nb
 
 
 def output_findings(nb) -> list[findings.Finding]:
@@ -98,8 +133,8 @@ def run_notebooks(paths, out_dir: Path, fast: bool = False, timeout: int = 3600)
     failed = []
     for path in tqdm(list(paths), desc="notebooks", unit="nb"):
         try:
-            target = run_notebook(path, out_dir, fast=fast, timeout=timeout)
-            tqdm.write(f"ok      {path} -> {target}")
+            run_notebook(path, out_dir, fast=fast, timeout=timeout)
+            tqdm.write(f"ok      {path} -> {Path(out_dir) / (Path(path).stem + '.html')}")
         except Exception as err:  # a failing lecture is reported, and the others still run
             tqdm.write(f"FAILED  {path}: {_last_line(err)}")
             failed.append(Path(path))
@@ -130,15 +165,15 @@ def run_findings(paths, out_dir: Path, fast: bool = False, timeout: int = 3600) 
         path = Path(path)
         record = records_dir / f"{path.stem}.jsonl"
         record.unlink(missing_ok=True)
-        started, executed = time.perf_counter(), []
+        started, seen = time.perf_counter(), []
         try:
-            run_notebook(path, out_dir, fast=fast, timeout=timeout,
-                         env={findings.RECORD_ENV: str(record.resolve())}, executed=executed)
-            status = "ok"
+            nb = run_notebook(path, out_dir, fast=fast, timeout=timeout,
+                              env={findings.RECORD_ENV: str(record.resolve())})
+            status, seen = "ok", output_findings(nb)
         except Exception as err:  # reported in the table; the other lectures still run
             status = _last_line(err)
         runtime = time.perf_counter() - started
-        found = findings.read_records(record) + (output_findings(executed[0]) if status == "ok" else [])
+        found = findings.read_records(record) + seen
         lost = [f for f in found if not f.holds]
         if status != "ok" or (lost and not fast):
             failed.append(path)
@@ -152,8 +187,7 @@ def run_findings(paths, out_dir: Path, fast: bool = False, timeout: int = 3600) 
         print(f"{verdict} {path.stem}: {len(found) - len(lost)}/{len(found)} findings hold, "
               f"{runtime / 60:.1f} min{'' if status == 'ok' else ' - ' + status}", flush=True)
     summary = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, OMP_NUM_THREADS="
-                   f"{os.environ.get('OMP_NUM_THREADS', 'unset')}",
+        "machine": machine(),
         "lectures": [lectures[name] for name in sorted(lectures)],
     }
     atomic_write_text(out_dir / "findings.json", json.dumps(summary, indent=1) + "\n")
