@@ -116,12 +116,12 @@ def test_unrounded_tables_and_warnings_in_the_output_are_findings_too(tmp_path):
     sloppy = _notebook(tmp_path / "04_sloppy.ipynb", [
         "import warnings\nimport pandas as pd",
         "warnings.warn('deprecated thing')",
-        "pd.DataFrame({'auc': [0.912345678, 0.5]})",
+        "pd.DataFrame({'auc': [0.912345678, 0.5]})",  # shown as 0.912346 and 0.500000
         "pd.DataFrame({'auc': [0.912345678, 0.5]}).round(3)"])
     out = tmp_path / "build"
     assert cli.main(["run", "--findings", str(sloppy), "--root", str(ROOT), "--out", str(out)]) == 1
     table = (out / "findings.md").read_text()
-    assert "| 04_sloppy | tables are rounded (numbers shown with 5+ decimals) | 1 | == 0 | **no** |" in table
+    assert "| 04_sloppy | tables are rounded (numbers shown with 5+ decimals) | 2 | == 0 | **no** |" in table
     assert "| 04_sloppy | no warnings in the output (outputs with a warning) | 1 | == 0 | **no** |" in table
 
 
