@@ -1,10 +1,12 @@
-"""Grading time: one submission of each lab, and a class of 30 lab-1 submissions on 2 cores.
+"""Grading time per submission and for a class of 30 lab-1 submissions on 2 cores, sandboxed and not.
 
-Peer: nbgrader's own autograder (``nbgrader autograde``, one student after
-another) on the same 30 submissions in a temporary course folder, run in the
-same process tree. Both run every notebook in a fresh kernel with the hidden
-tests restored, so the ratio is the cost of the machinery around the kernel
-plus the gain of grading two submissions at a time.
+Peers, measured in the same run: ``mlcourse grade --no-sandbox`` (the same
+grader without bubblewrap: the ratio is the sandbox's overhead) and
+nbgrader's own autograder (``nbgrader autograde``, one student after
+another, no sandbox, verdicts from the kernel). Every grader runs each
+notebook in a fresh kernel with the hidden tests restored. The source
+solution's reference run (once per lab) is timed on its own line and
+excluded from the class totals (it is cached).
 
 Run: ``.venv/bin/python benchmarks/bench_grading.py [--n 30] [--jobs 2] [--no-nbgrader]``.
 The class mixes solved, partly solved and untouched notebooks (a third each).
@@ -25,7 +27,8 @@ from pathlib import Path
 import nbformat
 
 from mlcourse.grading import markers
-from mlcourse.grading.grade import grade_many, grade_submission
+from mlcourse.grading.batch import grade_many
+from mlcourse.grading.grade import grade_submission
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "labs" / "source"
@@ -78,41 +81,51 @@ def nbgrader_autograde(students: list[Path], work: Path) -> float:
 
 
 def main() -> None:
+    from mlcourse.grading.grade import references
+    from mlcourse.grading.sandbox import DEFAULT_LIMITS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=30, help="submissions in the class (default 30)")
     parser.add_argument("--jobs", type=int, default=2, help="parallel graders (default 2)")
     parser.add_argument("--no-nbgrader", action="store_true", help="skip the nbgrader peer")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    modes = {"sandboxed": DEFAULT_LIMITS, "no sandbox": None}
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        print("\none submission, solved, graded alone (fresh kernel, hidden tests restored)")
-        print(f"{'lab':32s} {'score':>7s} {'seconds':>8s}")
-        for path in sorted(SOURCE.glob("[0-9][0-9]_*.ipynb")):
-            sub = tmp / "single" / path.name
-            sub.parent.mkdir(exist_ok=True)
-            nbformat.write(solved(path.stem), sub)
+        print("\none lab-1 submission, solved, graded alone (fresh kernel, hidden tests restored)")
+        print(f"{'mode':12s} {'reference run s':>16s} {'submission s':>13s} {'score':>7s}")
+        single = tmp / "single" / "alice" / f"{LAB}.ipynb"
+        single.parent.mkdir(parents=True)
+        nbformat.write(solved(LAB), single)
+        for mode, limits in modes.items():
             start = time.perf_counter()
-            report = grade_submission(sub, SOURCE, timeout=120)
-            seconds = time.perf_counter() - start
-            print(f"{path.stem:32s} {report['score']:>3g}/{report['max_score']:<3g} {seconds:8.1f}")
+            ref = references(SOURCE / f"{LAB}.ipynb", timeout=120, sandbox=limits, cache_dir=tmp / mode)
+            ref_s = time.perf_counter() - start
+            start = time.perf_counter()
+            report = grade_submission(single, SOURCE, timeout=120, sandbox=limits, reference=ref)
+            print(f"{mode:12s} {ref_s:16.1f} {time.perf_counter() - start:13.1f} "
+                  f"{report['score']:>3g}/{report['max_score']:<3g}")
 
         students = make_class(tmp / "class", args.n)
         rows = []
-        for jobs in sorted({1, args.jobs}):
+        for mode, limits in modes.items():
+            out = tmp / f"reports-{mode}"
+            references(SOURCE / f"{LAB}.ipynb", timeout=120, sandbox=limits, cache_dir=out / ".reference")
             start = time.perf_counter()
-            reports = grade_many([tmp / "class"], SOURCE, tmp / f"reports{jobs}", timeout=120, jobs=jobs)
-            rows.append((f"mlcourse grade --jobs {jobs}", time.perf_counter() - start))
-            assert all("error" not in r for r in reports)
+            reports = grade_many([tmp / "class"], SOURCE, out, timeout=120, jobs=args.jobs, sandbox=limits)
+            rows.append((f"mlcourse grade, {mode}, --jobs {args.jobs}", time.perf_counter() - start))
+            assert all("error" not in r for r in reports), [r["error"] for r in reports if "error" in r]
         if not args.no_nbgrader:
-            rows.append(("nbgrader autograde (peer)", nbgrader_autograde(students, tmp)))
+            rows.append(("nbgrader autograde (1 at a time)", nbgrader_autograde(students, tmp)))
 
-    peer = rows[-1][1]
+    sandboxed = rows[0][1]
     print(f"\n{args.n} lab-1 submissions (solved / partial / untouched)")
-    print(f"{'grader':32s} {'total s':>8s} {'s/submission':>13s} {'vs peer':>8s}")
+    print(f"{'grader':40s} {'total s':>8s} {'s/submission':>13s} {'time vs sandboxed':>18s}")
     for name, seconds in rows:
-        print(f"{name:32s} {seconds:8.1f} {seconds / args.n:13.2f} {peer / seconds:7.2f}x")
+        print(f"{name:40s} {seconds:8.1f} {seconds / args.n:13.2f} {seconds / sandboxed:17.2f}x")
+    print(f"sandbox overhead: {sandboxed / rows[1][1]:.2f}x the time without it")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

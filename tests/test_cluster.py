@@ -107,3 +107,15 @@ def test_normalized_edit_distance_and_bad_matrix():
     assert np.isclose(d[0, 1], 0.25) and np.isclose(d[0, 2], 1.0)
     with pytest.raises(ValueError, match=r"square \(n, n\)"):
         cluster.cluster_by_distance(np.zeros((2, 3)), threshold=0.5)
+
+
+def test_core_collapses_small_gaps_and_drops_a_distant_block():
+    from mlcourse.interpret.cluster import core
+
+    assert core("TGC-GAG-CA", "TGCTGAGTCA") == "TGCTGAGTCA"
+    far = "TGCTGA" + "-" * 20 + "TCA"
+    assert core(far, "TGCTGA" + "C" * 20 + "TCA") == "TGCTGA"  # the block with more kept bases
+    assert core("A---C", "AGGGC", max_gap=2) == "A" and core("A---C", "AGGGC", max_gap=3) == "AGGGC"
+    assert core("---", "ACG") == ""
+    with pytest.raises(ValueError, match="pattern has 3 positions but the sequence span has 2"):
+        core("A-C", "AC")

@@ -8,9 +8,11 @@ import pytest
 
 from mlcourse.datasets.encode import (
     load_deepbind,
+    load_janggu_peaks,
     load_zeng_ctcf,
     read_deepbind,
     read_fasta,
+    read_peaks,
     read_zeng_data,
     read_zeng_fasta,
     read_zeng_tsv,
@@ -131,7 +133,7 @@ def test_loaders_without_data_name_the_fetch_command(no_data):
         load_deepbind("rest", "test")
     with pytest.raises(ValueError, match="split must be 'train', 'valid' or 'test'"):
         load_zeng_ctcf("validation")
-    with pytest.raises(ValueError, match="no DeepBind ENCODE set for TF 'MAX'; available: ARID3A"):
+    with pytest.raises(ValueError, match=r"no DeepBind ENCODE set for TF 'MAX' .*ARID3A.*load_deepbind\(path\).*read_peaks"):
         load_deepbind("MAX")
 
 
@@ -158,3 +160,87 @@ def test_real_deepbind_sets_from_the_mirror(mirror, tmp_path, monkeypatch):
     assert (len(test), int(test.y.sum())) == (1000, 500)
     train = load_deepbind("GABPA", "train")
     assert len(train) == 2 * int(train.y.sum()) and train.length == 101
+
+
+def test_deepbind_file_of_any_tf_by_path(tmp_path):
+    path = tmp_path / "FOXA1_HepG2_AC.seq.gz"
+    _deepbind(path, [(SEQS[0], "1"), (SEQS[1], "1")])
+    data = load_deepbind(str(path))
+    assert data.seqs[:2] == SEQS[:2] and data.y.tolist() == [1, 1, 0, 0]
+
+
+def _shuffles_keep_dinucleotides(data):
+    half = len(data) // 2
+    for bound, unbound in zip(data.seqs[:half], data.seqs[half:]):
+        assert dinucleotide_counts(bound) == dinucleotide_counts(unbound)
+
+
+def test_read_peaks_centres_trims_and_shuffles(tmp_path):
+    peaks = tmp_path / "peaks.fa.gz"
+    with gzip.open(peaks, "wt") as handle:  # soft-masked, ragged, one record on two lines
+        handle.write(">chr1:0-12\nacgtTTGCAAcc\n>chr2:0-10\nGGGCC\nCAAAT\n>chr3:0-14\nAATTGCATGCATTT\n")
+    data = read_peaks(peaks, length=8, seed=1)
+    assert data.seqs[:3] == ["GTTTGCAA", "GGCCCAAA", "TGCATGCA"]
+    assert data.y.tolist() == [1, 1, 1, 0, 0, 0] and data.length == 8
+    _shuffles_keep_dinucleotides(data)
+    assert read_peaks(peaks, length=8, seed=1).seqs == data.seqs  # seeded
+    with pytest.raises(ValueError, match=r"peaks.fa.gz, line 3: peak 'chr2:0-10' is 10 bp but the first peak is 12 bp"):
+        read_peaks(peaks)
+    with pytest.raises(ValueError, match=r"line 3: peak 'chr2:0-10' is 10 bp, shorter than length=11"):
+        read_peaks(peaks, length=11)
+
+
+def test_read_peaks_against_a_second_peak_file(tmp_path):
+    bound, other = tmp_path / "a.fa", tmp_path / "b.fa"
+    bound.write_text(">a1\nACGTACGT\n>a2\nTTTTCCCC\n")
+    other.write_text(">b1\nGGGGAAAA\n>b2\nCACACACA\n>b3\nATATATAT\n")
+    data = read_peaks(bound, negatives=other)
+    assert data.seqs == ["ACGTACGT", "TTTTCCCC", "GGGGAAAA", "CACACACA", "ATATATAT"]
+    assert data.y.tolist() == [1, 1, 0, 0, 0]
+    other.write_text(">b1\nGGGGAAAAT\n")
+    with pytest.raises(ValueError, match=r"negatives file .*b.fa has peaks of 9 bp but .*a.fa has 8 bp; pass length="):
+        read_peaks(bound, negatives=other)
+    assert read_peaks(bound, length=6, negatives=other).seqs[-1] == "GGGAAA"
+
+
+def test_read_peaks_bad_input(tmp_path):
+    path = tmp_path / "iupac.fa"
+    path.write_text(">p1\nACGTACGT\n>p2\nACGT\nACRT\n>p3\nAYGTACGT\n")
+    with pytest.raises(ValueError, match=r"iupac.fa, line 5: 'R' at position 2 of the line is not a DNA base.*iupac='N'"):
+        read_peaks(path)
+    assert read_peaks(path, iupac="N").seqs[:3] == ["ACGTACGT", "ACGTACNT", "ANGTACGT"]
+    assert read_peaks(path, iupac="skip").seqs[:1] == ["ACGTACGT"] and len(read_peaks(path, iupac="skip")) == 2
+    with pytest.raises(ValueError, match="iupac must be 'error', 'N' or 'skip'"):
+        read_peaks(path, iupac="drop")
+    path.write_text(">p1\nACGTACGT\n>p2\n>p3\nACGTACGT\n")
+    with pytest.raises(ValueError, match=r"iupac.fa, line 3: record 'p2' has no sequence"):
+        read_peaks(path)
+    with pytest.raises(ValueError, match="negatives must be 'shuffle' or a peak FASTA path"):
+        read_peaks(tmp_path / "iupac.fa", negatives=3)
+    with pytest.raises(ValueError, match="no such file"):
+        read_peaks(tmp_path / "missing.fa")
+    with pytest.raises(ValueError, match="length must be a positive number of bp"):
+        read_peaks(path, length=0)
+
+
+def test_janggu_peaks_without_data_name_the_fetch_command(no_data):
+    with pytest.raises(ValueError, match="`mlcourse fetch janggu_peaks`"):
+        load_janggu_peaks("MafK")
+    with pytest.raises(ValueError, match="no janggu peak set 'CTCF'; available: MafK, Oct4"):
+        load_janggu_peaks("CTCF")
+
+
+@pytest.mark.mirror
+def test_real_mafk_and_oct4_peaks_from_the_mirror(mirror, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLCOURSE_DATA", str(tmp_path))
+    mafk = load_janggu_peaks("MafK")
+    assert (len(mafk), mafk.length, int(mafk.y.sum())) == (7800, 200, 3900)
+    _shuffles_keep_dinucleotides(mafk.subset(np.r_[0:50, 3900:3950]))
+    versus = load_janggu_peaks("mafk", negatives="Oct4", length=101)
+    assert (len(versus), versus.length, int(versus.y.sum())) == (7797, 101, 3900)
+    # The real MafK peaks carry the MARE far more often than Oct4's.
+    mare = [sum("TGCTGA" in s or "TCAGCA" in s for s, y in zip(versus.seqs, versus.y) if y == label)
+            for label in (1, 0)]
+    assert mare[0] > 3 * mare[1]
+    with pytest.raises(ValueError, match="negatives must be 'shuffle' or another peak set \\('Oct4'\\)"):
+        load_janggu_peaks("MafK", negatives="MafK")

@@ -1,9 +1,10 @@
-"""mlcourse.grading: markers, student versions, the kernel policy, and grading real submissions.
+"""mlcourse.grading: markers, student versions, the sandbox, verdicts judged outside the kernel.
 
 The expensive part (running notebooks) happens once: the module-scoped
-``graded`` fixture grades every lab's solved and student versions plus the
-hand-written fixtures in ``tests/fixtures/grading`` in one parallel batch,
-and the tests read its reports.
+``graded`` fixture grades lab 1's solved and student versions plus the
+hand-written and adversarial fixtures in ``tests/fixtures/grading`` in one
+parallel batch (after the references of all four labs), and the tests read
+its reports. Everything else uses a tiny lab without torch.
 """
 
 import csv
@@ -16,9 +17,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mlcourse.grading import markers
+from mlcourse.grading import checks, markers, probe, sandbox
 from mlcourse.grading.assign import STUB, assign, lab_name, release_notebook, release_text
-from mlcourse.grading.grade import grade_many, grade_submission, report_stems
+from mlcourse.grading.batch import grade_many, lms_table, report_key, submissions_in
+from mlcourse.grading.grade import grade_submission, lab_id_of
 from mlcourse.grading.runner import Kernel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,15 +141,12 @@ def test_release_has_no_solutions_no_hidden_tests_no_outputs(path):
 def test_assign_writes_every_lab_and_refuses_a_broken_one(tmp_path):
     written = assign(ROOT / "labs" / "source", tmp_path / "release")
     assert [p.name for p in written] == [p.name for p in SOURCES]
-    broken = tmp_path / "09_broken.ipynb"
+    broken = tmp_path / "src" / "09_broken.ipynb"
+    broken.parent.mkdir()
     nbformat.write(tiny_lab(cell("### BEGIN SOLUTION\nx = 1", "a", kind="solution")), broken)
     with pytest.raises(ValueError, match=r"09_broken, cell 0 \(a\), line 1: '### BEGIN SOLUTION' is never closed"):
         assign([broken], tmp_path / "out")
     assert not (tmp_path / "out").exists()
-
-
-def test_report_names_are_unique_per_student_folder():
-    assert report_stems(["subs/alice/01_x.ipynb", "subs/bob/01_x.ipynb"]) == ["alice__01_x", "bob__01_x"]
 
 
 # --- the kernel policy (small notebooks, no torch) ----------------------------------------------
@@ -171,19 +170,168 @@ def test_errors_hangs_and_crashes_cost_only_their_cell():
     assert restarts == 2
 
 
-def test_restore_keeps_student_cells_and_puts_back_deleted_or_edited_locked_cells(tmp_path):
-    """A tiny lab (no torch): what runs is the source's locked/test cells plus the student's own."""
+def test_assign_refuses_a_release_folder_equal_to_or_inside_the_source(tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / SOURCES[0].name).write_bytes(SOURCES[0].read_bytes())
+    for release in (source, source / "release"):
+        with pytest.raises(ValueError, match="is the source folder .* or inside it"):
+            assign(source, release)
+    assert (source / SOURCES[0].name).read_bytes() == SOURCES[0].read_bytes()
+    assert not (source / "release").exists()
+
+
+# --- verdicts outside the kernel (no kernel) ----------------------------------------------------
+
+def _records(check, *values):
+    return [{"value": probe.encode(v)} for v in values]
+
+
+def test_the_first_leaf_is_the_students_and_the_rest_come_from_the_reference_run():
+    import numpy as np
+
+    _, (c,) , _ = checks.instrument("assert np.array_equal(f(s), ref(s)), 'f of ' + 'x'", "q", 1)
+    assert c.clauses == ["np.array_equal(_L[0], _L[1])"] and not c.guessable
+    right, wrong = np.eye(2), np.zeros((2, 2))
+    reference = _records(c, right, right)
+    assert checks.judge(c, _records(c, right, wrong), reference)["passed"]
+    # a kernel that sends its own (wrong) reference next to a wrong answer still fails
+    verdict = checks.judge(c, _records(c, wrong, wrong), reference)
+    assert not verdict["passed"] and "got ndarray of shape (2, 2)" in verdict["why"]
+    error = checks.judge(c, [{"error": "ValueError: bad"}, {"value": None}], reference)
+    assert error == {"passed": False, "why": "raised ValueError: bad"}
+
+
+def test_clauses_thresholds_and_guessable_checks():
+    src = "assert isinstance(x, list) and len(x) >= 2, f'got {x}'\nassert auc(m) >= 0.85\n"
+    rewritten, (both, auc), parts = checks.instrument(src, "q", 3)
+    assert "__mlcourse_check__('q:0'" in rewritten and "assert" not in rewritten
+    assert both.skeleton == "_C[0] and _C[1]" and both.subjects == [0, 1] and both.hint == "got ..."
+    assert auc.guessable and parts == [("", 3.0)]
+    assert checks.judge(auc, _records(auc, 0.9), _records(auc, 0.95))["passed"]
+    assert not checks.judge(auc, _records(auc, 0.8), _records(auc, 0.95))["passed"]
+    assert not checks.judge(both, _records(both, True, [1]), _records(both, True, [1, 2]))["passed"]
+
+
+def test_parts_split_a_question_and_cannot_exceed_its_points():
+    src = "assert a == 1\n# PART 1 point: lower case\nassert b == 2\n"
+    _, found, parts = checks.instrument(src, "q", 3)
+    assert parts == [("", 2.0), ("lower case", 1.0)] and [c.part for c in found] == [0, 1]
+    with pytest.raises(ValueError, match="give 4 points, more than the cell's 3"):
+        checks.instrument("assert a\n# PART 4 points: all\nassert b", "q", 3)
+
+
+def test_plain_values_round_trip_and_nothing_else_decodes():
+    import numpy as np
+    import torch
+
+    value = {"a": (1, 2.5, None), "b": [np.arange(3, dtype=np.int16)], "c": torch.ones(2, 2), "d": {"x"},
+             "e": np.float32, "f": torch.float64}
+    out = probe.decode(probe.encode(value))
+    assert out["a"] == (1, 2.5, None) and out["b"][0].dtype == np.int16 and out["d"] == {"x"}
+    assert torch.equal(out["c"], torch.ones(2, 2)) and out["e"] == np.dtype("float32") and out["f"] is torch.float64
+    assert isinstance(probe.decode(probe.encode(object())), probe.Opaque)
+    assert isinstance(probe.decode(probe.encode(np.array([object()]))), probe.Opaque)
+    for bad in ({"__pickle__": "gASV"}, {"__ndarray__": {"dtype": "|O", "shape": [1], "b64": ""}},
+                {"__ndarray__": {"dtype": "<f8", "shape": [2], "b64": "AAAA"}}):
+        with pytest.raises(ValueError):
+            probe.decode(bad)
+
+
+# --- answer keys, student ids, tables (no kernel) -------------------------------------------
+
+def test_the_answer_key_comes_from_the_source_by_id_never_from_a_path():
+    labs = {LAB01: Path("src") / f"{LAB01}.ipynb"}
+    nb = nbformat.v4.new_notebook(metadata={"mlcourse": {"lab": f"../../subs/x/{LAB01}"}})
+    lab, flags = lab_id_of(nb, Path(f"subs/eve/{LAB01}.ipynb"), labs)  # the path is ignored, the name counts
+    assert lab == LAB01 and flags[0]["kind"] == "lab id" and "ignored" in flags[0]["detail"]
+    nb.metadata["mlcourse"]["lab"] = "/abs/path/09_other"
+    with pytest.raises(ValueError, match="matches no source lab"):
+        lab_id_of(nb, Path("subs/eve/whatever.ipynb"), labs)
+    nb.metadata["mlcourse"]["lab"] = LAB01
+    assert lab_id_of(nb, Path("subs/eve/whatever.ipynb"), labs) == (LAB01, [])
+
+
+def test_students_get_stable_unique_report_names(tmp_path):
+    for folder in ("a b", "a_b", "a~20b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / f"{LAB01}.ipynb").write_text("{}")
+    found = submissions_in([tmp_path])
+    assert [s for _, s in found] == ["a b", "a_b", "a~20b"]
+    keys = [report_key(s, LAB01) for _, s in found]
+    assert len(set(keys)) == 3 and keys[0] == f"a~20b--{LAB01}" and keys[2] == f"a~7E20b--{LAB01}"
+    for alone in (tmp_path / "a b" / f"{LAB01}.ipynb", tmp_path / "a b"):  # graded alone: the same id
+        assert submissions_in([alone])[0][1] == "a b"
+
+
+def test_lms_table_has_one_row_per_student_and_points_possible():
+    fields, rows = lms_table([{"student": "bob", "lab": "01_x", "score": 4, "max_score": 10},
+                              {"student": "al", "lab": "02_y", "score": 7, "max_score": 8},
+                              {"student": "bob", "lab": "02_y", "score": 8, "max_score": 8}])
+    assert fields == ["Student", "SIS Login ID", "01_x", "02_y"]
+    assert rows[0] == {"Student": "Points Possible", "SIS Login ID": "", "01_x": 10, "02_y": 8}
+    assert rows[2] == {"Student": "bob", "SIS Login ID": "bob", "01_x": 4, "02_y": 8}
+
+
+def test_grading_without_bubblewrap_is_refused_unless_asked(monkeypatch):
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    with pytest.raises(ValueError, match="bubblewrap .* is not installed.* pass --no-sandbox"):
+        sandbox.require(no_sandbox=False)
+    sandbox.require(no_sandbox=True)
+    from mlcourse.cli import main
+
+    assert main(["grade", "nothing.ipynb", "--root", str(ROOT)]) == 2
+
+
+# --- the sandbox and a tiny lab (no torch) ----------------------------------------------------
+
+def test_the_sandbox_hides_the_course_and_ends_every_process(tmp_path):
+    import os
+    import uuid
+
+    canary = f"mlcourse-canary-{uuid.uuid4().hex}"
+    (tmp_path / "secret.txt").write_text("hidden tests")
+    nb = tiny_lab(*(cell(s) for s in [
+        "import os, pathlib, mlcourse\nenv = dict(os.environ)\n"
+        "course = pathlib.Path(mlcourse.__file__).resolve().parents[1]\nprint(sorted(os.listdir(course)))",
+        f"open({str(tmp_path / 'secret.txt')!r}).read()",
+        "open(mlcourse.__file__, 'a')",
+        "open('mine.txt', 'w').write('scratch is writable')",
+        f"import subprocess\nsubprocess.Popen(['sh', '-c', 'sleep 60 # {canary}'])",
+        "assert 'PWD' not in env or env['PWD'] == '/home/student', env.get('PWD')\n"
+        "assert not [k for k in env if 'SOURCE' in k.upper()]",
+    ]))
+    with tempfile.TemporaryDirectory() as cwd:
+        with Kernel(nb, timeout=30, cwd=cwd, env={"PATH": "/usr/bin:/bin"}, sandbox=sandbox.Limits()) as kernel:
+            runs = [kernel.run(i) for i in range(len(nb.cells))]
+        assert (Path(cwd) / "mine.txt").read_text() == "scratch is writable"
+    assert [r.status for r in runs] == ["ok", "error", "error", "ok", "ok", "ok"], runs
+    assert nb.cells[0].outputs[0]["text"].strip() == "['mlcourse']"  # no labs/, tests/, .git next to it
+    assert runs[1].ename == "FileNotFoundError" and runs[2].ename == "OSError"
+    alive = subprocess.run(["pgrep", "-f", canary], capture_output=True, text=True).stdout.split()
+    assert alive == [] and os.getpid()
+
+
+def _tiny_source(tmp_path):
     source = tiny_lab(
         cell("# Lab 9: tiny\n\nExpected runtime: 1 s", cell_type="markdown"),
         cell("x = 1", "setup"),
         cell("def f():\n    ### BEGIN SOLUTION\n    return 2\n    ### END SOLUTION", "f_answer", kind="solution"),
-        cell("assert f() == 2\n### BEGIN HIDDEN TESTS\nassert x == 1\n### END HIDDEN TESTS", "f_tests",
+        cell("assert f() == 2, 'f() is 2'\n### BEGIN HIDDEN TESTS\nassert x == 1\n"
+             "# PART 1 point: sign\nassert f() > 0, 'f() is positive'\n### END HIDDEN TESTS", "f_tests",
              kind="test", points=2),
         cell("def g():\n    ### BEGIN SOLUTION\n    return 3\n    ### END SOLUTION", "g_answer", kind="solution"),
         cell("assert g() == 3", "g_tests", kind="test", points=1),
     )
-    src_path = tmp_path / "09_tiny.ipynb"
-    nbformat.write(source, src_path)
+    folder = tmp_path / "source"
+    folder.mkdir()
+    nbformat.write(source, folder / "09_tiny.ipynb")
+    return source, folder
+
+
+def test_restore_keeps_student_cells_and_puts_back_deleted_or_edited_locked_cells(tmp_path):
+    """What runs is the source's locked/test cells plus the student's own; points come from the source."""
+    source, folder = _tiny_source(tmp_path)
     student = release_notebook(source, "09_tiny")
     by_gid = {markers.grade_id(c): c for c in student.cells}
     student.cells.remove(by_gid["f_answer"])  # answered in a cell of their own instead
@@ -195,118 +343,174 @@ def test_restore_keeps_student_cells_and_puts_back_deleted_or_edited_locked_cell
     sub = tmp_path / "alice.ipynb"
     nbformat.write(student, sub)
 
-    report = grade_submission(sub, src_path, timeout=20)
-    assert report["lab"] == "09_tiny"  # found through metadata.mlcourse.lab, not the file name
+    report = grade_submission(sub, folder / "09_tiny.ipynb", timeout=20)
+    assert report["lab"] == "09_tiny" and report["sandboxed"]
     assert {t["grade_id"]: t["problem"] for t in report["tampered"]} == {
         "setup": "source changed", "f_tests": "deleted", "g_tests": "nbgrader metadata changed"}
     assert [(q["grade_id"], q["score"], q["status"]) for q in report["questions"]] == [
         ("f_tests", 2.0, "passed"), ("g_tests", 0.0, "not implemented")]
-    assert report["max_score"] == 3  # points come from the source, not from the submission
+    assert report["max_score"] == 3
     assert [c["role"] for c in report["cells"]] == ["locked", "added", "added", "test", "solution", "test"]
 
 
-# --- grading real submissions (one parallel batch, shared by the tests below) -----------------
+def test_tables_merge_by_student_and_a_bad_source_wipes_nothing(tmp_path):
+    source, folder = _tiny_source(tmp_path)
+    answers = {"right": ("return 2", "return 3"), "half": ("return 2", "return 0"), "part": ("return 1", "return 3")}
+    subs = tmp_path / "subs"
+    for student, (f, g) in answers.items():
+        nb = release_notebook(source, "09_tiny")
+        for c in nb.cells:
+            if markers.grade_id(c) in ("f_answer", "g_answer"):
+                c.source = f"def {markers.grade_id(c)[0]}():\n    {f if c.source.startswith('def f') else g}"
+        (subs / student).mkdir(parents=True)
+        nbformat.write(nb, subs / student / "09_tiny.ipynb")
+    out = tmp_path / "out"
+    reports = grade_many([subs], folder, out, timeout=20, jobs=2)
+    assert {r["student"]: r["score"] for r in reports} == {"right": 3, "half": 2, "part": 2}
+    part = next(r for r in reports if r["student"] == "part")["questions"][0]
+    assert part["status"] == "partial" and [p["score"] for p in part["parts"]] == [0.0, 1.0]
+    page = (out / "feedback" / "part--09_tiny.html").read_text()
+    assert "f() is 2" in page and "f() is positive" in page and "assert" not in page  # hints, not source
+    feedback = nbformat.reads((out / "feedback" / "part--09_tiny.ipynb").read_text(), as_version=4)
+    assert "1 / 2 points, partial" in feedback.cells[5].source and "f() is positive" in feedback.cells[5].source
+
+    grade_many([subs / "half"], folder, out, timeout=20, jobs=1)  # a regrade replaces one row
+    summary = list(csv.DictReader((out / "summary.csv").open()))
+    assert [(r["student"], r["score"]) for r in summary] == [("half", "2.0"), ("part", "2.0"), ("right", "3.0")]
+    before = {p.name: p.read_text() for p in out.glob("*.csv")}
+    empty = tmp_path / "typo"
+    (empty / "09_tinny.ipynb").parent.mkdir()
+    nbformat.write(source, empty / "09_tinny.ipynb")
+    wrong = grade_many([subs], empty, out, timeout=20, jobs=1)
+    assert all("matches no source lab" in r["error"] for r in wrong)
+    assert {p.name: p.read_text() for p in out.glob("*.csv")} == before
+    lms = list(csv.DictReader((out / "lms.csv").open()))
+    assert lms[0]["Student"] == "Points Possible" and lms[0]["09_tiny"] == "3.0"
+
+
+# --- grading real submissions of lab 1 (one parallel batch, shared by the tests below) -------
+
+ATTACKER = "01_attack_answer_key_compare_source_neighbours"
+
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     subs = tmp_path_factory.mktemp("submissions")
-    for path in SOURCES:
-        name = lab_name(path)
-        nbformat.write(solved(name), subs / f"solved__{name}.ipynb")
-        (subs / f"release__{name}.ipynb").write_text(
-            (ROOT / "labs" / "release" / path.name).read_text(encoding="utf-8"), encoding="utf-8")
+    nbformat.write(solved(LAB01), (subs / "solved").mkdir() or subs / "solved" / f"{LAB01}.ipynb")
+    (subs / "release").mkdir()
+    (subs / "release" / f"{LAB01}.ipynb").write_bytes((ROOT / "labs" / "release" / f"{LAB01}.ipynb").read_bytes())
     for fixture in FIXTURES.glob("*.ipynb"):
-        (subs / f"fixture__{fixture.name}").write_text(fixture.read_text(encoding="utf-8"), encoding="utf-8")
+        (subs / fixture.stem).mkdir()
+        (subs / fixture.stem / f"{LAB01}.ipynb").write_bytes(fixture.read_bytes())
+    # the attacker's metadata points here: a decoy answer key whose tests pass anything
+    decoy = subs.parent / "decoy"
+    decoy.mkdir(exist_ok=True)
+    nbformat.write(tiny_lab(cell("assert True", "one_hot_tests", kind="test", points=10)), decoy / f"{LAB01}.ipynb")
     out = tmp_path_factory.mktemp("reports")
-    reports = grade_many([subs], ROOT / "labs" / "source", out, timeout=30, jobs=2)
-    return {Path(r["submission"]).stem: r for r in reports}, out
+    from mlcourse.grading.batch import _pool_map, _reference_one
+
+    others = [(p, {"timeout": 60, "threads": 1, "sandbox": sandbox.DEFAULT_LIMITS, "cache_dir": out / ".reference"})
+              for p in SOURCES[1:]]
+    reports = grade_many([subs], ROOT / "labs" / "source", out, timeout=60, jobs=2)
+    refs = _pool_map(_reference_one, others, 2)  # the other labs: their solutions pass their own checks
+    return {r["student"]: r for r in reports}, out, refs
 
 
 def by_id(report):
     return {q["grade_id"]: q for q in report["questions"]}
 
 
-@pytest.mark.parametrize("name", [lab_name(p) for p in SOURCES])
-def test_solution_notebooks_score_full_marks(graded, name):
-    report = graded[0][f"solved__{name}"]
-    assert report["score"] == report["max_score"] > 0, report["questions"]
-    assert report["tampered"] == [] and report["kernel_restarts"] == 0
+def kinds(report):
+    return sorted({f["kind"] for f in report["flags"]})
 
 
-@pytest.mark.parametrize("name", [lab_name(p) for p in SOURCES])
-def test_release_notebooks_score_zero_with_only_not_implemented(graded, name):
-    report = graded[0][f"release__{name}"]
-    assert report["score"] == 0
-    assert {q["status"] for q in report["questions"]} == {"not implemented"}
-    failing = [c for c in report["cells"] if c["status"] != "ok"]
-    assert failing and {c["ename"] for c in failing} == {"NotImplementedError"}, failing
-    assert report["tampered"] == []
+def test_every_lab_solution_passes_its_own_checks_judged_outside_the_kernel(graded):
+    assert all("error" not in r for r in graded[2]), graded[2]
+    assert {r["lab"] for r in graded[2]} == {lab_name(p) for p in SOURCES[1:]}
+    assert all(all(v for v in r["values"].values()) for r in graded[2])
+
+
+def test_solution_scores_full_marks_and_the_release_zero(graded):
+    full, empty = graded[0]["solved"], graded[0]["release"]
+    assert full["score"] == full["max_score"] == 10, [(q["grade_id"], q["message"]) for q in full["questions"]]
+    assert full["flags"] == [] and full["kernel_restarts"] == 0
+    assert empty["score"] == 0 and {q["status"] for q in empty["questions"]} == {"not implemented"}
 
 
 def test_partly_solved_submission_gets_exactly_its_partial_credit(graded):
-    report = graded[0]["fixture__01_partial"]
+    report = graded[0]["01_partial"]
     q = by_id(report)
     assert report["score"] == 4 and report["max_score"] == 10
     assert {k: v["status"] for k, v in q.items()} == {
-        "one_hot_tests": "passed",
-        "shuffle_tests": "failed",  # `return seq` passes the visible test; the hidden test catches it
-        "deepbind_tests": "passed",
-        "train_tests": "not implemented",
-    }
-    assert "not random" in q["shuffle_tests"]["message"]
+        "one_hot_tests": "passed", "shuffle_tests": "failed", "deepbind_tests": "passed",
+        "train_tests": "not implemented"}
+    assert "not random" in q["shuffle_tests"]["message"]  # `return seq` fails only the hidden check
+    failed = [c for c in q["shuffle_tests"]["checks"] if not c["passed"]]
+    assert [c["hidden"] for c in failed] == [True]
 
 
 def test_an_infinite_loop_times_out_on_its_question_only(graded):
-    report = graded[0]["fixture__01_infinite_loop"]
-    statuses = {k: v["status"] for k, v in by_id(report).items()}
-    assert statuses == {"one_hot_tests": "passed", "shuffle_tests": "timeout",
-                        "deepbind_tests": "passed", "train_tests": "passed"}
+    report = graded[0]["01_infinite_loop"]
+    assert {k: v["status"] for k, v in by_id(report).items()} == {
+        "one_hot_tests": "passed", "shuffle_tests": "timeout", "deepbind_tests": "passed", "train_tests": "passed"}
     assert report["score"] == 7
-    assert [c["grade_id"] for c in report["cells"] if c["status"] == "timeout"] == ["shuffle_tests"]
 
 
 def test_a_tampered_test_cell_is_caught_and_graded_with_the_original(graded):
-    report = graded[0]["fixture__01_tampered"]
+    report = graded[0]["01_tampered"]
     assert report["tampered"] == [{"grade_id": "one_hot_tests", "problem": "source changed"}]
+    assert by_id(report)["one_hot_tests"]["score"] == 0 and report["score"] == 8 and "tampered" in kinds(report)
+
+
+def test_a_crashing_answer_costs_its_question_only(graded):
+    report = graded[0]["01_crash"]
+    assert by_id(report)["shuffle_tests"]["status"] == "crashed" and report["score"] == 7
+    assert report["kernel_restarts"] == 1 and "crashed" in kinds(report)
+
+
+def test_silenced_tests_score_nothing_and_are_flagged(graded):
+    """Attack: an input transformer turns later cells into `pass`, and run_cell is patched."""
+    report = graded[0]["01_attack_silence_tests"]
+    assert report["score"] == 0
+    assert [f["detail"].split(":")[0] for f in report["flags"] if f["kind"] == "tests silenced"] == [
+        "one_hot_tests", "shuffle_tests", "deepbind_tests", "train_tests"]
+
+
+def test_the_attacker_scores_only_what_it_solved_and_reaches_nothing(graded):
+    """Attacks: answer key by path, patched comparisons, reading the solution, others' files, processes."""
+    report = graded[0][ATTACKER]
+    assert report["lab"] == LAB01 and report["source"] == str(ROOT / "labs" / "source" / f"{LAB01}.ipynb")
     q = by_id(report)
-    assert q["one_hot_tests"]["tampered"] and q["one_hot_tests"]["score"] == 0
-    assert "ValueError" in q["one_hot_tests"]["message"]  # the restored test feeds it an N
-    assert report["score"] == 8
+    assert report["score"] == 2 and q["deepbind_tests"]["score"] == 2  # solved honestly
+    assert q["one_hot_tests"]["score"] == 0 and q["shuffle_tests"]["score"] == 0  # stub, stolen solution
+    assert kinds(report) == ["kernel disagrees", "lab id", "output limit", "sandbox"]
+    details = " ".join(f["detail"] for f in report["flags"])
+    assert "FileNotFoundError" in details and "Read-only file system" in details and "MemoryError" in details
+    assert "Network is unreachable" in details
+    assert graded[0]["solved"]["score"] == 10  # the neighbours' hand-ins were out of reach
+    assert (FIXTURES / "01_partial.ipynb").read_text().startswith("{")
 
 
-def test_reports_are_written_as_json_and_csv(graded):
-    reports, out = graded
+def test_reports_tables_and_feedback_are_written(graded):
+    reports, out, _ = graded
     rows = list(csv.DictReader((out / "grades.csv").open()))
     assert len(rows) == sum(len(r["questions"]) for r in reports.values())
-    summary = {Path(r["submission"]).stem: r for r in csv.DictReader((out / "summary.csv").open())}
-    assert summary["fixture__01_tampered"]["tampered"] == "one_hot_tests"
-    one = json.loads((out / "fixture__01_partial.json").read_text())
+    summary = {r["student"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    assert summary["01_tampered"]["flags"] == "tampered" and summary["solved"]["score"] == "10.0"
+    one = json.loads((out / "reports" / "01_partial--01_one_hot_and_deepbind.json").read_text())
     assert one["score"] == 4
-    per_question = list(csv.DictReader((out / "fixture__01_partial.csv").open()))
-    assert [(r["grade_id"], float(r["score"])) for r in per_question] == [
-        ("one_hot_tests", 2.0), ("shuffle_tests", 0.0), ("deepbind_tests", 2.0), ("train_tests", 0.0)]
+    page = (out / "feedback" / "01_partial--01_one_hot_and_deepbind.html").read_text()
+    hidden_source = "draws = {shuffle_dinucleotides(s, np.random.default_rng(k)) for k in range(8)}"
+    assert "the shuffle is not random" in page and hidden_source not in page and "4 / 10" in page
 
 
-def test_cli_grades_a_file_and_reports_unreadable_ones(tmp_path):
+def test_cli_grades_a_file_and_reports_unreadable_ones(tmp_path, capsys):
     bad = tmp_path / "01_one_hot_and_deepbind_broken.ipynb"
     bad.write_text("{not json", encoding="utf-8")
     from mlcourse.cli import main
 
     assert main(["grade", str(bad), "--out", str(tmp_path / "out"), "--root", str(ROOT)]) == 1
-    summary = list(csv.DictReader((tmp_path / "out" / "summary.csv").open()))
-    assert "is not a readable Jupyter notebook" in summary[0]["error"]
-
-
-def test_assign_check_flags_a_stale_release(tmp_path):
-    from mlcourse.cli import main
-
-    release = tmp_path / "release"
-    assert main(["assign", str(SOURCES[0]), "--release", str(release)]) == 0
-    assert main(["assign", str(SOURCES[0]), "--release", str(release), "--check"]) == 0
-    stale = release / SOURCES[0].name
-    stale.write_text(stale.read_text().replace("YOUR CODE HERE", "your code here"))
-    assert main(["assign", str(SOURCES[0]), "--release", str(release), "--check"]) == 1
-
+    assert "is not a readable Jupyter notebook" in capsys.readouterr().err
 
 # --- nbgrader at class scale ------------------------------------------------------------------
 
@@ -343,3 +547,14 @@ def test_real_nbgrader_generates_our_release_and_autogrades_like_us(tmp_path):
         submission = gradebook.find_submission("lab01", "bob")
         marks = {g.name: g.score for nb in submission.notebooks for g in nb.grades}
     assert marks == {"one_hot_tests": 2, "shuffle_tests": 0, "deepbind_tests": 2, "train_tests": 0}
+
+
+def test_assign_check_flags_a_stale_release(tmp_path):
+    from mlcourse.cli import main
+
+    release = tmp_path / "release"
+    assert main(["assign", str(SOURCES[0]), "--release", str(release)]) == 0
+    assert main(["assign", str(SOURCES[0]), "--release", str(release), "--check"]) == 0
+    stale = release / SOURCES[0].name
+    stale.write_text(stale.read_text().replace("YOUR CODE HERE", "your code here"))
+    assert main(["assign", str(SOURCES[0]), "--release", str(release), "--check"]) == 1

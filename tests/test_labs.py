@@ -15,7 +15,8 @@ from mlcourse.grading import markers
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "labs" / "source").glob("[0-9][0-9]_*.ipynb"))
-EXPECTED = ["01_one_hot_and_deepbind", "02_mutagenesis_and_sis", "03_integrated_gradients", "04_grad_cam"]
+EXPECTED = ["01_one_hot_and_deepbind", "02_mutagenesis_and_sis", "03_integrated_gradients", "04_grad_cam",
+            "05_variant_effects"]
 
 
 def cells(name: str, folder: str = "release") -> dict[str, str]:
@@ -30,7 +31,7 @@ def run(*sources: str) -> dict:
     return namespace
 
 
-def test_the_four_labs_exist_with_three_to_six_questions_and_a_title_cell():
+def test_the_labs_exist_with_three_to_six_questions_and_a_title_cell():
     assert [p.stem for p in SOURCES] == EXPECTED
     for path in SOURCES:
         nb = nbformat.read(path, as_version=4)
@@ -69,6 +70,9 @@ WRONG = [
      "    def forward(self, x):\n"
      "        return self.fc(self.conv1(x).amax(-1))",
      r"5 sequences should give 5 logits, shape \(5,\); got \(5, 1\)"),
+    ("05_variant_effects", "apply_tests",
+     "def apply_variant(seq, pos, ref, alt):\n    return seq[:pos] + alt + seq[pos + 1:]",
+     "must raise a ValueError"),
     ("04_grad_cam", "upsample_tests",
      "def place_on_bases(maps, width, length):\n    return torch.nn.functional.pad(maps, (0, length - maps.shape[1]))",
      "width 3: position 1 sees bases 1-3, so its value belongs on base 2"),

@@ -25,11 +25,12 @@ LAYERS = [
     ["interpret", "interpret.scoring", "interpret.features", "interpret.activations", "interpret.engines"],
     ["interpret.ism", "interpret.sis", "interpret.backprop", "interpret.cam", "interpret.paths",
      "interpret.surrogate", "interpret.maximize", "interpret.filters", "interpret.cluster",
-     "interpret.adversarial"],
+     "interpret.adversarial", "interpret.variants", "interpret.grammar", "interpret.modisco",
+     "interpret.sanity"],
     ["interpret.methods", "interpret.compare"],
     ["plot"],
     ["widgets"],
-    ["notebooks", "grading", "cli"],
+    ["notebooks", "grading", "site", "cli"],
 ]
 
 

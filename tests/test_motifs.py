@@ -10,10 +10,12 @@ from mlcourse.motifs import (
     best_jaspar_match,
     jaspar,
     jaspar_names,
+    jaspar_versions,
     sample,
     scan,
     scan_positions,
     similarity,
+    tomtom,
 )
 
 
@@ -143,7 +145,56 @@ def test_best_jaspar_match_recovers_a_noisy_motif():
     noisy = maff.probs + np.random.default_rng(0).uniform(0, 0.15, size=maff.probs.shape)
     ranked = best_jaspar_match(noisy / noisy.sum(axis=0))
     assert len(ranked) > 500
-    assert ranked[0][1].score >= ranked[1][1].score
+    assert ranked[0][1].p_value <= ranked[1][1].p_value and ranked[0][1].e_value < 0.05
     assert ranked[0][0].name.upper() in {"MAFF", "MAFK", "MAFG", "MAFB"}
     top = best_jaspar_match(noisy, candidates=["CTCF", "MAFF", "GATA1"])
     assert [m.name for m, _ in top][0] == "MAFF"
+
+
+def test_jaspar_versions_and_a_version_that_does_not_exist():
+    versions = jaspar_versions("MAFK")
+    assert [m.matrix_id for m in versions] == ["MA0496.1", "MA0496.2", "MA0496.3", "MA0496.4"]
+    assert jaspar("MAFK", version=2).matrix_id == "MA0496.2" == jaspar("ma0496", 2).matrix_id
+    assert jaspar("MA0496.1").consensus == versions[0].consensus and jaspar("MA0496").matrix_id == "MA0496.4"
+    # by name, MAFK and MAFF default to version 2, the full MARE, not the latest half-site
+    assert jaspar("MAFK").matrix_id == "MA0496.2" and jaspar("maff").consensus == "AATTTGCTGAGTCAGCAAATT"
+    assert np.array_equal(jaspar("MAFF", version=2).counts, jaspar_versions("MA0495")[1].counts)
+    with pytest.raises(ValueError, match=r"JASPAR MA0495 \(MAFF\) has no version 9; versions: 1, 2, 3, 4"):
+        jaspar("MAFF", version=9)
+    with pytest.raises(ValueError, match="has no version 7"):
+        jaspar("MA0495.7")
+    with pytest.raises(ValueError, match="'MA0495.3' names version 3 but version=2"):
+        jaspar("MA0495.3", version=2)
+
+
+def test_trim_keeps_the_informative_core():
+    mare = jaspar("MAFF", version=2).trim(0.5)
+    assert (mare.width, mare.consensus) == (13, "TGCTGAGTCAGCA")
+
+
+def test_tomtom_prefers_a_long_good_match_to_a_short_perfect_one():
+    # The query is the full MARE; one candidate is a perfect 7-bp piece of it (as BNC2's TGAGTCA),
+    # the other the full MARE with noise. Averaging over the shorter motif ranks the piece first
+    # (similarity 1); Tomtom's p-value ranks the full-length match first.
+    query = jaspar("MAFF", version=2).trim(0.5)
+    piece = Motif("piece", query.counts[:, 3:10])
+    noisy = Motif.from_probs(query.probs * 0.7 + 0.3 * np.random.default_rng(0).dirichlet(np.ones(4), 13).T,
+                             "noisy MARE")
+    assert similarity(query, piece).score > similarity(query, noisy).score
+    ranked = tomtom(query, [piece, noisy, jaspar("CTCF"), jaspar("GATA1")])
+    assert [m.name for m, _ in ranked][:2] == ["noisy MARE", "piece"]
+    best = ranked[0][1]
+    assert (best.offset, best.strand, best.overlap) == (0, "+", 13) and best.p_value < ranked[1][1].p_value
+    assert ranked[-1][1].p_value > 0.01  # unrelated motifs are not significant
+    assert best.e_value == pytest.approx(best.p_value * 4)
+
+
+def test_tomtom_min_overlap():
+    query = jaspar("CTCF")
+    edge = Motif("edge", query.counts[:, :4])  # only 4 columns: below the default overlap of 5, allowed as its width
+    align = tomtom(query, [edge])[0][1]
+    assert (align.offset, align.overlap) == (0, 4)
+    wide = Motif("wide", query.counts)
+    assert tomtom(query, [wide], min_overlap=15)[0][1].overlap == 15
+    with pytest.raises(ValueError, match="min_overlap must be a positive integer"):
+        tomtom(query, [wide], min_overlap=0)

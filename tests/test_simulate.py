@@ -7,14 +7,14 @@ import pytest
 from scipy.stats import ks_2samp
 from sklearn.metrics import roc_auc_score
 
-from mlcourse.datasets.simulate import motif_discovery, motif_occupancy
+from mlcourse.datasets.simulate import motif_discovery, motif_occupancy, planted_motif
 from mlcourse.dna import dinucleotide_counts, reverse_complement
 from mlcourse.motifs import Motif, jaspar, scan, scan_positions
 
 
 @pytest.fixture(scope="module")
 def maff():
-    return jaspar("MAFF")
+    return planted_motif("MAFF")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_discovery_is_balanced_with_sites_only_on_bound_rows(discovery, maff):
         spans = sorted((s.start, s.end) for s in sites)
         assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
         for site in sites:
-            assert (site.motif, site.width, site.strand in "+-") == ("MAFF", 11, True)
+            assert (site.motif, site.width, site.strand in "+-") == ("MAFF", 13, True)
             assert 0 <= site.start and site.end <= 101
 
 
@@ -83,7 +83,7 @@ def test_simulation_is_seeded():
 
 def test_occupancy_every_row_has_one_tf_and_one_cofactor_site(occupancy):
     assert occupancy.y.sum() == 500
-    windows = {name: scan_positions(jaspar(name), occupancy.X) for name in ("MAFF", "CEBPB")}
+    windows = {name: scan_positions(planted_motif(name), occupancy.X) for name in ("MAFF", "CEBPB")}
     scores = {"MAFF": [], "CEBPB": []}
     for i, sites in enumerate(occupancy.sites):
         names = sorted(s.motif for s in sites)
@@ -96,7 +96,7 @@ def test_occupancy_every_row_has_one_tf_and_one_cofactor_site(occupancy):
         assert np.median(values) > 8 and np.mean(np.array(values) > 0) > 0.95, name
 
 
-def _arranged(sites, spacing=20):
+def _arranged(sites, spacing=18):
     tf, co = sorted(sites, key=lambda s: s.motif != "MAFF")
     if tf.strand != co.strand:
         return False
@@ -159,11 +159,42 @@ def test_bad_arguments_are_clear_value_errors(call, message):
 
 
 def test_the_shortest_allowed_sequences_still_fit_every_site():
-    # 3 MAFF sites (11 bp) fit in 53 bp however the first two fall; 52 bp is refused.
-    data = motif_discovery("MAFF", n=200, length=53, seed=0)
+    # 3 MAFF sites (13 bp) fit in 63 bp however the first two fall; 62 bp is refused.
+    data = motif_discovery("MAFF", n=200, length=63, seed=0)
     for sites in data.sites:
         spans = sorted((s.start, s.end) for s in sites)
         assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
-        assert all(end <= 53 for _, end in spans)
-    tight = motif_occupancy("MAFF", n=200, length=32, spacing=0, seed=0)
+        assert all(end <= 63 for _, end in spans)
+    with pytest.raises(ValueError, match="too short"):
+        motif_discovery("MAFF", n=200, length=62)
+    tight = motif_occupancy("MAFF", n=200, length=34, spacing=0, seed=0)
     assert np.array_equal([_arranged(s, spacing=0) for s in tight.sites], tight.y == 1)
+
+
+def test_simulated_maff_plants_the_full_mare():
+    motif = planted_motif("MAFF")
+    assert (motif.matrix_id, motif.consensus) == ("MA0495.2", "TGCTGAGTCAGCA")
+    assert planted_motif("maff").consensus == motif.consensus  # names are case-insensitive
+    assert planted_motif("CTCF").matrix_id == jaspar("CTCF").matrix_id  # other names: the latest
+    data = motif_discovery("MAFF", n=200, seed=0)
+    words = [_site_word(s, site) for s, sites in zip(data.seqs, data.sites) for site in sites]
+    # both half-sites are planted: each base of TGCTGA (left) and TCAGCA (right) mostly as in the MARE
+    agree = np.mean([[a == b for a, b in zip(w, motif.consensus)] for w in words], axis=0)
+    assert agree[:6].mean() > 0.8 and agree[7:].mean() > 0.8
+
+
+def test_scan_sites_finds_the_planted_sites(discovery, maff):
+    found = discovery.scan_sites(maff, min_score=10.0)
+    # (the MARE is a palindrome: a site scores about as well on both strands, so compare starts)
+    planted = {(i, s.start) for i, sites in enumerate(discovery.sites) for s in sites}
+    hits = {(i, s.start) for i, sites in enumerate(found) for s in sites}
+    assert len(planted & hits) / len(planted) > 0.6  # most PWM draws are strong enough to be found
+    assert sum(map(len, found[:50])) < 2 * sum(map(len, discovery.sites[:50]))  # few extra hits
+    for sites in found:
+        assert all(a.end <= b.start for a, b in zip(sites, sites[1:]))  # never overlapping
+
+
+def test_split_with_an_empty_part(discovery):
+    train, valid, test = discovery.split(valid=0.1, test=0.0, seed=0)
+    assert (len(train), len(valid), len(test)) == (900, 100, 0)
+    assert test.X.shape == (0, 4, 0) and test.length == 0 and "0 sequences" in repr(test)

@@ -162,11 +162,12 @@ def test_filter_report_names_the_planted_motif_and_its_sites(maff):
     model, bound = maff
     bank = widgets.FilterBank(model, bound.X)
     report = widgets.filter_report(bank, 0, top=3)
-    assert report.match.name == "MAFF" and report.match_score > 0.9
+    # the planted MARE (MA0495.2's core) matches the MAF family: MAFF itself, or MAF / MAFA / MAFK ...
+    assert report.match.name.upper().startswith("MAF") and report.match_score > 0.9
     for n, start, activation, window in report.top:
         assert len(window) == 24 and activation > 0
-        plus = [s for s in bound.sites[n] if s.strand == "+"]
-        assert any(s.start == start for s in plus), (n, start, bound.sites[n])
+        # a planted site starts there (on either strand: the MARE is a palindrome, filter 0 fires on both)
+        assert any(s.start == start for s in bound.sites[n]), (n, start, bound.sites[n])
     with pytest.raises(ValueError, match="filter index 16"):
         widgets.filter_report(bank, 16)
 
@@ -205,7 +206,7 @@ def test_attribution_comparer_scores_methods_against_planted_sites(maff):
     sites = bound.sites[0]
     comparer = widgets.attribution_comparer(model, bound.X[0], methods=methods, sites=sites)
     assert set(comparer.state) == {"ISM", "saliency"}
-    k = max(s.width for s in sites)  # the motif's width, 11 bp for MAFF
+    k = max(s.width for s in sites)  # the motif's width, 13 bp for MAFF's MARE
     assert comparer.k == k
     assert f"100% of its top {k}" in comparer.readout.value.split("saliency")[0]
     image = bytes(comparer.figure.value)
@@ -273,12 +274,12 @@ def test_ascent_frame_gives_the_information_content_of_a_dna_pwm(cnn):
 # ----------------------------------------------------------------------------- SIS explorer
 @pytest.fixture(scope="module")
 def short_maff():
-    """53 bp sequences and a MAFF detector for them (short, so SIS collections take a moment)."""
+    """63 bp sequences and a MAFF detector for them (short, so SIS collections take a moment)."""
     from mlcourse.datasets.simulate import motif_discovery
     from mlcourse.interpret.compare import motif_detector
 
-    data = motif_discovery("MAFF", n=40, length=53, seed=1)
-    model = motif_detector("MAFF", seq_len=53)
+    data = motif_discovery("MAFF", n=40, length=63, seed=1)
+    model = motif_detector("MAFF", seq_len=63)
     with torch.no_grad():
         confident = torch.sigmoid(model(data.X)).numpy() > 0.95  # a strong planted site
     return model, data.subset(np.flatnonzero((data.y == 1) & confident)[:4])

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from mlcourse.dna import as_rng, one_hot, validate
+from mlcourse.motifs import scan_positions
 
 __all__ = ["Site", "SeqDataset"]
 
@@ -54,8 +55,11 @@ class SeqDataset:
     name: str = "sequences"
 
     def __post_init__(self):
-        self.seqs = validate(self.seqs)
-        self.y = np.asarray(self.y, dtype=np.float32).reshape(-1)
+        self.seqs = validate(self.seqs) if len(self.seqs) else []  # empty: e.g. split(test=0)'s test part
+        try:
+            self.y = np.asarray(self.y, dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.name}: labels y must be 0/1 numbers, got {self.y!r:.40}") from None
         if len(self.y) != len(self.seqs):
             raise ValueError(f"{self.name}: {len(self.seqs)} sequences but {len(self.y)} labels")
         bad = np.flatnonzero((self.y != 0) & (self.y != 1))
@@ -78,14 +82,14 @@ class SeqDataset:
 
     @property
     def length(self) -> int:
-        """Sequence length in bp."""
-        return len(self.seqs[0])
+        """Sequence length in bp (0 for an empty dataset)."""
+        return len(self.seqs[0]) if self.seqs else 0
 
     @property
     def X(self) -> torch.Tensor:
         """One-hot sequences, float32 ``(N, 4, L)`` (computed once, then cached)."""
         if self._X is None:
-            self._X = one_hot(self.seqs)
+            self._X = one_hot(self.seqs) if self.seqs else torch.zeros((0, 4, 0))
         return self._X
 
     @property
@@ -100,10 +104,31 @@ class SeqDataset:
             [self.seqs[i] for i in idx], self.y[idx], [self.sites[i] for i in idx], self.name
         )
 
+    def scan_sites(self, motif, min_score: float = 10.0) -> list[list[Site]]:
+        """Motif matches found by a PWM scan, as :class:`Site` lists (for real data without ground truth).
+
+        Every window on either strand whose log-odds score (bits,
+        :func:`mlcourse.motifs.scan_positions`) is at least ``min_score`` is a
+        candidate; the best-scoring ones are kept, greedily, so that no two overlap.
+        """
+        scores = scan_positions(motif, self.X)  # (N, 2, L - W + 1)
+        found = []
+        for row in scores:
+            strand, start = np.nonzero(row >= min_score)
+            taken, sites = np.zeros(self.length, dtype=bool), []
+            for k in np.argsort(-row[strand, start], kind="stable"):
+                s = int(start[k])
+                if not taken[s : s + motif.width].any():
+                    taken[s : s + motif.width] = True
+                    sites.append(Site(s, "+-"[strand[k]], motif.name, motif.width))
+            found.append(sorted(sites, key=lambda site: site.start))
+        return found
+
     def split(self, valid: float = 0.1, test: float = 0.2, seed=0):
         """Shuffle and split into ``(train, valid, test)`` datasets.
 
-        ``valid`` and ``test`` are fractions of the rows; the rest trains.
+        ``valid`` and ``test`` are fractions of the rows; the rest trains. A
+        fraction of 0 gives an empty dataset for that part (``len(test) == 0``).
         """
         if not (0 <= valid < 1 and 0 <= test < 1 and valid + test < 1):
             raise ValueError(f"valid={valid} and test={test} must be fractions that sum below 1")

@@ -13,14 +13,20 @@ under the same relative path as their registry key, e.g.
 same layout as the cache: a local folder (``/srv/mlcourse-data``) or a web
 address (``http://classroom.example/mlcourse``). Downloads are written to a
 temporary file, checked, then renamed: a wrong checksum leaves nothing behind.
+A cached file that fails its checksum (corrupt, or a user's own file in the
+cache folder) is never deleted: loaders leave it in place and warn
+(:class:`CorruptFileWarning`, naming the file, the expected hash and the
+command); ``mlcourse fetch`` renames it to ``NAME.corrupt`` and fetches it again.
 Downloading uses pooch's HTTP downloader (Uieda et al. 2020, JOSS 5:1943).
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,10 +35,13 @@ from urllib.parse import quote
 from mlcourse.config import cache_dir
 from mlcourse.files import atomic_path
 
-__all__ = ["Remote", "REGISTRY", "DATASETS", "DEEPBIND_TFS", "fetch", "path_if_cached", "require", "mirror", "add_cli"]
+__all__ = ["Remote", "REGISTRY", "DATASETS", "DEEPBIND_TFS", "CorruptFileWarning", "fetch", "path_if_cached",
+           "require", "mirror", "add_cli"]
 
 _KERAS_GENOMICS = "https://raw.githubusercontent.com/gifford-lab/Keras-genomics/master/example/"
 _DEEPBIND = "https://raw.githubusercontent.com/jisraeli/DeepBind/master/data/encode/"
+_JANGGU = ("https://raw.githubusercontent.com/BIMSBbioinfo/janggu/"
+           "cfee10656b0bab2ef755f3282e56d7f8987410f4/src/janggu/resources/")
 _MNIST = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
 
@@ -73,6 +82,8 @@ def _entries() -> dict[str, Remote]:
         "deepbind_encode/GABPA_GM12878_GABP_HudsonAlpha_B.seq.gz": "b3f4da33cd690a3d72bb0033e3d4b5e9eec25405669fd521938b3c7e50ffbe15",
         "deepbind_encode/REST_GM12878_NRSF_HudsonAlpha_AC.seq.gz": "b5063130dc151f7529f3f02fe1d89ff7d9175a559f6151a72a7927ee217e1ca9",
         "deepbind_encode/REST_GM12878_NRSF_HudsonAlpha_B.seq.gz": "63aba192660e35154421b66f8129aeb449027bb1af25ff7903069fee861d679d",
+        "janggu_peaks/mafk_sample2.fa": "0228f9e016bd91c642526136270b4efef75dc2916f906d47785fbe11c0fb94f8",
+        "janggu_peaks/oct4_sample.fa": "effef1417ad2ca12514d5a4fe72741aaada7b29c16553655c4ed84ad83640e82",
         "mnist_t10k/t10k-images-idx3-ubyte.gz": "167310007f03058885c7e95e6c0b19c20de5c7fd3031f4cbdadc9014a523d80b",
         "mnist_t10k/t10k-labels-idx1-ubyte.gz": "fc607395669ec21321ea83e4b82c0544b7e8e63ff5b34337c06bc0a17cc0da3c",
     }
@@ -89,6 +100,8 @@ def _entries() -> dict[str, Remote]:
             url = None if name == "train.tsv.gz" else _KERAS_GENOMICS + name
         elif folder == "deepbind_encode":
             url = _DEEPBIND + quote(name)
+        elif folder == "janggu_peaks":
+            url = _JANGGU + name.split("_", 1)[1]  # mafk_sample2.fa <- sample2.fa
         else:
             url = _MNIST + name
         hashes = tuple(f"{alg}:{table[key]}" for alg, table in (("sha256", sha), ("md5", mnist_md5))
@@ -110,6 +123,9 @@ DATASETS: dict[str, tuple[str, ...]] = {
         f"deepbind_{tf}": tuple(k for k in REGISTRY if k.startswith(f"deepbind_encode/{tf}_"))
         for tf in DEEPBIND_TFS
     },
+    "janggu_peaks": tuple(k for k in REGISTRY if k.startswith("janggu_peaks/")),
+    "janggu_mafk": ("janggu_peaks/mafk_sample2.fa",),
+    "janggu_oct4": ("janggu_peaks/oct4_sample.fa",),
     "mnist_t10k": tuple(k for k in REGISTRY if k.startswith("mnist_t10k/")),
     "mnist_train": tuple(k for k in REGISTRY if k.startswith("mnist_train/")),
 }
@@ -118,6 +134,9 @@ DATASETS: dict[str, tuple[str, ...]] = {
 _DESCRIPTIONS = {
     "zeng_ctcf": "Zeng et al. 2016 CTCF (WERI-Rb-1) motif discovery: train/valid/test, 101 bp",
     "deepbind_encode": "DeepBind's ENCODE ChIP-seq sets for 5 TFs (_AC train, _B test)",
+    "janggu_peaks": "MafK and Oct4 ChIP-seq peaks from janggu's examples (200 bp FASTA, GPL-3)",
+    "janggu_mafk": "MafK ChIP-seq peaks, 3,900 x 200 bp (janggu sample2.fa)",
+    "janggu_oct4": "Oct4 ChIP-seq peaks, 3,897 x 200 bp (janggu sample.fa)",
     "mnist_t10k": "the official MNIST 10,000-digit test set (IDX)",
     "mnist_train": "the official MNIST 60,000-digit training set (IDX; official md5 only)",
 }
@@ -129,6 +148,8 @@ def mirror() -> str | None:
 
 
 def _files(name: str) -> tuple[str, ...]:
+    if not isinstance(name, str):
+        raise ValueError(f"a data name must be a string such as 'zeng_ctcf', got {type(name).__name__} {name!r:.40}")
     if name in DATASETS:
         return DATASETS[name]
     if name in REGISTRY:
@@ -160,22 +181,53 @@ def _verified(path: Path, remote: Remote) -> bool:
     return _hash_ok(str(path), stat.st_mtime_ns, stat.st_size, remote.hashes)
 
 
+class CorruptFileWarning(UserWarning):
+    """A cached file fails its checksum; it is kept (or moved aside), never deleted."""
+
+
+def _mismatch(path: Path, remote: Remote) -> str:
+    """Which file fails its checksum, what was expected, what it is and how to fetch it again."""
+    import pooch
+
+    alg = remote.hashes[0].split(":")[0]
+    return (
+        f"{path} fails its checksum: expected {' or '.join(remote.hashes)}, the file has "
+        f"{alg}:{pooch.file_hash(str(path), alg=alg)} ({path.stat().st_size:,} bytes)"
+    )
+
+
 def _cached(key: str) -> Path | None:
-    """The cached file for ``key`` if it passes its checksum; a bad one is deleted."""
+    """The cached file for ``key`` if it passes its checksum; a corrupt one is kept, with a warning."""
     path = cache_dir() / key
     if not path.is_file():
         return None
     if _verified(path, REGISTRY[key]):
         return path
-    path.unlink()
+    warnings.warn(
+        f"{_mismatch(path, REGISTRY[key])}; it is left as it is and not used. "
+        f"`{_command(key)}` moves it aside (to {path.name}.corrupt) and fetches it again",
+        CorruptFileWarning, stacklevel=3,
+    )
     return None
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename a corrupt cached file to ``NAME.corrupt`` (``NAME.corrupt-2``, ... if taken)."""
+    aside, n = path.with_name(path.name + ".corrupt"), 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.corrupt-{n}")
+    os.replace(path, aside)
+    return aside
 
 
 def path_if_cached(name: str) -> Path | None:
     """Where a file (or every file of a dataset) is in the cache, or ``None`` if not all there.
 
     For a dataset name the folder holding its files is returned. Cached files
-    are checked against their checksums; a corrupt one is removed.
+    are checked against their checksums; a corrupt one counts as missing and is
+    left in place (a :class:`CorruptFileWarning` names it, the expected hash and
+    the command that fetches it again).
     """
     paths = [_cached(key) for key in _files(name)]
     if any(p is None for p in paths):
@@ -222,8 +274,22 @@ def _download(remote: Remote, target: Path, progress: bool) -> None:
                     f"the registered one (expected {' or '.join(remote.hashes)}); nothing was kept"
                 )
     finally:
-        if not any(target.parent.iterdir()):
-            target.parent.rmdir()  # leave no empty folder behind a failed download
+        with contextlib.suppress(OSError):  # another writer may have removed or filled it
+            if not any(target.parent.iterdir()):
+                target.parent.rmdir()  # leave no empty folder behind a failed download
+
+
+def _writable_cache() -> Path:
+    """The cache folder, created if need be; ``ValueError`` naming ``MLCOURSE_DATA`` when it cannot be."""
+    root = cache_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            f"the data cache {root} cannot be created ({err.strerror or err}); set MLCOURSE_DATA to a "
+            "folder you can write (default ~/.cache/mlcourse)"
+        ) from None
+    return root
 
 
 def fetch(name: str, *, progress: bool = True) -> Path:
@@ -246,14 +312,27 @@ def fetch(name: str, *, progress: bool = True) -> Path:
     ------
     ValueError
         Unknown name; no network and no cache (naming the file and the command);
-        a file missing from the mirror; a checksum mismatch (nothing is kept).
+        a file missing from the mirror; a checksum mismatch of the download (nothing
+        is kept); a cache folder that cannot be created (``MLCOURSE_DATA``).
+
+    Warns
+    -----
+    CorruptFileWarning
+        When a cached file fails its checksum: it is renamed to ``NAME.corrupt``
+        (never deleted) and fetched again.
     """
+    keys = _files(name)
     paths = []
-    for key in _files(name):
-        path = _cached(key)
-        if path is None:
-            path = cache_dir() / key
-            _download(REGISTRY[key], path, progress)
+    for key in keys:
+        path, remote = cache_dir() / key, REGISTRY[key]
+        if path.is_file() and not _verified(path, remote):
+            problem = _mismatch(path, remote)
+            aside = _move_aside(path)
+            warnings.warn(f"{problem}; moved aside to {aside} (nothing deleted); fetching it again",
+                          CorruptFileWarning, stacklevel=2)
+        if not path.is_file():
+            _writable_cache()
+            _download(remote, path, progress)
         paths.append(path)
     return paths[0] if name in REGISTRY else paths[0].parent
 
@@ -275,7 +354,14 @@ def require(name: str, download: bool = False) -> Path:
         return path
     if download or mirror():
         return fetch(name, progress=download)
-    missing = next(key for key in _files(name) if _cached(key) is None)
+    missing = next(key for key in _files(name) if not (cache_dir() / key).is_file()
+                   or not _verified(cache_dir() / key, REGISTRY[key]))
+    if (cache_dir() / missing).is_file():
+        raise ValueError(
+            f"{_mismatch(cache_dir() / missing, REGISTRY[missing])}; it was kept. Run "
+            f"`{_command(missing)}` (it moves the file aside and fetches it again), pass download=True, "
+            "or set MLCOURSE_MIRROR"
+        )
     raise ValueError(
         f"{missing} is not in the data cache {cache_dir()}: run `{_command(missing)}` once "
         "(it downloads and checks the file), pass download=True, or set MLCOURSE_MIRROR"
@@ -285,13 +371,26 @@ def require(name: str, download: bool = False) -> Path:
 def _fetch_command(args) -> int:
     if args.list or not args.names:
         print(f"cache: {cache_dir()}   mirror: {mirror() or '(none; upstream addresses)'}")
-        for dataset, keys in DATASETS.items():
-            status = "cached" if path_if_cached(dataset) else "-"
-            about = _DESCRIPTIONS.get(dataset, f"DeepBind ENCODE {dataset.split('_', 1)[1]}")
-            print(f"  {dataset:<17} {len(keys):>2} files  {status:<7} {about}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CorruptFileWarning)
+            for dataset, keys in DATASETS.items():
+                status = "cached" if path_if_cached(dataset) else "-"
+                if any(issubclass(w.category, CorruptFileWarning) and key in str(w.message)
+                       for w in caught for key in keys):
+                    status = "CORRUPT"
+                about = _DESCRIPTIONS.get(dataset, f"DeepBind ENCODE {dataset.split('_', 1)[1]}")
+                print(f"  {dataset:<17} {len(keys):>2} files  {status:<7} {about}")
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            print(f"warning: {message}")
         return 0
-    for name in args.names:
-        print(f"{name}: {fetch(name)}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CorruptFileWarning)
+        for name in args.names:
+            path = fetch(name)
+            for w in caught:
+                print(f"warning: {w.message}")
+            caught.clear()
+            print(f"{name}: {path}")
     return 0
 
 

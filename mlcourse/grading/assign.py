@@ -102,8 +102,18 @@ def assign(sources, release_dir) -> list[Path]:
     -------
     list of Path
         The files written.
+
+    Raises
+    ------
+    ValueError
+        If a source breaks the conventions, or ``release_dir`` is a source folder or inside one.
     """
     paths = lab_files(sources)
+    release = Path(release_dir).resolve()
+    for folder in {p.resolve().parent for p in paths}:
+        if release == folder or folder in release.parents:
+            raise ValueError(f"release folder {release_dir} is the source folder {folder} or inside it: the "
+                             "student versions would overwrite or sit beside the solutions; choose another folder")
     texts = [(Path(release_dir) / p.name, release_text(p)) for p in paths]  # all checked first
     for target, text in texts:
         atomic_write_text(target, text)

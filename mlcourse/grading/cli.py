@@ -32,11 +32,14 @@ def _assign(args) -> int:
 
 
 def _grade(args) -> int:
-    from mlcourse.grading.grade import grade_many
+    from mlcourse.grading.batch import grade_many
+    from mlcourse.grading.sandbox import Limits, require
 
+    require(args.no_sandbox)
+    limits = None if args.no_sandbox else Limits(args.memory_mb, args.cpu_seconds, args.max_output_mb)
     source = args.source or _labs(args.root, "source")
     reports = grade_many(args.submissions, source, args.out, timeout=args.timeout, jobs=args.jobs,
-                         threads=args.threads)
+                         threads=args.threads, sandbox=limits)
     failed = 0
     for report in reports:
         if "error" in report:
@@ -45,11 +48,13 @@ def _grade(args) -> int:
             continue
         marks = ", ".join(f"{q['grade_id']} {q['score']:g}/{q['points']:g} {q['status']}"
                           for q in report["questions"])
-        print(f"{report['score']:g}/{report['max_score']:g}  {report['submission']}  ({marks})"
-              f"  [{report['seconds']:.1f} s]")
-        for t in report["tampered"]:
-            print(f"    TAMPERED  {t['grade_id']}: {t['problem']} (graded with the original)")
-    print(f"reports in {args.out}/ (grades.csv, summary.csv, one .json and .csv per submission)")
+        print(f"{report['score']:g}/{report['max_score']:g}  {report['student']}  {report['submission']}  "
+              f"({marks})  [{report['seconds']:.1f} s]")
+        for flag in report["flags"]:
+            print(f"    FLAG {flag['kind']}: {flag['detail']}")
+    if args.no_sandbox:
+        print("graded WITHOUT a sandbox (--no-sandbox): only do this for notebooks you trust", file=sys.stderr)
+    print(f"reports in {args.out}/: grades.csv, summary.csv, lms.csv, reports/*.json, feedback/*.html|ipynb")
     return 1 if failed else 0
 
 
@@ -69,8 +74,9 @@ def add_cli(sub) -> None:
 
     grade = sub.add_parser(
         "grade", help="grade submitted lab notebooks (files or folders), no server needed",
-        description="Runs each submission in a fresh kernel with hidden tests and locked cells "
-                    "restored from the source, scores each question, and writes JSON + CSV reports.")
+        description="Runs each submission in a fresh, sandboxed kernel with hidden tests and locked cells "
+                    "restored from the source, judges each assertion outside the kernel against the source "
+                    "solution, and writes merged grade tables, an LMS CSV and per-student feedback.")
     grade.add_argument("submissions", nargs="+", type=Path, help="notebooks or folders of notebooks")
     grade.add_argument("--source", type=Path,
                        help="a source lab or folder of source labs (default: labs/source)")
@@ -80,4 +86,9 @@ def add_cli(sub) -> None:
     grade.add_argument("--threads", type=int, default=1,
                        help="threads per kernel for torch/numpy (default: 1)")
     grade.add_argument("--root", type=Path, help="the course folder (default: here or a parent)")
+    grade.add_argument("--no-sandbox", action="store_true",
+                       help="run student code without bubblewrap, with your rights (trusted notebooks only)")
+    grade.add_argument("--memory-mb", type=int, default=6144, help="sandbox: address space per process (MB)")
+    grade.add_argument("--cpu-seconds", type=int, default=900, help="sandbox: CPU seconds per process")
+    grade.add_argument("--max-output-mb", type=float, default=2.0, help="output kept per kernel (MB)")
     grade.set_defaults(func=_grade)

@@ -14,23 +14,65 @@ The policy (so that a student's mistake costs only the questions it touches):
   depend on; failed and timed-out cells are not re-run.
 
 Execution goes through nbclient, as ``jupyter nbconvert --execute`` and
-nbgrader's autograder do. This is not a sandbox: grade untrusted code in a
-container or a throwaway account.
+nbgrader's autograder do. With a :class:`~.sandbox.Sandbox` the kernel runs
+inside bubblewrap (see :mod:`.sandbox`). Output is capped per kernel
+(``max_output``): what comes past the cap is dropped and the cell is marked
+``output_dropped``. Check results (:mod:`.checks`) travel as display data of
+their own type; they are taken out of the cell's outputs into ``records``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from time import monotonic
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
-__all__ = ["CellRun", "Kernel", "TIMEOUT_ENAME"]
+from mlcourse.grading.sandbox import Sandbox, kernel_manager, kill_sandbox
+
+__all__ = ["CellRun", "Kernel", "TIMEOUT_ENAME", "RECORD_MIME"]
 
 TIMEOUT_ENAME = "CellTimeout"
+RECORD_MIME = "application/vnd.mlcourse.check+json"
+MAX_RECORD_BYTES = 64 * 2**20  # check results kept per cell, besides the output cap
+
+
+class _CappedClient(NotebookClient):
+    """nbclient's client, keeping at most ``max_output`` bytes of output and setting check records aside."""
+
+    def __init__(self, *args, max_output: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_output, self.output_bytes = max_output, 0
+        self.dropped: set[int] = set()
+        self.records: dict[int, list] = {}
+        self._record_bytes: dict[int, int] = {}
+
+    def output(self, outs, msg, display_id, cell_index):
+        content = msg.get("content", {})
+        data = content.get("data") or {}
+        if msg["msg_type"] == "display_data" and RECORD_MIME in data:
+            payload = data[RECORD_MIME]
+            size = len(json.dumps(payload)) if not isinstance(payload, str) else len(payload)
+            used = self._record_bytes.get(cell_index, 0) + size
+            self._record_bytes[cell_index] = used
+            if used <= MAX_RECORD_BYTES:
+                self.records.setdefault(cell_index, []).append(payload)
+            else:
+                self.dropped.add(cell_index)
+            return None
+        size = len(json.dumps(content, default=str))
+        if self.output_bytes + size > self.max_output:
+            self.dropped.add(cell_index)
+            return None
+        self.output_bytes += size
+        return super().output(outs, msg, display_id, cell_index)
 
 
 @dataclass
@@ -42,9 +84,11 @@ class CellRun:
     ename: str = ""
     evalue: str = ""
     seconds: float = 0.0
+    output_dropped: bool = False
+    records: list = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "records"}
 
 
 class Kernel:
@@ -59,9 +103,13 @@ class Kernel:
     cwd : str
         The kernel's working directory.
     env : dict, optional
-        The kernel's environment (default: this process's).
+        The kernel's environment (default: this process's; in a sandbox, exactly ``env``).
     grace : float
         Seconds an interrupted kernel has to become responsive again.
+    sandbox : Limits, optional
+        Run the kernel in bubblewrap with these limits (``cwd`` becomes its scratch folder).
+    max_output : int
+        Bytes of output kept for the whole run (default 2 MB).
 
     Examples
     --------
@@ -69,10 +117,12 @@ class Kernel:
     ...     runs = [kernel.run(i) for i in range(len(nb.cells))]
     """
 
-    def __init__(self, nb, timeout: float, cwd: str, env: dict | None = None, grace: float = 10.0):
+    def __init__(self, nb, timeout: float, cwd: str, env: dict | None = None, grace: float = 10.0,
+                 sandbox=None, max_output: int = 2 * 2**20):
         if not timeout or timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.nb, self.timeout, self.cwd, self.env, self.grace = nb, timeout, cwd, env, grace
+        self.limits, self.max_output = sandbox, max_output
         self.restarts = 0
         self._succeeded: list[int] = []
         self._stack: contextlib.ExitStack | None = None
@@ -86,8 +136,16 @@ class Kernel:
         self._stop()
 
     def _start(self) -> None:
-        client = NotebookClient(
+        extra = {}
+        if self.limits is not None:
+            sockets = Path(tempfile.mkdtemp(prefix="mlcourse-kernel-"))
+            sockets.chmod(0o777)  # the sandboxed kernel runs as another user
+            Path(self.cwd).chmod(0o777)
+            extra["km"] = kernel_manager(Sandbox(Path(self.cwd), sockets, self.limits, self.env or {}))
+            self._sockets = sockets
+        client = _CappedClient(
             self.nb, timeout=self.timeout, kernel_name="python3", allow_errors=True,
+            max_output=self.max_output, **extra,
             interrupt_on_timeout=True, iopub_timeout=self.grace, shutdown_kernel="immediate",
             extra_arguments=["--IPKernelApp.log_level=ERROR"], record_timing=False,
             error_on_timeout={"ename": TIMEOUT_ENAME, "traceback": [],
@@ -95,8 +153,10 @@ class Kernel:
         )
         client.on_cell_executed = self._record
         self._stack = contextlib.ExitStack()
-        extra = {} if self.env is None else {"env": self.env}
-        self._stack.enter_context(client.setup_kernel(cwd=self.cwd, **extra))
+        if self.limits is not None:
+            self._stack.callback(shutil.rmtree, self._sockets, True)
+        launch = {} if self.env is None or self.limits is not None else {"env": self.env}
+        self._stack.enter_context(client.setup_kernel(cwd=self.cwd, **launch))
         self.client = client
 
     def _stop(self) -> None:
@@ -104,6 +164,8 @@ class Kernel:
             with contextlib.suppress(Exception):  # the kernel may already be gone
                 self._stack.close()
             self._stack = None
+        if self.limits is not None:  # nbclient leaves a kernel manager it was given running
+            kill_sandbox(self.client.km)
 
     def _record(self, cell, cell_index, execute_reply) -> None:
         self._reply = execute_reply
@@ -111,18 +173,22 @@ class Kernel:
     def _execute(self, cell, index: int, timeout: float) -> CellRun:
         self._reply = None
         self.client.timeout = timeout
+        self.client.records.pop(index, None)
+        self.client.dropped.discard(index)
         start = monotonic()
         try:
             self.client.execute_cell(cell, index)
         except DeadKernelError:
             return CellRun(index, "crashed", "DeadKernelError", "the kernel died running this cell",
-                           monotonic() - start)
+                           monotonic() - start, index in self.client.dropped)
         content = (self._reply or {}).get("content", {"status": "ok"})
-        seconds = monotonic() - start
+        extra = {"seconds": monotonic() - start, "output_dropped": index in self.client.dropped,
+                 "records": self.client.records.get(index, [])}
         if content.get("status") == "ok":
-            return CellRun(index, "ok", seconds=seconds)
+            return CellRun(index, "ok", **extra)
         status = "timeout" if content.get("ename") == TIMEOUT_ENAME else "error"
-        return CellRun(index, status, content.get("ename", ""), content.get("evalue", ""), seconds)
+        return CellRun(index, status, str(content.get("ename", ""))[:200], str(content.get("evalue", ""))[:2000],
+                       **extra)
 
     def run(self, index: int) -> CellRun:
         """Run cell ``index`` and say what happened; recover the kernel if it hung or died."""

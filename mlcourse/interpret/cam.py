@@ -44,7 +44,7 @@ from torch import nn
 from mlcourse.config import device_of, eval_mode
 from mlcourse.interpret.activations import capture, resolve_layers
 from mlcourse.interpret.backprop import guided_backprop
-from mlcourse.interpret.scoring import class_index, select
+from mlcourse.interpret.scoring import as_batch, class_index, select
 from mlcourse.models.geometry import Field, geometry
 
 __all__ = [
@@ -156,6 +156,7 @@ def grad_cam(model: nn.Module, X: torch.Tensor, *, layer=None, target=None, relu
         input with :func:`to_input`.
     """
     name, module = _one_layer(model, last_conv(model) if layer is None else layer)
+    X = as_batch(X)
     with torch.enable_grad(), eval_mode(model), capture(model, module, detach=False) as maps:
         scores = select(model(X.to(device_of(model))), target)
         if name not in maps:

@@ -27,7 +27,7 @@ from sklearn.metrics import pairwise_distances
 from mlcourse.dna import ALPHABET, reverse_complement
 
 __all__ = ["gapped", "sis_table", "edit_distances", "mask_distances", "cluster_sis",
-           "cluster_by_distance", "cluster_table", "consensus", "overlaps_site"]
+           "cluster_by_distance", "cluster_table", "consensus", "overlaps_site", "core", "sis_cores"]
 
 
 def gapped(items, keep, gap: str = "-"):
@@ -181,3 +181,35 @@ def overlaps_site(table: pd.DataFrame, sites: list) -> np.ndarray:
     """For each row of :func:`sis_table`, whether the SIS span meets one of its example's ``sites``."""
     return np.array([any(r.start < s.end and s.start < r.end for s in sites[r.example])
                      for r in table.itertuples()], dtype=bool)
+
+
+def core(pattern: str, sequence: str, max_gap: int = 2) -> str:
+    """The ungapped core of one DNA SIS: its densest block of kept bases, gaps filled from the sequence.
+
+    ``pattern`` is the gapped string of :func:`gapped` (``-`` = masked) and
+    ``sequence`` the bases under the same span. Kept positions at most
+    ``max_gap`` masked bases apart form a block; the block with the most kept
+    bases (ties: the first) is returned with the sequence's own bases in its
+    gaps, e.g. ``"TGC-GAG-CA"`` over ``TGCTGAGTCA`` gives ``"TGCTGAGTCA"``. A
+    SIS that keeps a second, distant site (``"TGCTGA" + 20 gaps + "TCA"``) gives
+    the larger block only. These cores are what Carter et al.'s (2019)
+    cluster tables count.
+    """
+    if len(pattern) != len(sequence):
+        raise ValueError(f"pattern has {len(pattern)} positions but the sequence span has {len(sequence)}")
+    kept = [i for i, ch in enumerate(pattern) if ch != "-"]
+    if not kept:
+        return ""
+    blocks, start = [], kept[0]
+    for previous, position in zip(kept, kept[1:]):
+        if position - previous - 1 > max_gap:
+            blocks.append((start, previous))
+            start = position
+    blocks.append((start, kept[-1]))
+    lo, hi = max(blocks, key=lambda b: sum(1 for i in kept if b[0] <= i <= b[1]))
+    return sequence[lo : hi + 1]
+
+
+def sis_cores(table: pd.DataFrame, items: list, max_gap: int = 2) -> list[str]:
+    """:func:`core` of every row of :func:`sis_table`; ``items[i]`` is example ``i``'s DNA string."""
+    return [core(r.pattern, items[r.example][r.start:r.end], max_gap) for r in table.itertuples()]

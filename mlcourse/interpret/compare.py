@@ -23,12 +23,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mlcourse.motifs import Motif, jaspar
+from mlcourse.datasets.simulate import planted_motif
+from mlcourse.motifs import Motif
 
 __all__ = [
     "motif_detector",
     "precision_at_k",
     "compare_methods",
+    "with_sanity_checks",
 ]
 
 
@@ -44,7 +46,9 @@ def motif_detector(motif: str | Motif = "MAFF", seq_len: int = 101, threshold: f
     Parameters
     ----------
     motif : str or Motif
-        JASPAR name/ID or a Motif no wider than the 24-bp filters.
+        JASPAR name/ID (as :func:`mlcourse.datasets.simulate.planted_motif`
+        resolves it, so the detector finds what the simulations plant) or a
+        Motif no wider than the 24-bp filters.
     seq_len : int
     threshold : float or None
         Fraction (0..1) of the best log-odds score a site must reach to count.
@@ -59,7 +63,7 @@ def motif_detector(motif: str | Motif = "MAFF", seq_len: int = 101, threshold: f
     """
     from mlcourse.models.zeng import build
 
-    motif = motif if isinstance(motif, Motif) else jaspar(motif)
+    motif = planted_motif(motif)  # a name: the matrix the simulations plant (MAFF: the 13-bp MARE)
     model = build("1layer", seq_len=seq_len)
     width = model.conv1.kernel_size[0]
     if motif.width > width:
@@ -163,3 +167,21 @@ def compare_methods(methods: dict[str, Callable], X: torch.Tensor, sites, k: int
     inside = [sum(min(s.end, X.shape[2]) - max(s.start, 0) for s in row) for row in sites if row]
     table.attrs["chance"] = float(np.mean(inside) / X.shape[2]) if inside else float("nan")
     return table
+
+
+def with_sanity_checks(table: pd.DataFrame, model, scorers: Callable, X: torch.Tensor, *,
+                       label_model=None, seed: int = 0) -> pd.DataFrame:
+    """A method table with the sanity-check columns of :func:`mlcourse.interpret.sanity.sanity_table` joined on.
+
+    ``table`` is indexed by method (or has a ``method`` column, as
+    :func:`compare_methods` returns it); ``scorers(model)`` builds the methods
+    (e.g. :func:`mlcourse.interpret.methods.scorers`). The checks' ``attrs``
+    (random deletion area, the whole cascade) are carried over.
+    """
+    from mlcourse.interpret.sanity import sanity_table
+
+    checks = sanity_table(model, scorers, X, label_model=label_model, seed=seed)
+    indexed = table.set_index("method") if "method" in table.columns else table
+    out = indexed.join(checks)
+    out.attrs = {**table.attrs, **checks.attrs}
+    return out

@@ -1,0 +1,251 @@
+"""Motifs from attributions: seqlets, TF-MoDISco, and their JASPAR matches.
+
+An attribution map explains one sequence. To learn what a model has learned
+*overall*, TF-MoDISco (Shrikumar et al. 2018, "Technical note on
+transcription factor motif discovery from importance scores") collects the
+short stretches where the contributions are high, **seqlets**, and clusters
+them by the similarity of their *hypothetical contributions* (what every base
+would contribute at each position, :func:`mlcourse.interpret.paths.hypothetical_contributions`).
+Each cluster, aligned and averaged, is a **pattern**: a motif as the model
+sees it, with its frequency matrix and its contribution logo.
+
+Steps, as in lecture 15:
+
+1. DeepLiftShap hypothetical contributions of many sequences (``paths.deeplift_shap(..., hypothetical=True)``);
+2. seqlets: windows whose summed contribution stands out (:func:`seqlets`
+   shows the idea; TF-MoDISco uses a null distribution to set the threshold);
+3. clustering and aggregation: :func:`tfmodisco` runs ``modisco-lite``
+   (Schreiber's reimplementation of TF-MoDISco, the package ``modiscolite``)
+   and returns :class:`Pattern` objects, trimmed to their informative core;
+4. naming: :func:`match_patterns` compares each pattern with JASPAR (and
+   with the motifs that were planted, on simulated data).
+
+JASPAR matching is width-aware: a short JASPAR motif can line up well with a
+few columns of any wide pattern, so a match is scored over at least
+``min_overlap`` of the pattern's width (:func:`overlap_similarity`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mlcourse.motifs import Motif, best_jaspar_match, jaspar, similarity
+
+__all__ = ["Pattern", "seqlets", "tfmodisco", "trim", "overlap_similarity", "match_patterns"]
+
+
+@dataclass(frozen=True, eq=False)
+class Pattern:
+    """One TF-MoDISco pattern.
+
+    Attributes
+    ----------
+    name : str
+        ``"pos_0"``, ``"pos_1"``, ... (positive metacluster) or ``"neg_0"``, ...
+    probs : numpy.ndarray
+        ``(4, W)`` base frequencies of the aligned seqlets.
+    contributions : numpy.ndarray
+        ``(4, W)`` mean contribution of the observed bases.
+    hypothetical : numpy.ndarray
+        ``(4, W)`` mean hypothetical contributions.
+    n_seqlets : int
+        How many seqlets the pattern holds.
+    """
+
+    name: str
+    probs: np.ndarray
+    contributions: np.ndarray
+    hypothetical: np.ndarray
+    n_seqlets: int
+
+    @property
+    def width(self) -> int:
+        return self.probs.shape[1]
+
+    @property
+    def motif(self) -> Motif:
+        """The pattern's frequency matrix as a :class:`~mlcourse.motifs.Motif`."""
+        return Motif.from_probs(self.probs, self.name)
+
+
+def _observed(contributions) -> np.ndarray:
+    contributions = contributions.detach().cpu().numpy() if isinstance(contributions, torch.Tensor) \
+        else np.asarray(contributions)
+    return contributions.sum(axis=1) if contributions.ndim == 3 else contributions
+
+
+def seqlets(contributions, *, window: int = 15, threshold: float | None = None) -> pd.DataFrame:
+    """Seqlets: non-overlapping windows of high total contribution (the first step of TF-MoDISco).
+
+    The contribution of every ``window``-bp window is summed; the best window
+    anywhere is a seqlet, the windows overlapping it are suppressed, and so on
+    while the best remaining sum is at least ``threshold``.
+
+    Parameters
+    ----------
+    contributions : ``(N, L)`` or ``(N, 4, L)`` (summed over bases)
+        Actual contributions of the observed bases (e.g. DeepLiftShap).
+    window : int
+    threshold : float, optional
+        Default: mean + 3 standard deviations of all window sums, a simple
+        stand-in for TF-MoDISco's null distribution (which compares with
+        shuffled contributions and sets a false-discovery rate).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``seq``, ``start``, ``end`` and ``score`` (the window sum), best first.
+    """
+    scores = _observed(contributions).astype(np.float64)
+    if scores.ndim != 2 or scores.shape[1] < window:
+        raise ValueError(f"contributions must be (N, L) or (N, 4, L) with L >= window={window}, "
+                         f"got shape {scores.shape}")
+    cumulative = np.concatenate([np.zeros((len(scores), 1)), np.cumsum(scores, axis=1)], axis=1)
+    sums = cumulative[:, window:] - cumulative[:, :-window]  # (N, L - window + 1)
+    if threshold is None:
+        threshold = float(sums.mean() + 3 * sums.std())
+    rows, free = [], np.ones_like(sums, dtype=bool)
+    candidates = np.argsort(-sums, axis=None)
+    for flat in candidates:
+        i, start = np.unravel_index(flat, sums.shape)
+        if sums[i, start] < threshold:
+            break
+        if not free[i, start]:
+            continue
+        rows.append({"seq": int(i), "start": int(start), "end": int(start + window), "score": float(sums[i, start])})
+        free[i, max(0, start - window + 1): start + window] = False
+    return pd.DataFrame(rows, columns=["seq", "start", "end", "score"])
+
+
+def trim(pattern: Pattern, fraction: float = 0.3) -> Pattern:
+    """Trim a pattern to the columns from the first to the last whose total
+    absolute contribution is at least ``fraction`` of the largest column's."""
+    weight = np.abs(pattern.contributions).sum(axis=0)
+    keep = np.flatnonzero(weight >= fraction * weight.max())
+    part = slice(keep[0], keep[-1] + 1)
+    return Pattern(pattern.name, pattern.probs[:, part], pattern.contributions[:, part],
+                   pattern.hypothetical[:, part], pattern.n_seqlets)
+
+
+def tfmodisco(X: torch.Tensor, hypothetical: torch.Tensor, *, window: int = 15, flank: int = 5,
+              max_seqlets: int = 2000, min_seqlets: int = 20, leiden_runs: int = 4,
+              trim_fraction: float = 0.3) -> list[Pattern]:
+    """Run TF-MoDISco (``modisco-lite``) on hypothetical contributions; return trimmed patterns.
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        One-hot sequences ``(N, 4, L)``.
+    hypothetical : torch.Tensor
+        Their hypothetical contributions ``(N, 4, L)``
+        (``paths.deeplift_shap(model, X, hypothetical=True)``); the actual
+        contributions are ``hypothetical * X``.
+    window, flank : int
+        Seqlet core width and the flank added on each side (modisco's
+        ``sliding_window_size`` and ``flank_size``).
+    max_seqlets, min_seqlets : int
+        Most seqlets clustered per sign (the first ones, in sequence order:
+        shuffle sorted data first); a sign with at most ``min_seqlets``
+        seqlets is skipped, and so is a final cluster smaller than that.
+    leiden_runs : int
+        Leiden clusterings tried per round (modisco's default is 50; a few
+        suffice for a lecture).
+    trim_fraction : float
+        See :func:`trim`.
+
+    Returns
+    -------
+    list of Pattern
+        Positive patterns first (largest first within each sign), then negative ones.
+    """
+    from modiscolite import tfmodisco as modisco
+
+    X = torch.as_tensor(X, dtype=torch.float32)
+    hypothetical = torch.as_tensor(hypothetical, dtype=torch.float32)
+    if X.ndim != 3 or X.shape[1] != 4 or hypothetical.shape != X.shape:
+        raise ValueError(f"X and hypothetical must both be (N, 4, L); got {tuple(X.shape)} and "
+                         f"{tuple(hypothetical.shape)}")
+    if X.shape[2] < window + 2 * flank:
+        raise ValueError(f"sequences of {X.shape[2]} bp are too short for window {window} + 2 x flank {flank}")
+    one_hot = X.permute(0, 2, 1).contiguous().numpy()  # modisco reads (N, L, 4)
+    hyp = hypothetical.permute(0, 2, 1).contiguous().numpy()
+    positive, negative = modisco.TFMoDISco(
+        one_hot, hyp, sliding_window_size=window, flank_size=flank, min_metacluster_size=min_seqlets,
+        max_seqlets_per_metacluster=max_seqlets, n_leiden_runs=leiden_runs,
+        final_min_cluster_size=min_seqlets, trim_to_window_size=window + 2 * flank,
+        initial_flank_to_add=flank)
+    out = []
+    for sign, found in (("pos", positive), ("neg", negative)):
+        for k, p in enumerate(found or []):
+            pattern = Pattern(f"{sign}_{k}", np.asarray(p.sequence).T, np.asarray(p.contrib_scores).T,
+                              np.asarray(p.hypothetical_contribs).T, len(p.seqlets))
+            out.append(trim(pattern, trim_fraction))
+    return out
+
+
+def overlap_similarity(query, motif, *, min_overlap: float = 0.6) -> tuple[float, int, str]:
+    """Column-correlation similarity scored over at least ``min_overlap`` of the query's width.
+
+    :func:`mlcourse.motifs.similarity` sums the Pearson correlations of the
+    aligned columns and divides by the width of the *shorter* motif, so a
+    6-bp JASPAR motif that lines up with any 6 columns of a 20-bp pattern can
+    score as high as a full-length match. Here the sum is divided by
+    ``max(shorter width, ceil(min_overlap * query width))``: a match must cover
+    at least that share of the pattern to score fully (a minimum-overlap rule,
+    as TOMTOM's ``-min-overlap``, Gupta et al. 2007).
+
+    Returns
+    -------
+    (score, offset, strand)
+    """
+    query = query if isinstance(query, Motif) else Motif.from_probs(query, "query")
+    if not 0 < min_overlap <= 1:
+        raise ValueError(f"min_overlap must be a fraction in (0, 1], got {min_overlap!r}")
+    aligned = similarity(query, motif)
+    shorter = min(query.width, motif.width)
+    total = aligned.score * shorter
+    return total / max(shorter, math.ceil(min_overlap * query.width)), aligned.offset, aligned.strand
+
+
+def match_patterns(patterns, *, candidates=None, planted=(), min_overlap: float = 0.6) -> pd.DataFrame:
+    """Name each pattern by its best JASPAR match (and compare it with planted motifs).
+
+    Parameters
+    ----------
+    patterns : list of Pattern
+    candidates : list of Motif or names, optional
+        Default: every vertebrate JASPAR CORE matrix.
+    planted : sequence of Motif or JASPAR names
+        Motifs known to be in the data (simulations): one ``similarity to NAME``
+        column each.
+    min_overlap : float
+        See :func:`overlap_similarity`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pattern: ``seqlets``, ``width``, ``consensus``, ``JASPAR match``
+        (name and ID), ``match similarity`` (width-aware), ``match offset`` and
+        ``strand``, the runner-up's similarity, and the planted columns.
+    """
+    planted = [m if isinstance(m, Motif) else jaspar(m) for m in planted]
+    rows = []
+    for p in patterns:
+        query = p.motif
+        ranked = best_jaspar_match(query, candidates)
+        scored = sorted(((overlap_similarity(query, m, min_overlap=min_overlap), m) for m, _ in ranked),
+                        key=lambda pair: -pair[0][0])
+        (score, offset, strand), best = scored[0]
+        row = {"pattern": p.name, "seqlets": p.n_seqlets, "width": p.width, "consensus": query.consensus,
+               "JASPAR match": f"{best.name} {best.matrix_id}", "match similarity": score,
+               "offset": offset, "strand": strand,
+               "runner-up similarity": scored[1][0][0] if len(scored) > 1 else np.nan}
+        for m in planted:
+            row[f"similarity to {m.name}"] = overlap_similarity(query, m, min_overlap=min_overlap)[0]
+        rows.append(row)
+    return pd.DataFrame(rows)
