@@ -313,6 +313,9 @@ def plot_auc_vs_size(table: pd.DataFrame, ax=None):
         line, = ax.plot(stats.index, stats["median"], "o-", label=arch)
         ax.fill_between(stats.index, stats["min"], stats["max"], color=line.get_color(), alpha=0.2)
     ax.set_xscale("log")
+    sizes = sorted(set(table["n_train"]))
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])  # the sizes run, not crowded log-scale minor labels
+    ax.minorticks_off()
     ax.set_xlabel("training sequences")
     ax.set_ylabel("test AUC (median, range over seeds)")
     ax.legend(fontsize="small")
