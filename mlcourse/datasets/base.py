@@ -55,7 +55,8 @@ class SeqDataset:
     name: str = "sequences"
 
     def __post_init__(self):
-        self.seqs = validate(self.seqs) if len(self.seqs) else []  # empty: e.g. split(test=0)'s test part
+        empty = isinstance(self.seqs, (list, tuple, np.ndarray)) and len(self.seqs) == 0
+        self.seqs = [] if empty else validate(self.seqs)  # empty: e.g. split(test=0)'s test part
         try:
             self.y = np.asarray(self.y, dtype=np.float32).reshape(-1)
         except (TypeError, ValueError):
