@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mlcourse.motifs import MIN_OVERLAP, Motif, jaspar, tomtom
+from mlcourse.motifs import MIN_OVERLAP, Motif, jaspar, similarity, tomtom
 
 __all__ = ["Pattern", "seqlets", "tfmodisco", "trim", "match_patterns"]
 
@@ -201,9 +201,10 @@ def match_patterns(patterns, *, candidates=None, planted=(), min_overlap: int = 
     candidates : list of Motif or names, optional
         Default: every vertebrate JASPAR CORE matrix.
     planted : sequence of Motif or JASPAR names
-        Motifs known to be in the data (simulations): ``similarity to NAME``
-        and ``p-value to NAME`` columns each, scored against the same
-        database as the JASPAR match (the planted motif added if it is not in it).
+        Motifs known to be in the data (simulations): a ``similarity to NAME``
+        column each (:func:`mlcourse.motifs.similarity`, best alignment) and a
+        ``p-value to NAME`` (Tomtom, against the same database as the JASPAR
+        match; the planted motif is added to it if it is not there).
     min_overlap : int
         Fewest aligned columns (Tomtom's ``-min-overlap``).
 
@@ -231,7 +232,7 @@ def match_patterns(patterns, *, candidates=None, planted=(), min_overlap: int = 
             if not found:
                 database = [c for c, _ in ranked] + [m]
                 found = [a for c, a in tomtom(query, database, min_overlap=min_overlap) if c is m]
-            row[f"similarity to {m.name}"] = found[0].score
+            row[f"similarity to {m.name}"] = similarity(query, m).score
             row[f"p-value to {m.name}"] = found[0].p_value
         rows.append(row)
     return pd.DataFrame(rows)
