@@ -8,9 +8,15 @@ Compares, on the same model and inputs, in one run:
 * ``tangermeme``          -- ``tangermeme.saturation_mutagenesis`` (optional ``bench`` extra),
                              with its defaults (it decides itself whether to use its fastISM path)
 
-and checks that every result equals ``mlcourse``'s to 1e-4. Run::
+and checks that every result equals ``mlcourse``'s to 1e-4. Besides seconds and the ratio to
+``mlcourse`` it prints each method's time in *forward passes* (seconds / one forward pass of the
+N sequences, batched) and its **peak added memory**: the growth of the process's resident set
+during the call (Linux: ``VmHWM`` after resetting it through ``/proc/self/clear_refs``, minus
+``VmRSS`` before). tangermeme runs with each batch size of ``--peer-batch`` (its best is kept:
+"tuned"). Run::
 
-    .venv/bin/python benchmarks/bench_ism.py [--n 1000] [--models 1layer_128motif 3layer] [--threads 1]
+    .venv/bin/python benchmarks/bench_ism.py [--n 1000] [--length 101] [--models 1layer_128motif 3layer] \
+        [--threads 1] [--peer-batch 32 256] [--skip-plain]
 
 On a shared, loaded machine pass ``--threads 1``: many small operations with several threads
 each wait for busy cores, which distorts every timing.
@@ -19,6 +25,7 @@ each wait for busy cores, which distorts every timing.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import time
 import warnings
@@ -26,6 +33,7 @@ import warnings
 import pandas as pd
 import torch
 
+from mlcourse.interpret import engines
 from mlcourse.interpret.ism import edits, saturation_mutagenesis
 from mlcourse.models.zeng import build
 
@@ -45,20 +53,69 @@ def per_sequence(model, X):
     return out
 
 
-def tangermeme_ism(model, X):
+def tangermeme_ism(model, X, batch_size=32):
     """tangermeme's raw predictions turned into the same definition, f(mutant) - f(x)."""
     from tangermeme.saturation_mutagenesis import saturation_mutagenesis as tm_ism
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        y0, y_hat = tm_ism(model, X, raw_outputs=True, device="cpu")
+        y0, y_hat = tm_ism(model, X, raw_outputs=True, device="cpu", batch_size=batch_size)
     return (y_hat.reshape(X.shape) - y0.reshape(-1, 1, 1)).float()
 
 
+def _status_kib(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field))
+
+
+def _libc():
+    """glibc, to make freed memory leave the process (else a later call reuses it and looks free)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD fixed: large blocks are mapped and unmapped
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+LIBC = _libc()
+
+
 def timed(fn, *args):
+    """``fn(*args)``, its seconds and its peak added resident memory in MiB (NaN off Linux)."""
+    if LIBC is not None:
+        LIBC.malloc_trim(0)
+    try:
+        before = _status_kib("VmRSS:")
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")  # reset VmHWM, the peak resident set, to the current one
+    except OSError:
+        before = None
     start = time.perf_counter()
     result = fn(*args)
-    return result, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    added = float("nan") if before is None else max(0, _status_kib("VmHWM:") - before) / 1024
+    return result, seconds, added
+
+
+def unbudgeted(model, X):
+    """The engine as before issue 19: chunks of ``batch_size / 4`` sequences, no element budget."""
+    budget = engines._LocalPlan.ELEMENTS
+    engines._LocalPlan.ELEMENTS = 2 ** 62
+    try:
+        return saturation_mutagenesis(model, X, fast=True)
+    finally:
+        engines._LocalPlan.ELEMENTS = budget
+
+
+def forward_pass(model, X, batch_size=2048):
+    """Seconds of one forward pass over ``X`` in batches (the unit of the "forward passes" column)."""
+    with torch.inference_mode():
+        model(X[:batch_size])  # warm-up
+        start = time.perf_counter()
+        for s in range(0, len(X), batch_size):
+            model(X[s:s + batch_size])
+    return time.perf_counter() - start
 
 
 def main(argv=None):
@@ -67,6 +124,9 @@ def main(argv=None):
     parser.add_argument("--length", type=int, default=101)
     parser.add_argument("--models", nargs="+", default=["1layer_128motif", "3layer"])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    parser.add_argument("--peer-batch", type=int, nargs="+", default=[32, 256],
+                        help="tangermeme batch sizes to try; the fastest is reported (default 32 256)")
+    parser.add_argument("--skip-plain", action="store_true", help="leave out the two plain-definition rows")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -84,20 +144,28 @@ def main(argv=None):
     rows = []
     for name in args.models:
         model = build(name, args.length).eval()
-        ours, t_ours = timed(lambda m=model: saturation_mutagenesis(m, X, fast=True))
-        methods = {"mlcourse plain (fast=False)": lambda m=model: saturation_mutagenesis(m, X, fast=False),
-                   "per-sequence batches": lambda m=model: per_sequence(m, X)}
+        one_pass = forward_pass(model, X)
+        saturation_mutagenesis(model, X[:8], fast=True)  # warm-up
+        ours, t_ours, m_ours = timed(lambda m=model: saturation_mutagenesis(m, X, fast=True))
+        methods = {"mlcourse, fixed 512-sequence chunks (before)": lambda m=model: unbudgeted(m, X)}
+        methods.update({} if args.skip_plain else {
+            "mlcourse plain (fast=False)": lambda m=model: saturation_mutagenesis(m, X, fast=False),
+            "per-sequence batches": lambda m=model: per_sequence(m, X)})
         if peer:
-            methods[peer] = lambda m=model: tangermeme_ism(m, X)
-        rows.append({"model": name, "method": "mlcourse", "seconds": t_ours, "max |diff|": 0.0})
+            tangermeme_ism(model, X[:2])  # warm-up: its lazy imports are not part of its time or memory
+            for size in args.peer_batch:
+                methods[f"{peer} (batch {size})"] = lambda m=model, size=size: tangermeme_ism(m, X, size)
+        rows.append({"model": name, "method": "mlcourse", "seconds": t_ours, "added MiB": m_ours,
+                     "max |diff|": 0.0, "forward pass s": one_pass})
         for method, fn in methods.items():
-            result, seconds = timed(fn)
-            rows.append({"model": name, "method": method, "seconds": seconds,
-                         "max |diff|": (result - ours).abs().max().item()})
+            result, seconds, added = timed(fn)
+            rows.append({"model": name, "method": method, "seconds": seconds, "added MiB": added,
+                         "max |diff|": (result - ours).abs().max().item(), "forward pass s": one_pass})
     table = pd.DataFrame(rows)
-    table["seqs/s"] = args.n / table["seconds"]
-    base = table[table.method == "mlcourse"].set_index("model")["seconds"]
-    table["mlcourse speed-up"] = table["seconds"] / table["model"].map(base)
+    table["forward passes"] = table["seconds"] / table.pop("forward pass s")
+    base = table[table.method == "mlcourse"].set_index("model")
+    table["time / mlcourse"] = table["seconds"] / table["model"].map(base["seconds"])
+    table["memory / mlcourse"] = table["added MiB"] / table["model"].map(base["added MiB"])
     table["equal to 1e-4"] = table["max |diff|"] <= 1e-4
     pd.set_option("display.width", 140)
     print(f"ISM on {args.n} x {args.length} bp, torch threads={torch.get_num_threads()}, "

@@ -4,6 +4,7 @@ Notebooks import this package and call into its modules; see the README for a ma
 """
 
 from mlcourse.config import cache_dir, is_fast, scale, setup
+from mlcourse.findings import check
 
-__all__ = ["setup", "scale", "is_fast", "cache_dir"]
+__all__ = ["setup", "scale", "is_fast", "cache_dir", "check"]
 __version__ = "0.1.0"

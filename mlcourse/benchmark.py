@@ -26,9 +26,11 @@ futures works, e.g. a Dask cluster across many machines::
     with Client(LocalCluster(n_workers=4)) as client:
         sweep(runs, "results.csv", executor=client.get_executor())
 
-Results are appended to the CSV (written atomically, through a temporary file
-and a rename) as each run finishes, and a run already in the file is not run
-again: an interrupted sweep resumes where it stopped.
+Results are appended to the CSV as each run finishes: under a lock, the file
+is read again, the row added and the file replaced atomically (through a
+temporary file and a rename), so two sweeps writing one CSV at the same time
+keep every finished run of both. A run already in the file is not run again:
+an interrupted sweep resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -46,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlcourse.files import atomic_write_text
+from mlcourse.files import atomic_write_text, locked
 
 __all__ = ["Run", "Settings", "grid", "split_data", "run_one", "sweep", "medians", "plot_auc_by_architecture",
            "plot_auc_vs_size", "add_cli"]
@@ -155,7 +158,7 @@ def run_one(run: Run, settings: Settings = Settings(), pool: int | None = None) 
 
     from mlcourse.config import setup
     from mlcourse.models.zeng import build
-    from mlcourse.train import evaluate, fit
+    from mlcourse.train import NotConvergedWarning, evaluate, fit
 
     torch.set_num_threads(settings.threads)
     train, valid, test = split_data(run.dataset, pool or run.n_train, settings.n_valid, settings.n_test)
@@ -165,8 +168,12 @@ def run_one(run: Run, settings: Settings = Settings(), pool: int | None = None) 
     setup(run.seed, verbose=False)
     model = build(run.architecture, train.length)
     start = time.perf_counter()
-    history = fit(model, train, valid, epochs=settings.epochs, patience=settings.patience,
-                  batch_size=settings.batch_size, lr=settings.lr, progress=False)
+    # A sweep's table already says whether a run converged (best_epoch against epochs), so
+    # fit's NotConvergedWarning would only repeat it once per run.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotConvergedWarning)
+        history = fit(model, train, valid, epochs=settings.epochs, patience=settings.patience,
+                      batch_size=settings.batch_size, lr=settings.lr, progress=False)
     result = evaluate(model, test)
     kind = _check_dataset(run.dataset)[0]
     return {
@@ -191,6 +198,26 @@ def _read(path: Path) -> pd.DataFrame:
     return table
 
 
+def _done(table: pd.DataFrame) -> set[tuple]:
+    """The runs in a results table, as ``(architecture, dataset, n_train, seed)`` tuples."""
+    return set(map(tuple, table[KEY].astype({"n_train": int, "seed": int}).values.tolist()))
+
+
+def _append(out: Path, row: dict) -> pd.DataFrame:
+    """Add one finished run to the CSV ``out`` (unless another sweep already did); returns the table.
+
+    The CSV is read again under a lock, so rows that concurrent sweeps added
+    since are kept, and replaced atomically, so it is never half-written.
+    """
+    with locked(out.with_name(f".{out.name}.lock")):
+        table = _read(out)
+        if (row["architecture"], row["dataset"], int(row["n_train"]), int(row["seed"])) not in _done(table):
+            new = pd.DataFrame([row], columns=COLUMNS)
+            table = pd.concat([table, new], ignore_index=True) if len(table) else new
+            atomic_write_text(out, table.to_csv(index=False))
+    return table
+
+
 def sweep(runs, out, *, executor: Executor | None = None, settings: Settings = Settings(),
           max_workers: int | None = None, progress: bool = True) -> pd.DataFrame:
     """Run every :class:`Run` not yet in the CSV ``out`` and return the whole table.
@@ -200,8 +227,9 @@ def sweep(runs, out, *, executor: Executor | None = None, settings: Settings = S
     runs : list of Run
         E.g. from :func:`grid`.
     out : path
-        The results CSV: read first (finished runs are skipped), rewritten
-        atomically after every finished run.
+        The results CSV: read first (finished runs are skipped), one row added
+        after every finished run (under a lock, atomically: other sweeps on the
+        same file keep their rows). The table returned holds theirs too.
     executor : concurrent.futures.Executor, optional
         Where runs execute (e.g. ``dask.distributed.Client.get_executor()``).
         Default: a local process pool of ``max_workers`` processes (default:
@@ -214,7 +242,7 @@ def sweep(runs, out, *, executor: Executor | None = None, settings: Settings = S
 
     out = Path(out)
     table = _read(out)
-    done = set(map(tuple, table[KEY].astype({"n_train": int, "seed": int}).values.tolist()))
+    done = _done(table)
     todo = [r for r in runs if (r.architecture, r.dataset, r.n_train, r.seed) not in done]
     pools = {}
     for r in runs:
@@ -227,14 +255,11 @@ def sweep(runs, out, *, executor: Executor | None = None, settings: Settings = S
 
         workers = max_workers or max(1, (os.cpu_count() or 1) // settings.threads)
         executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    rows = table.to_dict("records")
     try:
         futures = [executor.submit(run_one, r, settings, pools[r.dataset]) for r in todo]
         bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
         for future in as_completed(futures):
-            rows.append(future.result())
-            table = pd.DataFrame(rows, columns=COLUMNS)
-            atomic_write_text(out, table.to_csv(index=False))
+            table = _append(out, future.result())
             bar.update()
         bar.close()
     finally:
@@ -288,6 +313,9 @@ def plot_auc_vs_size(table: pd.DataFrame, ax=None):
         line, = ax.plot(stats.index, stats["median"], "o-", label=arch)
         ax.fill_between(stats.index, stats["min"], stats["max"], color=line.get_color(), alpha=0.2)
     ax.set_xscale("log")
+    sizes = sorted(set(table["n_train"]))
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])  # the sizes run, not crowded log-scale minor labels
+    ax.minorticks_off()
     ax.set_xlabel("training sequences")
     ax.set_ylabel("test AUC (median, range over seeds)")
     ax.legend(fontsize="small")

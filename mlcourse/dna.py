@@ -25,6 +25,7 @@ __all__ = [
     "dinucleotide_counts",
     "kmers",
     "kmer_counts",
+    "MAX_TABLE_BYTES",
 ]
 
 ALPHABET = "ACGT"
@@ -52,9 +53,7 @@ def validate(seqs: str | Iterable[str], *, same_length: bool = True) -> list[str
         the sequence index and the position), or ragged lengths when
         ``same_length`` is true.
     """
-    if isinstance(seqs, str):
-        seqs = [seqs]
-    seqs = list(seqs)
+    seqs = _as_list(seqs, "seqs")
     if not seqs:
         raise ValueError("no sequences given: expected a DNA string or a non-empty list of them")
     out = []
@@ -64,8 +63,9 @@ def validate(seqs: str | Iterable[str], *, same_length: bool = True) -> list[str
         upper = seq.upper()
         if not _DNA.fullmatch(upper):
             bad = next(p for p, c in enumerate(upper) if c not in "ACGTN")
+            rna = "; U is RNA: write T for DNA" if upper[bad] == "U" else ""
             raise ValueError(
-                f"sequence {i} has {seq[bad]!r} at position {bad}: only A, C, G, T and N are DNA bases"
+                f"sequence {i} has {seq[bad]!r} at position {bad}: only A, C, G, T and N are DNA bases{rna}"
             )
         if not upper:
             raise ValueError(f"sequence {i} is empty")
@@ -80,6 +80,21 @@ def validate(seqs: str | Iterable[str], *, same_length: bool = True) -> list[str
                 f"is {len(out[j])} bp; pad or trim them to one length first"
             )
     return out
+
+
+def _as_list(seqs, name: str) -> list:
+    """A DNA string or an ordered collection of them as a list; ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(seqs, str):
+        return [seqs]
+    if isinstance(seqs, np.ndarray) and seqs.ndim == 0:
+        raise ValueError(f"{name} is a 0-d array ({seqs!r:.60}): pass a string or a 1-d list of strings")
+    if isinstance(seqs, (bytes, bytearray)):
+        raise ValueError(f"{name} is {type(seqs).__name__}, not a string: decode it first, e.g. {name}.decode('ascii')")
+    if isinstance(seqs, (dict, set, frozenset, torch.Tensor)) or not isinstance(seqs, Iterable):
+        what = ("None" if seqs is None else "a one-hot tensor (dna.decode turns it into strings)"
+                if isinstance(seqs, torch.Tensor) else f"{type(seqs).__name__} {seqs!r:.40}")
+        raise ValueError(f"{name} must be a DNA string or a list of DNA strings, got {what}")
+    return list(seqs)
 
 
 def one_hot(seqs: str | Iterable[str]) -> torch.Tensor:
@@ -111,10 +126,14 @@ def decode(X) -> list[str]:
     Always returns a list.
     """
     X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"X must be a numeric one-hot array (N, 4, L), got an array of {X.dtype}")
     if X.ndim == 2:
         X = X[None]
     if X.ndim != 3 or X.shape[1] != 4:
-        raise ValueError(f"expected one-hot DNA of shape (N, 4, L) or (4, L), got {tuple(X.shape)}")
+        raise ValueError(f"X: expected one-hot DNA of shape (N, 4, L) or (4, L), got {tuple(X.shape)}")
+    if not np.isfinite(X).all():
+        raise ValueError(f"X has a NaN or infinite value at index {np.argwhere(~np.isfinite(X))[0].tolist()}")
     letters = np.array(list(ALPHABET + "N"))
     idx = np.where(np.abs(X).sum(axis=1) > 0, X.argmax(axis=1), 4)
     return ["".join(row) for row in letters[idx]]
@@ -124,14 +143,34 @@ def reverse_complement(seq):
     """Reverse complement of a string, a list of strings, or a one-hot tensor ``(..., 4, L)``.
 
     For one-hot input the ACGT rows are reversed (A<->T, C<->G) and so are the positions.
+    Strings keep their case and may hold ``-`` gaps (as SIS patterns do); any other
+    letter (``U`` included) is a ``ValueError`` naming the sequence and position.
     """
     if isinstance(seq, str):
-        return seq.translate(_COMPLEMENT)[::-1]
-    if isinstance(seq, torch.Tensor):
-        return seq.flip(dims=(-2, -1))
-    if isinstance(seq, np.ndarray):
-        return seq[..., ::-1, ::-1].copy()
-    return [reverse_complement(s) for s in seq]
+        return _complement(seq, 0)
+    if isinstance(seq, (torch.Tensor, np.ndarray)) and (seq.dtype.kind != "U" if isinstance(seq, np.ndarray)
+                                                        else True):
+        if seq.ndim < 2 or seq.shape[-2] != 4:
+            raise ValueError(f"seq: expected one-hot DNA of shape (..., 4, L), got {tuple(seq.shape)}")
+        return seq.flip(dims=(-2, -1)) if isinstance(seq, torch.Tensor) else seq[..., ::-1, ::-1].copy()
+    seqs = _as_list(seq, "seq")
+    if not seqs:
+        raise ValueError("seq: no sequences given: expected a DNA string or a non-empty list of them")
+    return [_complement(s, i) for i, s in enumerate(seqs)]
+
+
+def _complement(seq, i: int) -> str:
+    """The reverse complement of one string of ``ACGTN`` (any case) and ``-`` gaps (SIS patterns)."""
+    if not isinstance(seq, str):
+        raise ValueError(f"sequence {i} is a {type(seq).__name__}, not a string: {seq!r:.60}")
+    bad = next((p for p, c in enumerate(seq) if c not in "ACGTNacgtn-"), None)
+    if bad is not None:
+        rna = "; U is RNA: write T for DNA" if seq[bad] in "Uu" else ""
+        raise ValueError(
+            f"sequence {i} has {seq[bad]!r} at position {bad}: only A, C, G, T, N and - (a gap) can be "
+            f"reverse-complemented{rna}"
+        )
+    return seq.translate(_COMPLEMENT)[::-1]
 
 
 def dinucleotide_shuffle(seq: str, rng=None) -> str:
@@ -160,6 +199,11 @@ def dinucleotide_shuffle(seq: str, rng=None) -> str:
     str
         A sequence of the same length, first and last base, and dinucleotide counts.
     """
+    if not isinstance(seq, str):
+        raise ValueError(
+            f"seq must be one DNA string, got {type(seq).__name__}; shuffle a list with "
+            "[dinucleotide_shuffle(s, rng) for s in seqs]"
+        )
     seq = validate(seq)[0]
     rng = as_rng(rng)
     if len(seq) <= 2:
@@ -199,31 +243,69 @@ def _leads_to(v: str, end: str, last: dict[str, str]) -> bool:
 
 
 def dinucleotide_counts(seq: str) -> dict[str, int]:
-    """Counts of each overlapping dinucleotide in ``seq`` (only those present)."""
+    """Counts of each overlapping dinucleotide in ``seq`` (only those present; upper case)."""
+    if not isinstance(seq, str):
+        raise ValueError(f"seq must be one DNA string, got {type(seq).__name__}")
+    seq = validate(seq)[0]
     counts: dict[str, int] = {}
     for i in range(len(seq) - 1):
         counts[seq[i : i + 2]] = counts.get(seq[i : i + 2], 0) + 1
     return counts
 
 
+MAX_TABLE_BYTES = 2**30
+"""The largest k-mer table (or word list) :func:`kmers` and :func:`kmer_counts` build: 1 GiB."""
+
+
+def _check_k(k) -> int:
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be at least 1, got {k!r}")
+    return int(k)
+
+
+def _refuse_large(what: str, n_bytes: int, k: int) -> None:
+    if n_bytes > MAX_TABLE_BYTES:
+        raise ValueError(
+            f"{what} for k={k} would need {n_bytes / 2**30:,.1f} GiB (4**{k} = {4**k:,} words), more than "
+            f"the {MAX_TABLE_BYTES / 2**30:g} GiB limit (dna.MAX_TABLE_BYTES): use a smaller k"
+        )
+
+
 def kmers(k: int) -> list[str]:
-    """All ``4**k`` DNA words of length ``k`` in lexicographic (ACGT) order."""
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+    """All ``4**k`` DNA words of length ``k`` in lexicographic (ACGT) order.
+
+    Raises ``ValueError`` for ``k < 1`` and for a list larger than :data:`MAX_TABLE_BYTES`.
+    """
+    k = _check_k(k)
+    _refuse_large("the list of words", 4**k * (k + 57), k)  # a short str takes 49 + k bytes, plus its pointer
     return ["".join(p) for p in product(ALPHABET, repeat=k)]
 
 
 def kmer_counts(seqs: str | Sequence[str], k: int) -> np.ndarray:
     """Count overlapping k-mers: an ``(N, 4**k)`` integer array, columns as :func:`kmers` orders them.
 
-    Words containing ``N`` are not counted.
+    Words containing ``N`` are not counted. A word's column is its base-4 number
+    (A=0, C=1, G=2, T=3, first base most significant).
+
+    Raises
+    ------
+    ValueError
+        For bad sequences, ``k < 1``, or a table larger than :data:`MAX_TABLE_BYTES`
+        (the message says how much it would need).
     """
     seqs = validate(seqs, same_length=False)
-    index = {w: i for i, w in enumerate(kmers(k))}
-    counts = np.zeros((len(seqs), len(index)), dtype=np.int64)
+    k = _check_k(k)
+    _refuse_large(f"a table of {len(seqs):,} x 4**{k} counts", len(seqs) * 4**k * 8, k)
+    lookup = np.full(256, -1, dtype=np.int64)
+    for base, i in _INDEX.items():
+        lookup[ord(base)] = i
+    powers = 4 ** np.arange(k - 1, -1, -1, dtype=np.int64)
+    counts = np.zeros((len(seqs), 4**k), dtype=np.int64)
     for n, seq in enumerate(seqs):
-        for i in range(len(seq) - k + 1):
-            j = index.get(seq[i : i + k])
-            if j is not None:
-                counts[n, j] += 1
+        if len(seq) < k:
+            continue
+        codes = lookup[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
+        windows = np.lib.stride_tricks.sliding_window_view(codes, k)
+        words = windows[(windows >= 0).all(axis=1)] @ powers
+        counts[n] = np.bincount(words, minlength=4**k)
     return counts

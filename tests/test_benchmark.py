@@ -1,6 +1,8 @@
-"""Sweeps: the grid, resuming after a crash, Dask, the CLI, medians and plots."""
+"""Sweeps: the grid, resuming after a crash, concurrent sweeps on one table, Dask, the CLI, medians, plots."""
 
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import asdict
 
 import pandas as pd
 import pytest
@@ -37,6 +39,39 @@ class CountingExecutor(ThreadPoolExecutor):
 
 def _crash():
     raise RuntimeError("worker killed")
+
+
+class InstantExecutor(Executor):
+    """Runs nothing: each submitted run finishes at once with a made-up row (to test the recording)."""
+
+    def submit(self, fn, run, *args):
+        future = Future()
+        future.set_result({**asdict(run), "task": "discovery", "auc": 0.5 + run.seed / 1000, "pr_auc": 0.5,
+                           "epochs": 1, "best_epoch": 1, "seconds": 0.0, "finished": "now"})
+        return future
+
+
+def _instant_sweep(out, seeds):
+    sweep(grid(["1layer", "2layer"], ["discovery:MAFF"], [60], seeds=seeds), out,
+          executor=InstantExecutor(), progress=False)
+
+
+def test_two_concurrent_sweeps_on_one_table_keep_every_finished_run(tmp_path):
+    """Two processes sweep 40 runs each into one CSV at the same time: all 80 rows end up there, once."""
+    out = tmp_path / "shared.csv"
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    sweeps = [context.Process(target=_instant_sweep, args=(out, range(k, 40, 2))) for k in (0, 1)]
+    for process in sweeps:
+        process.start()
+    for process in sweeps:
+        process.join()
+    assert [p.exitcode for p in sweeps] == [0, 0]
+    table = pd.read_csv(out)
+    assert len(table) == 80 and not table.duplicated(["architecture", "seed"]).any()
+    assert sorted(set(table["seed"])) == list(range(40))
+    table = sweep(grid(["1layer"], ["discovery:MAFF"], [60], seeds=[3, 99]), out,
+                  executor=InstantExecutor(), progress=False)  # one new run; the other is there already
+    assert len(table) == 81 and len(pd.read_csv(out)) == 81
 
 
 def test_grid_is_every_combination():

@@ -138,13 +138,23 @@ def test_dna_grad_cam_lands_on_the_planted_site():
     model = motif_detector(motif)
     heat = cam.grad_cam(model, x, layer=model[1])
     assert heat.shape == (1, 78) and heat[0].argmax() == 70
-    aligned = cam.to_input(model, x, heat, layer=model[1])[0]
+    placed = cam.to_input(model, x, heat, layer=model[1])[0]  # default: on the window's centre
+    assert int(placed.argmax()) == 70 + 11 and placed.sum() == pytest.approx(placed[81].item())
+    aligned = cam.to_input(model, x, heat, layer=model[1], mode="window")[0]
     assert (aligned[70:94] > 0).all() and aligned.sum() == pytest.approx(aligned[70:94].sum())
     centre = float((aligned * torch.arange(101)).sum() / aligned.sum())
     assert centre == pytest.approx(81.5, abs=0.5)
     # stretching 78 positions over 101 bases, as image code does, misplaces the evidence
     stretched = cam.to_input(model, x, heat, layer=model[1], mode="nearest")[0]
     assert float((stretched * torch.arange(101)).sum() / stretched.sum()) > 88
+
+
+def test_centre_placement_shares_each_value_over_the_stride_around_the_window_centre():
+    fields = np.array([[0, 5], [3, 8], [6, 11]])  # a layer with stride 3 and 5-base windows
+    placed = cam.centre_on_input(torch.tensor([[3.0, 6.0, 9.0]]), fields, 12)
+    assert placed.tolist() == [[0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 0, 0]]
+    with pytest.raises(ValueError, match="do not match"):
+        cam.centre_on_input(torch.ones(1, 2), fields, 12)
 
 
 def test_one_layer_only():

@@ -11,7 +11,15 @@ import pytest
 
 from mlcourse.cli import main
 from mlcourse.datasets import fetch as fetch_module
-from mlcourse.datasets.fetch import DATASETS, REGISTRY, Remote, fetch, path_if_cached, require
+from mlcourse.datasets.fetch import (
+    DATASETS,
+    REGISTRY,
+    CorruptFileWarning,
+    Remote,
+    fetch,
+    path_if_cached,
+    require,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "zeng_ctcf/valid.target"
@@ -84,11 +92,59 @@ def test_a_checksum_mismatch_keeps_nothing(cache, folder_mirror):
     assert _leftovers(cache) == []
 
 
-def test_a_corrupt_cached_file_is_removed_and_fetched_again(cache, folder_mirror):
+def test_a_corrupt_cached_file_is_kept_named_then_moved_aside_and_fetched_again(cache, folder_mirror, capsys):
     path = fetch(KEY)
-    path.write_bytes(b"garbage")
-    assert path_if_cached(KEY) is None and not path.exists()
-    assert fetch(KEY).read_bytes() == CONTENT
+    path.write_bytes(b"my own data")  # e.g. MLCOURSE_DATA points at a folder of the user's files
+    with pytest.warns(CorruptFileWarning, match=r"valid.target fails its checksum: expected sha256:\w+, "
+                      r"the file has sha256:\w+ \(11 bytes\); it is left .*`mlcourse fetch zeng_ctcf`"):
+        assert path_if_cached(KEY) is None
+    assert path.read_bytes() == b"my own data"  # not deleted
+    assert main(["fetch", "--list"]) == 0  # the CLI prints the warning as a line of its own
+    out = capsys.readouterr().out
+    assert "CORRUPT" in out and "warning: " in out and "valid.target fails its checksum" in out
+    assert path.read_bytes() == b"my own data"
+    with pytest.warns(CorruptFileWarning, match="moved aside to .*valid.target.corrupt .*fetching it again"):
+        assert fetch(KEY).read_bytes() == CONTENT
+    assert (cache / "zeng_ctcf" / "valid.target.corrupt").read_bytes() == b"my own data"
+    path.write_bytes(b"again")
+    assert main(["fetch", KEY]) == 0
+    assert "warning: " in capsys.readouterr().out and path.read_bytes() == CONTENT
+    assert (cache / "zeng_ctcf" / "valid.target.corrupt-2").read_bytes() == b"again"
+
+
+def test_a_corrupt_file_without_a_mirror_is_an_error_that_keeps_it(cache):
+    (cache / "zeng_ctcf").mkdir(parents=True)
+    (cache / KEY).write_bytes(b"garbage")
+    with pytest.warns(CorruptFileWarning), \
+            pytest.raises(ValueError, match=r"fails its checksum: expected sha256:.*it was kept. Run `mlcourse fetch"):
+        require(KEY)
+    assert (cache / KEY).read_bytes() == b"garbage"
+
+
+def test_threads_fetching_one_file_all_get_it(cache, folder_mirror):
+    results, errors = [], []
+
+    def get():
+        try:
+            results.append(fetch(KEY, progress=False).read_bytes())
+        except Exception as err:  # noqa: BLE001 (collected for the assertion)
+            errors.append(err)
+
+    threads = [threading.Thread(target=get) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and results == [CONTENT] * 6
+    assert _leftovers(cache) == ["zeng_ctcf", KEY]
+
+
+def test_an_unusable_cache_folder_is_a_clear_error(tmp_path, folder_mirror, monkeypatch, capsys):
+    monkeypatch.setenv("MLCOURSE_DATA", "/dev/null/x")
+    assert main(["fetch", "--list"]) == 0
+    assert main(["fetch", KEY]) == 2
+    err = capsys.readouterr().err
+    assert "the data cache /dev/null/x cannot be created" in err and "set MLCOURSE_DATA" in err
 
 
 def test_corrupt_gzip_from_the_mirror_is_rejected(tmp_path, monkeypatch):

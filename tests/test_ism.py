@@ -149,3 +149,26 @@ def test_edit_scores_with_arbitrary_columns_equal_full_forward_passes(name, one_
                     edited[0, :, p] = new[k, i, :, p]
                     want = model(edited)[0] if where[i, p] else ref[i]
                     assert abs(float(got[k, i, p] - want)) < 1e-5, (name, k, i, p)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_element_budget_splits_chunks_and_keeps_the_result(name, one_thread, monkeypatch):
+    """A tiny activation budget forces one sequence per chunk: the engine still equals the plain path."""
+    from mlcourse.interpret import engines
+
+    torch.manual_seed(2)
+    length = max(40, min_length(name))
+    model = build(name, length).eval()
+    X = random_dna(5, length, seed=3)
+    plain = saturation_mutagenesis(model, X, fast=False)
+    chunks = []
+    chunk = engines._LocalPlan._chunk
+    monkeypatch.setattr(engines._LocalPlan, "_chunk", lambda self, x, ref: chunks.append(len(x)) or chunk(self, x, ref))
+    whole = saturation_mutagenesis(model, X, fast=True)
+    assert chunks == [5]
+    chunks.clear()
+    monkeypatch.setattr(engines._LocalPlan, "ELEMENTS", 1)
+    split = saturation_mutagenesis(model, X, fast=True)
+    assert chunks == [1] * 5
+    assert torch.allclose(split, whole, atol=1e-6)  # other batch shapes: float rounding only
+    assert torch.allclose(split, plain, atol=1e-5), (name, (split - plain).abs().max())

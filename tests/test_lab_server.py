@@ -1,7 +1,9 @@
 """`make lab` really serves the course: the same command, headless, answers with a token and
 refuses without one. Also checks the `mlcourse` command line."""
 
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -36,11 +38,20 @@ def test_make_lab_uses_the_cli():
     assert "mlcourse lab" in make_lab.stdout
 
 
-def test_lab_serves_with_token_only(tmp_path):
+def page_config(port: int, token: str) -> dict:
+    """The page config JupyterLab sends to the browser (the JSON in its ``jupyter-config-data`` script)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}", timeout=10) as response:
+        html = response.read().decode()
+    data = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', html, re.S)
+    assert data, "the lab page has no jupyter-config-data"
+    return json.loads(data.group(1))
+
+
+def test_lab_serves_with_token_only_and_hides_instructor_menus(tmp_path):
     port, token = free_port(), "course-test-token"
     cmd = cli.lab_command(ROOT, port=port, open_browser=False)
     assert "--ServerApp.ip=127.0.0.1" in cmd
-    env = dict(os.environ, JUPYTER_TOKEN=token, JUPYTER_RUNTIME_DIR=str(tmp_path))
+    env = dict(cli.lab_environment(ROOT), JUPYTER_TOKEN=token, JUPYTER_RUNTIME_DIR=str(tmp_path))
     server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 90
@@ -56,6 +67,11 @@ def test_lab_serves_with_token_only(tmp_path):
         assert code == 200, f"/api/status with the token answered {code}"
         assert status(port, None) == 403
         assert status(port, "wrong-token") == 403
+        disabled = page_config(port, token)["disabledExtensions"]
+        for plugin in ["@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:formgrader",
+                       "@jupyter/nbgrader:menu", "@jupyterlab/apputils-extension:announcements"]:
+            assert plugin in disabled, f"{plugin} is shown to students"
+        assert "@jupyter/nbgrader:validate-assignment" not in disabled  # students may validate
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -75,3 +91,11 @@ def test_course_root_error_names_the_folder(tmp_path):
         assert str(tmp_path) in str(err) and "lectures" in str(err)
     else:
         raise AssertionError("course_root found a course in an empty folder")
+
+
+def test_instructors_keep_nbgrader_and_users_keep_their_config(tmp_path):
+    env = cli.lab_environment(tmp_path, instructor=True, environ={"JUPYTER_CONFIG_PATH": "/my/config"})
+    first, mine = env["JUPYTER_CONFIG_PATH"].split(os.pathsep)
+    assert mine == "/my/config" and first == str(tmp_path / "build" / "jupyter")
+    page = json.loads((tmp_path / "build" / "jupyter" / "labconfig" / "page_config.json").read_text())
+    assert list(page["disabledExtensions"]) == ["@jupyterlab/apputils-extension:announcements"]

@@ -74,8 +74,8 @@ WRONG = [
      "def apply_variant(seq, pos, ref, alt):\n    return seq[:pos] + alt + seq[pos + 1:]",
      "must raise a ValueError"),
     ("04_grad_cam", "upsample_tests",
-     "def upsample(cam, length):\n    return F.interpolate(cam[:, None], size=length, mode='nearest')[:, 0]",
-     "linear interpolation of \\[0, 1, 0\\] to 6 values is wrong"),
+     "def place_on_bases(maps, width, length):\n    return torch.nn.functional.pad(maps, (0, length - maps.shape[1]))",
+     "width 3: position 1 sees bases 1-3, so its value belongs on base 2"),
 ]
 
 

@@ -16,7 +16,7 @@ import mlcourse
 PACKAGE = Path(mlcourse.__file__).parent
 
 LAYERS = [
-    ["config", "files"],
+    ["config", "files", "findings"],
     ["dna"],
     ["motifs"],
     ["datasets"],

@@ -37,6 +37,23 @@ def test_dna_ascent_recovers_the_planted_jaspar_motif():
     assert best.name == "MAFF" and alignment.score > 0.9
 
 
+def test_near_one_hot_starts_wake_filters_that_are_silent_on_blurred_pwms():
+    """A detector whose filters fire only on good MAFF matches, like a trained model's filters.
+
+    From blurred starts (std 1) no filter fires, no gradient flows and the score
+    stays at the bias; from the default near-one-hot starts some start already
+    fires, and the ascent recovers MAFF.
+    """
+    maff = motifs.jaspar("MAFF")
+    detector = compare.motif_detector(maff, threshold=0.1)
+    blurred = maximize.dna_class_pwm(detector, 101, steps=100, starts=16, init_scale=1.0)
+    assert blurred.scores[-1] == pytest.approx(blurred.scores[0])  # stuck: no gradient at all
+    run = maximize.dna_class_pwm(detector, 101, steps=100)
+    assert run.scores[-1] > blurred.scores[-1] + 5
+    found, _ = maximize.motif_from_pwm(run.final, maff.width)
+    assert motifs.similarity(found, maff).score > 0.9
+
+
 def test_motif_from_pwm_finds_the_informative_window():
     pwm = np.full((4, 30), 0.25)
     pwm[:, 12:18] = np.eye(4)[[0, 1, 2, 3, 0, 1]].T * 0.97 + 0.01

@@ -71,15 +71,32 @@ def test_idx_files_in_torchvision_cache_layout_are_read_exactly(no_sources, monk
 
 
 def test_only_a_test_set_gives_embedded_train_and_that_test(no_sources):
-    folder = no_sources / "t10k"
-    folder.mkdir()
+    folder = no_sources / "cache" / "MNIST" / "raw"
+    folder.mkdir(parents=True)
     test_x, test_y = tiny_digits(7, 2)
     write_idx(folder / "t10k-images-idx3-ubyte.gz", test_x, True)
     write_idx(folder / "t10k-labels-idx1-ubyte.gz", test_y, True)
-    data = load_mnist(root=folder)
+    data = load_mnist()
     assert len(data.train_y) == 5000 and data.train_y.bincount().tolist() == [500] * 10
     assert data.test_y.tolist() == test_y.tolist()
     assert "embedded" in data.source and str(folder) in data.source
+
+
+def test_an_explicit_root_is_the_only_source(no_sources):
+    with pytest.raises(ValueError, match="root='/nonexistent/mnist' is not a folder"):
+        load_mnist(root="/nonexistent/mnist")
+    folder = no_sources / "mine"
+    folder.mkdir()
+    test_x, test_y = tiny_digits(7, 2)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", test_x, True)
+    write_idx(folder / "t10k-labels-idx1-ubyte", test_y, False)
+    with pytest.raises(ValueError, match="has no train-images-idx3-ubyte, train-labels-idx1-ubyte"):
+        load_mnist(root=folder)  # no silent fall-back to the embedded training digits
+    train_x, train_y = tiny_digits(9, 3)
+    write_idx(folder / "train-images-idx3-ubyte", train_x, False)
+    write_idx(folder / "train-labels-idx1-ubyte", train_y, False)
+    data = load_mnist(root=folder)
+    assert data.train_y.tolist() == train_y.tolist() and str(folder) in data.source
 
 
 def test_real_10k_test_set_from_the_mirror(mirror, monkeypatch, tmp_path):

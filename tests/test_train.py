@@ -9,6 +9,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 import mlcourse
+import mlcourse.dna
 from mlcourse.datasets.simulate import motif_discovery
 from mlcourse.models.zeng import build
 from mlcourse.train import (
@@ -173,3 +174,80 @@ def test_bad_arguments(planted):
     with pytest.raises(ValueError, match=r"expects one-hot DNA of shape \(N, 4, 101\)"):
         fit(build("1layer"), (torch.zeros(6, 4, 50), torch.tensor([0, 1] * 3)), None, epochs=1,
             progress=False)
+
+
+def _tiny():
+    mlcourse.setup(0, verbose=False)
+    return nn.Sequential(nn.Flatten(), nn.Linear(8, 1))
+
+
+def test_nan_and_inf_inputs_are_refused_naming_the_tensor_row_and_value():
+    X, y = torch.rand(10, 4, 2), torch.tensor([0.0, 1.0] * 5)
+    X[3, 1, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"training data X has nan at row 3 \(index \[3, 1, 0\]\)"):
+        fit(_tiny(), (X, y), epochs=1, progress=False)
+    X[3, 1, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"validation data X has inf at row 3"):
+        fit(_tiny(), (torch.rand(10, 4, 2), y), (X, y), epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"X has inf at row 3"):
+        predict(_tiny(), X)
+    with pytest.raises(ValueError, match=r"evaluation data X has inf at row 3"):
+        evaluate(_tiny(), (X, y))
+    with pytest.raises(ValueError, match=r"training data labels y has nan at row 2"):
+        fit(_tiny(), (torch.rand(4, 4, 2), torch.tensor([0, 1, float("nan"), 1])), epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([0, 2] * 5, r"label 2 at row 1 is not 0 or 1; more than two classes need task='multiclass'"),
+    ([-1, 1] * 5, r"label -1 at row 0 is not 0 or 1 \(-1/1 labels become 0/1 with \(y \+ 1\) / 2\)"),
+    ([0, 0.5] * 5, r"label 0.5 at row 1 is not 0 or 1"),
+])
+def test_binary_labels_outside_0_1_are_refused(labels, message):
+    with pytest.raises(ValueError, match="training data labels y: " + message):
+        fit(_tiny(), (torch.rand(10, 4, 2), torch.tensor(labels)), epochs=1, progress=False)
+    with pytest.raises(ValueError, match=message):
+        binary_metrics(labels, np.arange(10.0))
+
+
+def test_multiclass_labels_must_be_class_numbers_the_model_has():
+    X = torch.rand(6, 8)
+    model = nn.Linear(8, 3)
+    with pytest.raises(ValueError, match=r"label 3 at row 4, but the model gives 3 class scores \(labels 0..2\)"):
+        fit(model, (X, torch.tensor([0, 1, 2, 0, 3, 1])), task="multiclass", epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"label -1 at row 0 is not a class number"):
+        evaluate(model, (X, torch.tensor([-1, 1, 2, 0, 1, 1])), task="multiclass")
+    with pytest.raises(ValueError, match=r"label 1.5 at row 1 is not a class number"):
+        fit(model, (X, torch.tensor([0, 1.5, 2, 0, 1, 1])), task="multiclass", epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"task='binary' needs one logit per example, the model gives \(2, 3\)"):
+        fit(model, (X, torch.tensor([0, 1] * 3)), epochs=1, progress=False)
+
+
+def test_dtypes_are_converted_or_named():
+    dna = mlcourse.dna.one_hot(["ACGTACGT", "TTTTACGT"] * 4)
+    y = torch.tensor([1, 0] * 4)
+    model = _tiny()
+    model[1] = nn.Linear(32, 1)
+    history = fit(model, (dna.long(), y), epochs=1, progress=False)  # int64 one-hot: made float32
+    assert np.isfinite(history.train_loss).all()
+    assert np.allclose(predict(model, dna.double()), predict(model, dna), atol=1e-6)  # float64: converted
+    assert np.allclose(predict(model, dna.bool()), predict(model, dna))
+    with pytest.raises(ValueError, match=r"X holds torch.uint8 values up to 255: convert it to float first"):
+        predict(model, torch.full((2, 4, 8), 255, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"X must be numbers .* got an array of <U8; DNA strings .*one_hot"):
+        predict(model, ["ACGTACGT"])
+    with pytest.raises(ValueError, match=r"the model cannot take X of dtype torch.int64 and shape \(2, 8\)"):
+        predict(nn.Linear(8, 1), torch.ones(2, 8, dtype=torch.long))
+
+
+def test_diverging_training_is_an_error_not_a_nan_history():
+    X = torch.randn(64, 8) * 1e3
+    y = torch.randn(64) * 1e3
+    with pytest.raises(ValueError, match=r"training loss became (nan|inf) at epoch \d+.*smaller lr \(now 1e\+30\)"):
+        fit(nn.Linear(8, 1), (X, y), task="regression", epochs=5, lr=1e30, progress=False)
+
+
+def test_save_to_a_folder_names_it(tmp_path):
+    with pytest.raises(ValueError, match=r"is a folder: save to a file in it, e.g. .*model.pt"):
+        save(build("1layer"), tmp_path)
+    with pytest.raises(ValueError, match="cannot write /dev/null/x/m.pt"):
+        save(build("1layer"), "/dev/null/x/m.pt")

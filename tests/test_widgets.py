@@ -72,6 +72,19 @@ def test_sequence_explorer_mutation_moves_the_prediction_by_the_ism_value(cnn):
     assert explorer.state["sequence"] == seq
 
 
+def test_choosing_a_base_updates_the_readout_and_the_map_has_a_colour_bar(cnn):
+    seq = random_seq()
+    explorer = widgets.sequence_explorer(cnn, seq)
+    pos = 40
+    explorer.position.value = pos
+    new = next(base for base in "ACGT" if base != seq[pos])
+    explorer.base.value = new
+    change = explorer.state["ism"]["ACGT".index(new), pos]
+    assert f"{seq[pos]}&rarr;{new} would change it by <b>{change:+.3f}</b>" in explorer.readout.value
+    _, fig = explorer.compute()
+    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
+
+
 def test_sequence_explorer_shows_typing_errors_without_changing_state(cnn):
     seq = random_seq()
     explorer = widgets.sequence_explorer(cnn, seq)

@@ -106,6 +106,7 @@ def test_table_documents_all_nine():
 def test_receptive_field_matches_the_gradient_footprint(name, field):
     """Ground truth: the input positions that one last-conv unit's gradient touches."""
     assert receptive_field(name) == field
+    torch.manual_seed(0)  # fixed weights and input: a dead ReLU at the edge would shrink the footprint
     model = build(name)
     x = torch.rand(1, 4, 101, requires_grad=True)
     feature_map = model.last_conv(_up_to_last_conv(model, x))

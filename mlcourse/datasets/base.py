@@ -56,7 +56,10 @@ class SeqDataset:
 
     def __post_init__(self):
         self.seqs = validate(self.seqs) if len(self.seqs) else []  # empty: e.g. split(test=0)'s test part
-        self.y = np.asarray(self.y, dtype=np.float32).reshape(-1)
+        try:
+            self.y = np.asarray(self.y, dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.name}: labels y must be 0/1 numbers, got {self.y!r:.40}") from None
         if len(self.y) != len(self.seqs):
             raise ValueError(f"{self.name}: {len(self.seqs)} sequences but {len(self.y)} labels")
         bad = np.flatnonzero((self.y != 0) & (self.y != 1))

@@ -36,6 +36,7 @@ import numpy as np
 from mlcourse.datasets.base import SeqDataset
 from mlcourse.datasets.fetch import DATASETS, DEEPBIND_TFS, require
 from mlcourse.dna import as_rng, dinucleotide_shuffle
+from mlcourse.files import existing_file
 
 __all__ = [
     "read_fasta",
@@ -57,9 +58,7 @@ _DNA = re.compile("[ACGTNacgtn]+")
 
 def _lines(path) -> list[tuple[int, str]]:
     """Non-empty lines of a text file (gzip detected by its magic bytes) with 1-based numbers."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no such file: {path}")
+    path = existing_file(path)
     with open(path, "rb") as handle:
         gzipped = handle.read(2) == b"\x1f\x8b"
     try:
@@ -101,6 +100,19 @@ def _label(value: str, path, line: int) -> int:
     if value not in ("0", "1"):
         raise ValueError(f"{path}, line {line}: label {value!r} is not 0 or 1")
     return int(value)
+
+
+def _target(line: str, path, number: int) -> int:
+    """A ``.target`` line: ``1 0`` (bound) or ``0 1`` (shuffled), one-hot; a lone ``1`` or ``0`` also works."""
+    fields = line.split()
+    if fields in (["1", "0"], ["0", "1"]):
+        return int(fields[0])
+    if len(fields) == 1:
+        return _label(fields[0], path, number)
+    raise ValueError(
+        f"{path}, line {number}: target {line!r} is not '1 0' (bound) or '0 1' (shuffled): "
+        "each line must mark exactly one class"
+    )
 
 
 def _dataset(seqs, y, name, path) -> SeqDataset:
@@ -251,11 +263,11 @@ def read_peaks(path, length: int | None = None, negatives="shuffle", *, iupac: s
 def read_zeng_fasta(fasta, target, name: str | None = None) -> SeqDataset:
     """Read a FASTA file with its ``.target`` file (Keras-genomics / Zeng et al. 2016).
 
-    Target line ``k`` belongs to FASTA record ``k``; its first column is the
-    label (``1 0`` = bound, ``0 1`` = shuffled).
+    Target line ``k`` belongs to FASTA record ``k``: ``1 0`` = bound, ``0 1`` =
+    shuffled (a one-hot pair; ``1 1`` or ``0 0`` is an error naming the line).
     """
     _, seqs = read_fasta(fasta)
-    labels = [_label(line.split()[0], target, number) for number, line in _lines(target)]
+    labels = [_target(line, target, number) for number, line in _lines(target)]
     if len(labels) != len(seqs):
         raise ValueError(f"{fasta} has {len(seqs)} sequences but {target} has {len(labels)} labels")
     return _dataset(seqs, labels, name or Path(fasta).stem, fasta)

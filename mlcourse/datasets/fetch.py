@@ -13,14 +13,20 @@ under the same relative path as their registry key, e.g.
 same layout as the cache: a local folder (``/srv/mlcourse-data``) or a web
 address (``http://classroom.example/mlcourse``). Downloads are written to a
 temporary file, checked, then renamed: a wrong checksum leaves nothing behind.
+A cached file that fails its checksum (corrupt, or a user's own file in the
+cache folder) is never deleted: loaders leave it in place and warn
+(:class:`CorruptFileWarning`, naming the file, the expected hash and the
+command); ``mlcourse fetch`` renames it to ``NAME.corrupt`` and fetches it again.
 Downloading uses pooch's HTTP downloader (Uieda et al. 2020, JOSS 5:1943).
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,7 +35,8 @@ from urllib.parse import quote
 from mlcourse.config import cache_dir
 from mlcourse.files import atomic_path
 
-__all__ = ["Remote", "REGISTRY", "DATASETS", "DEEPBIND_TFS", "fetch", "path_if_cached", "require", "mirror", "add_cli"]
+__all__ = ["Remote", "REGISTRY", "DATASETS", "DEEPBIND_TFS", "CorruptFileWarning", "fetch", "path_if_cached",
+           "require", "mirror", "add_cli"]
 
 _KERAS_GENOMICS = "https://raw.githubusercontent.com/gifford-lab/Keras-genomics/master/example/"
 _DEEPBIND = "https://raw.githubusercontent.com/jisraeli/DeepBind/master/data/encode/"
@@ -141,6 +148,8 @@ def mirror() -> str | None:
 
 
 def _files(name: str) -> tuple[str, ...]:
+    if not isinstance(name, str):
+        raise ValueError(f"a data name must be a string such as 'zeng_ctcf', got {type(name).__name__} {name!r:.40}")
     if name in DATASETS:
         return DATASETS[name]
     if name in REGISTRY:
@@ -172,22 +181,53 @@ def _verified(path: Path, remote: Remote) -> bool:
     return _hash_ok(str(path), stat.st_mtime_ns, stat.st_size, remote.hashes)
 
 
+class CorruptFileWarning(UserWarning):
+    """A cached file fails its checksum; it is kept (or moved aside), never deleted."""
+
+
+def _mismatch(path: Path, remote: Remote) -> str:
+    """Which file fails its checksum, what was expected, what it is and how to fetch it again."""
+    import pooch
+
+    alg = remote.hashes[0].split(":")[0]
+    return (
+        f"{path} fails its checksum: expected {' or '.join(remote.hashes)}, the file has "
+        f"{alg}:{pooch.file_hash(str(path), alg=alg)} ({path.stat().st_size:,} bytes)"
+    )
+
+
 def _cached(key: str) -> Path | None:
-    """The cached file for ``key`` if it passes its checksum; a bad one is deleted."""
+    """The cached file for ``key`` if it passes its checksum; a corrupt one is kept, with a warning."""
     path = cache_dir() / key
     if not path.is_file():
         return None
     if _verified(path, REGISTRY[key]):
         return path
-    path.unlink()
+    warnings.warn(
+        f"{_mismatch(path, REGISTRY[key])}; it is left as it is and not used. "
+        f"`{_command(key)}` moves it aside (to {path.name}.corrupt) and fetches it again",
+        CorruptFileWarning, stacklevel=3,
+    )
     return None
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename a corrupt cached file to ``NAME.corrupt`` (``NAME.corrupt-2``, ... if taken)."""
+    aside, n = path.with_name(path.name + ".corrupt"), 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.corrupt-{n}")
+    os.replace(path, aside)
+    return aside
 
 
 def path_if_cached(name: str) -> Path | None:
     """Where a file (or every file of a dataset) is in the cache, or ``None`` if not all there.
 
     For a dataset name the folder holding its files is returned. Cached files
-    are checked against their checksums; a corrupt one is removed.
+    are checked against their checksums; a corrupt one counts as missing and is
+    left in place (a :class:`CorruptFileWarning` names it, the expected hash and
+    the command that fetches it again).
     """
     paths = [_cached(key) for key in _files(name)]
     if any(p is None for p in paths):
@@ -234,8 +274,22 @@ def _download(remote: Remote, target: Path, progress: bool) -> None:
                     f"the registered one (expected {' or '.join(remote.hashes)}); nothing was kept"
                 )
     finally:
-        if not any(target.parent.iterdir()):
-            target.parent.rmdir()  # leave no empty folder behind a failed download
+        with contextlib.suppress(OSError):  # another writer may have removed or filled it
+            if not any(target.parent.iterdir()):
+                target.parent.rmdir()  # leave no empty folder behind a failed download
+
+
+def _writable_cache() -> Path:
+    """The cache folder, created if need be; ``ValueError`` naming ``MLCOURSE_DATA`` when it cannot be."""
+    root = cache_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            f"the data cache {root} cannot be created ({err.strerror or err}); set MLCOURSE_DATA to a "
+            "folder you can write (default ~/.cache/mlcourse)"
+        ) from None
+    return root
 
 
 def fetch(name: str, *, progress: bool = True) -> Path:
@@ -258,14 +312,27 @@ def fetch(name: str, *, progress: bool = True) -> Path:
     ------
     ValueError
         Unknown name; no network and no cache (naming the file and the command);
-        a file missing from the mirror; a checksum mismatch (nothing is kept).
+        a file missing from the mirror; a checksum mismatch of the download (nothing
+        is kept); a cache folder that cannot be created (``MLCOURSE_DATA``).
+
+    Warns
+    -----
+    CorruptFileWarning
+        When a cached file fails its checksum: it is renamed to ``NAME.corrupt``
+        (never deleted) and fetched again.
     """
+    keys = _files(name)
     paths = []
-    for key in _files(name):
-        path = _cached(key)
-        if path is None:
-            path = cache_dir() / key
-            _download(REGISTRY[key], path, progress)
+    for key in keys:
+        path, remote = cache_dir() / key, REGISTRY[key]
+        if path.is_file() and not _verified(path, remote):
+            problem = _mismatch(path, remote)
+            aside = _move_aside(path)
+            warnings.warn(f"{problem}; moved aside to {aside} (nothing deleted); fetching it again",
+                          CorruptFileWarning, stacklevel=2)
+        if not path.is_file():
+            _writable_cache()
+            _download(remote, path, progress)
         paths.append(path)
     return paths[0] if name in REGISTRY else paths[0].parent
 
@@ -287,7 +354,14 @@ def require(name: str, download: bool = False) -> Path:
         return path
     if download or mirror():
         return fetch(name, progress=download)
-    missing = next(key for key in _files(name) if _cached(key) is None)
+    missing = next(key for key in _files(name) if not (cache_dir() / key).is_file()
+                   or not _verified(cache_dir() / key, REGISTRY[key]))
+    if (cache_dir() / missing).is_file():
+        raise ValueError(
+            f"{_mismatch(cache_dir() / missing, REGISTRY[missing])}; it was kept. Run "
+            f"`{_command(missing)}` (it moves the file aside and fetches it again), pass download=True, "
+            "or set MLCOURSE_MIRROR"
+        )
     raise ValueError(
         f"{missing} is not in the data cache {cache_dir()}: run `{_command(missing)}` once "
         "(it downloads and checks the file), pass download=True, or set MLCOURSE_MIRROR"
@@ -297,13 +371,26 @@ def require(name: str, download: bool = False) -> Path:
 def _fetch_command(args) -> int:
     if args.list or not args.names:
         print(f"cache: {cache_dir()}   mirror: {mirror() or '(none; upstream addresses)'}")
-        for dataset, keys in DATASETS.items():
-            status = "cached" if path_if_cached(dataset) else "-"
-            about = _DESCRIPTIONS.get(dataset, f"DeepBind ENCODE {dataset.split('_', 1)[1]}")
-            print(f"  {dataset:<17} {len(keys):>2} files  {status:<7} {about}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CorruptFileWarning)
+            for dataset, keys in DATASETS.items():
+                status = "cached" if path_if_cached(dataset) else "-"
+                if any(issubclass(w.category, CorruptFileWarning) and key in str(w.message)
+                       for w in caught for key in keys):
+                    status = "CORRUPT"
+                about = _DESCRIPTIONS.get(dataset, f"DeepBind ENCODE {dataset.split('_', 1)[1]}")
+                print(f"  {dataset:<17} {len(keys):>2} files  {status:<7} {about}")
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            print(f"warning: {message}")
         return 0
-    for name in args.names:
-        print(f"{name}: {fetch(name)}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CorruptFileWarning)
+        for name in args.names:
+            path = fetch(name)
+            for w in caught:
+                print(f"warning: {w.message}")
+            caught.clear()
+            print(f"{name}: {path}")
     return 0
 
 

@@ -2,10 +2,12 @@
 
 :func:`load_mnist` always returns one :class:`MNIST` object: images as float32
 tensors ``(N, 1, 28, 28)`` in ``[0, 1]``, labels as int64, and a ``source``
-string that says where the digits came from. Sources, best first:
+string that says where the digits came from. With ``root=FOLDER`` the four
+IDX files are read from that folder and nowhere else (a missing folder or file
+is an error). With ``root=None`` (the default), sources, best first:
 
 1. the full IDX files (``train-*`` and ``t10k-*``, gzipped or not) found in
-   ``root``, in torchvision's cache layout (``<cache>/MNIST/raw``), in the
+   torchvision's cache layout (``<cache>/MNIST/raw``), in the
    course cache (``mlcourse fetch mnist_train mnist_t10k``) or the class
    mirror ``$MLCOURSE_MIRROR``; ``download=True`` fetches them first;
 2. with only the official 10k test set at hand (e.g. ``$MLCOURSE_MIRROR/mnist_t10k``),
@@ -31,6 +33,7 @@ import torch
 from mlcourse.config import cache_dir
 from mlcourse.datasets import fetch
 from mlcourse.dna import as_rng
+from mlcourse.files import existing_file, existing_folder
 
 __all__ = ["MNIST", "load_mnist", "read_idx", "as_images", "IMAGE_SHAPE"]
 
@@ -112,7 +115,11 @@ def as_images(x, *, where: str = "images") -> torch.Tensor:
     ValueError
         If the shape is none of those, naming the shape and ``where`` it came from.
     """
-    x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
+    if not torch.is_tensor(x):
+        array = np.asarray(x) if not isinstance(x, (str, bytes, dict, set)) else np.asarray(None)
+        if array.dtype.kind not in "biuf":
+            raise ValueError(f"{where}: expected numbers (an array or tensor of pixels), got {type(x).__name__}")
+        x = torch.as_tensor(array)
     if x.ndim == 2 and x.shape[1] == 784:
         x = x.reshape(-1, *IMAGE_SHAPE)
     elif x.ndim == 3 and tuple(x.shape[1:]) == IMAGE_SHAPE[1:]:
@@ -123,6 +130,8 @@ def as_images(x, *, where: str = "images") -> torch.Tensor:
             f"got {tuple(x.shape)}"
         )
     x = x.to(torch.float32)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{where}: pixel values must be finite, found NaN or infinity")
     if x.numel() and float(x.max()) > 1.0:
         x = x / 255.0
     return x.contiguous()
@@ -137,7 +146,7 @@ def read_idx(path) -> np.ndarray:
         If the magic number is not an unsigned-byte IDX header, or the data
         length disagrees with the header (a truncated or corrupt file).
     """
-    path = Path(path)
+    path = existing_file(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:
@@ -168,7 +177,8 @@ def load_mnist(download: bool = False, *, root=None, test_fraction: float = 0.2,
         through :mod:`mlcourse.datasets.fetch`, the same files torchvision
         downloads) into the cache first. Never happens by default.
     root : str or Path, optional
-        An extra folder to look in for IDX files, before the cache and mirror.
+        A folder holding the four IDX files: they are read from there, and only
+        from there (no cache, mirror or embedded digits: a mistyped folder is an error).
     test_fraction : float
         For the embedded digits only: fraction of each digit held out as test.
     seed : int
@@ -183,10 +193,15 @@ def load_mnist(download: bool = False, *, root=None, test_fraction: float = 0.2,
     ------
     ValueError
         With ``download=True`` when the files cannot be fetched (offline, no mirror);
-        for a corrupt IDX file.
+        for a corrupt IDX file; for a ``root`` that does not exist or lacks an IDX file.
     """
-    train = _locate("mnist_train", ("train_x", "train_y"), root, download)
-    test = _locate("mnist_t10k", ("test_x", "test_y"), root, download)
+    if root is not None:
+        train, test = _in_root(existing_folder(
+            root, hint=": give the folder that holds the MNIST IDX files, or root=None for the cache, "
+            "the mirror or the embedded digits"))
+    else:
+        train = _locate("mnist_train", ("train_x", "train_y"), download)
+        test = _locate("mnist_t10k", ("test_x", "test_y"), download)
     if train is not None and test is not None:
         arrays = {key: read_idx(path) for key, path in {**train, **test}.items()}
         return MNIST(**arrays, source=(
@@ -239,19 +254,25 @@ def _stratified_split(labels: np.ndarray, fraction: float, seed):
     return rng.permutation(np.concatenate(keep)), rng.permutation(np.concatenate(held))
 
 
-def _locate(dataset: str, keys, root, download: bool):
+def _in_root(root: Path):
+    """The train and test IDX files in the folder ``root``; ``ValueError`` naming what is missing."""
+    train, test = _files_in(root, ("train_x", "train_y")), _files_in(root, ("test_x", "test_y"))
+    if train is None or test is None:
+        missing = [_FILES[key] for key in _FILES if _files_in(root, (key,)) is None]
+        raise ValueError(f"root {root} has no {', '.join(missing)} (nor .gz): the four MNIST IDX files must be there")
+    return train, test
+
+
+def _locate(dataset: str, keys, download: bool):
     """IDX files for ``keys`` as ``{key: path}``, or ``None`` when they are nowhere at hand.
 
-    Looks in ``root``, then torchvision's cache layout (``<cache>/MNIST/raw``),
-    then the course cache and mirror through :func:`mlcourse.datasets.fetch.require`
-    (which downloads only when ``download`` is true).
+    Looks in torchvision's cache layout (``<cache>/MNIST/raw``), then the course
+    cache and mirror through :func:`mlcourse.datasets.fetch.require` (which
+    downloads only when ``download`` is true).
     """
-    folders = [Path(root)] if root is not None else []
-    folders.append(cache_dir() / "MNIST" / "raw")
-    for folder in folders:
-        found = _files_in(folder, keys)
-        if found is not None:
-            return found
+    found = _files_in(cache_dir() / "MNIST" / "raw", keys)
+    if found is not None:
+        return found
     if not (download or fetch.mirror() or fetch.path_if_cached(dataset)):
         return None
     try:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ from scipy.special import ndtr
 
 from mlcourse.config import cache_dir
 from mlcourse.dna import as_rng
+from mlcourse.files import existing_file, existing_folder
 
 __all__ = [
     "ASPECTS",
@@ -301,7 +303,7 @@ def generate_reviews(
     Reviews
         With ``rationales`` for all five aspects.
     """
-    if not isinstance(n, (int, np.integer)) or n < 1:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if not 0 <= correlation < 1:
         raise ValueError(f"correlation={correlation} must be in [0, 1)")
@@ -348,8 +350,26 @@ def generate_reviews(
 # ---------------------------------------------------------------------------
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+def _numbered_lines(path: Path):
+    """``(number, line)`` for every line of a UTF-8 text file (gzipped when named ``.gz``).
+
+    A file that is not UTF-8, a truncated or corrupt gzip file, or a missing file
+    is a ``ValueError`` naming the file (and the last line read).
+    """
+    path = existing_file(path)
+    number = 0
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else \
+                open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                yield number, line
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path}, after line {number}: byte {err.object[err.start:err.start + 1]!r} is not UTF-8 text "
+            "(a Latin-1 file? convert it with iconv -f latin1 -t utf-8)"
+        ) from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise ValueError(f"{path}, after line {number}: a truncated or corrupt gzip file ({err})") from None
 
 
 def _check_ratings(values, where: str) -> list[float]:
@@ -380,20 +400,19 @@ def read_reviews(path) -> Reviews:
         For a line without a tab, a ratings field that is not five numbers in
         ``[0, 1]``, naming the file and the line number.
     """
-    path = Path(path)
+    path = existing_file(path)
     tokens, ratings = [], []
-    with _open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            head, tab, text = line.rstrip("\n").partition("\t")
-            if not tab:
-                raise ValueError(f"{path}, line {number}: no tab between the ratings and the review text")
-            words = text.split()
-            if not words:
-                continue
-            ratings.append(_check_ratings(head.split(), f"{path}, line {number}"))
-            tokens.append(words)
+    for number, line in _numbered_lines(path):
+        if not line.strip():
+            continue
+        head, tab, text = line.rstrip("\n").partition("\t")
+        if not tab:
+            raise ValueError(f"{path}, line {number}: no tab between the ratings and the review text")
+        words = text.split()
+        if not words:
+            continue
+        ratings.append(_check_ratings(head.split(), f"{path}, line {number}"))
+        tokens.append(words)
     if not tokens:
         raise ValueError(f"{path}: no reviews found")
     return Reviews(tokens, np.array(ratings), source=f"Lei et al. 2016 reviews from {path}")
@@ -412,34 +431,35 @@ def read_annotations(path) -> Reviews:
         For invalid JSON, a missing field, bad ratings or a span outside the
         review, naming the file and line number.
     """
-    path = Path(path)
+    path = existing_file(path)
     tokens, ratings, rationales = [], [], []
-    with _open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {number}"
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
-            missing = [key for key in ("x", "y", "0", "1", "2") if key not in item]
-            if missing:
-                raise ValueError(f"{where}: missing field(s) {', '.join(map(repr, missing))}")
-            words = list(item["x"])
-            spans = {}
-            for k, aspect in enumerate(LEI_ASPECTS):
-                spans[aspect] = []
-                for span in item[str(k)]:
-                    start, end = (int(v) for v in span)
-                    if not 0 <= start < end <= len(words):
-                        raise ValueError(
-                            f"{where}: {aspect} span {list(span)} is outside the review's {len(words)} tokens"
-                        )
-                    spans[aspect].append((start, end))
-            ratings.append(_check_ratings(item["y"], where))
-            tokens.append(words)
-            rationales.append(spans)
+    for number, line in _numbered_lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}, line {number}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
+        if not isinstance(item, dict):
+            raise ValueError(f"{where}: expected a JSON object with fields x, y, 0, 1, 2, got {line.strip():.40}")
+        missing = [key for key in ("x", "y", "0", "1", "2") if key not in item]
+        if missing:
+            raise ValueError(f"{where}: missing field(s) {', '.join(map(repr, missing))}")
+        words = list(item["x"])
+        spans = {}
+        for k, aspect in enumerate(LEI_ASPECTS):
+            spans[aspect] = []
+            for span in item[str(k)]:
+                start, end = (int(v) for v in span)
+                if not 0 <= start < end <= len(words):
+                    raise ValueError(
+                        f"{where}: {aspect} span {list(span)} is outside the review's {len(words)} tokens"
+                    )
+                spans[aspect].append((start, end))
+        ratings.append(_check_ratings(item["y"], where))
+        tokens.append(words)
+        rationales.append(spans)
     if not tokens:
         raise ValueError(f"{path}: no annotated reviews found")
     return Reviews(tokens, np.array(ratings), rationales, source=f"Lei et al. 2016 annotations from {path}")
@@ -458,8 +478,9 @@ def load_reviews(aspect: str = "aroma", *, root=None, n: int = 10_000, seed=0) -
     Lei et al. 2016 made one training and one held-out file per aspect
     (``reviews.aspect{0,1,2}.{train,heldout}.txt.gz``, for appearance, aroma and
     palate, chosen so that the aspect's ratings are less correlated with the
-    others); ``annotations.json`` is the test set with human rationales. They are
-    looked for in ``root``, then ``<cache>/beer``. Otherwise :func:`generate_reviews`
+    others); ``annotations.json`` is the test set with human rationales. With
+    ``root`` they are read from that folder (an error if it or a file is missing);
+    with ``root=None`` from ``<cache>/beer`` when there, else :func:`generate_reviews`
     makes ``n`` reviews, split 80/10/10.
 
     Returns
@@ -468,10 +489,17 @@ def load_reviews(aspect: str = "aroma", *, root=None, n: int = 10_000, seed=0) -
         ``(train, valid, test)``; each part's ``source`` says where it came from.
     """
     k = aspect_index(aspect)
-    folders = ([Path(root)] if root is not None else []) + [cache_dir() / "beer"]
+    if root is not None and aspect not in LEI_ASPECTS:
+        raise ValueError(f"Lei et al.'s files cover {', '.join(LEI_ASPECTS)} only, not {aspect!r}")
+    if root is not None:
+        root = existing_folder(root, hint=": give the folder that holds Lei et al.'s files, or root=None "
+                               "for <cache>/beer or generated reviews")
+    folders = [root] if root is not None else [cache_dir() / "beer"]
     for folder in folders:
         train = _find(folder, f"reviews.aspect{k}.train.txt")
         if train is None:
+            if root is not None:
+                raise ValueError(f"root {folder} has no reviews.aspect{k}.train.txt[.gz] (Lei et al.'s {aspect} file)")
             continue
         if aspect not in LEI_ASPECTS:
             raise ValueError(
@@ -496,6 +524,8 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
 
 def tokenize(text: str) -> list[str]:
     """Lower-case words and punctuation marks, e.g. ``"Great aroma, citrus!"`` -> ``['great', 'aroma', ',', 'citrus', '!']``."""
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {type(text).__name__} {text!r:.40}")
     return _TOKEN.findall(text.lower())
 
 
@@ -539,8 +569,12 @@ class Vocab:
         Longer reviews are cut at ``max_len``; unknown words become ``<unk>``.
         """
         token_lists = reviews.tokens if isinstance(reviews, Reviews) else reviews
-        if isinstance(token_lists, str) or (token_lists and isinstance(token_lists[0], str)):
-            raise ValueError("encode expects a list of token lists (or Reviews), not a single review")
+        if not isinstance(token_lists, (list, tuple)) or not all(
+                isinstance(t, (list, tuple)) and all(isinstance(w, str) for w in t) for t in token_lists):
+            raise ValueError(
+                f"encode expects a list of token lists (or Reviews), e.g. [['a', 'fine', 'beer']], "
+                f"got {type(reviews).__name__} {reviews!r:.40}"
+            )
         if max_len is not None and max_len < 1:
             raise ValueError(f"max_len={max_len} must be a positive integer")
         length = max([len(t) for t in token_lists] + [1])
@@ -567,7 +601,13 @@ def rationale_precision(positions, rationale_mask) -> float:
     A random subset of any size has expected precision ``rationale_mask.mean()``,
     the share of the review's tokens that are rationale: the chance level.
     """
-    positions = np.asarray(positions, dtype=int).reshape(-1)
+    try:
+        positions = np.asarray(positions, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"positions must be token positions (integers), got {positions!r:.40}") from None
+    if (positions != np.round(positions)).any() or not np.isfinite(positions).all():
+        raise ValueError(f"positions must be whole token positions, got {positions[:5].tolist()}")
+    positions = positions.astype(int)
     rationale_mask = np.asarray(rationale_mask, dtype=bool)
     if positions.size == 0:
         raise ValueError("no positions selected: precision is undefined for an empty subset")

@@ -62,7 +62,7 @@ def _codes(instances: list[str]) -> np.ndarray:
     lookup = np.zeros(256, dtype=np.uint8)
     lookup[_LETTERS] = np.arange(4)
     flat = np.frombuffer("".join(instances).encode("ascii"), dtype=np.uint8)
-    return lookup[flat].reshape(len(instances), -1)
+    return lookup[flat].reshape(len(instances), len(instances[0]) if instances else 0)
 
 
 def _plant(codes: np.ndarray, rows: np.ndarray, starts: np.ndarray, minus: np.ndarray,

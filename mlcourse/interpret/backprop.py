@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlcourse.config import device_of, eval_mode
-from mlcourse.interpret.scoring import select
+from mlcourse.interpret.scoring import as_batch, select
 
 __all__ = [
     "RULES",
@@ -164,7 +164,7 @@ def gradient(model: nn.Module, X: torch.Tensor, *, target=None, rule: str = "bac
         example ``n``'s score (examples do not interact, so one backward pass of
         the summed scores gives all rows).
     """
-    x = X.detach().to(device_of(model)).clone().requires_grad_(True)
+    x = as_batch(X).detach().to(device_of(model)).clone().requires_grad_(True)
     with torch.enable_grad(), eval_mode(model), relu_rule(model, rule):
         scores = select(model(x), target)
         (grad,) = torch.autograd.grad(scores.sum(), x)

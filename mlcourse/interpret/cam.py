@@ -44,7 +44,7 @@ from torch import nn
 from mlcourse.config import device_of, eval_mode
 from mlcourse.interpret.activations import capture, resolve_layers
 from mlcourse.interpret.backprop import guided_backprop
-from mlcourse.interpret.scoring import class_index, select
+from mlcourse.interpret.scoring import as_batch, class_index, select
 from mlcourse.models.geometry import Field, geometry
 
 __all__ = [
@@ -156,6 +156,7 @@ def grad_cam(model: nn.Module, X: torch.Tensor, *, layer=None, target=None, relu
         input with :func:`to_input`.
     """
     name, module = _one_layer(model, last_conv(model) if layer is None else layer)
+    X = as_batch(X)
     with torch.enable_grad(), eval_mode(model), capture(model, module, detach=False) as maps:
         scores = select(model(X.to(device_of(model))), target)
         if name not in maps:
@@ -257,6 +258,34 @@ def align_to_input(maps: torch.Tensor, fields: np.ndarray, length: int) -> torch
     return maps @ cover
 
 
+def centre_on_input(maps: torch.Tensor, fields: np.ndarray, length: int) -> torch.Tensor:
+    """Put each layer position's value on the centre of the input window it sees.
+
+    Position ``j`` sees bases ``fields[j] = [start, end)``; its neighbour sees
+    the window shifted by the layer's stride ``s``. The value of ``j`` is
+    shared evenly by the ``s`` bases around the centre ``(start + end - 1) / 2``,
+    so the track has no gaps and keeps the map's total. A first-layer filter
+    that learned a motif in the middle of its window thus puts its evidence on
+    the motif, where :func:`align_to_input` spreads it over all the bases the
+    window could have seen and stretching (``F.interpolate``) shifts it.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, length)``.
+    """
+    fields = np.asarray(fields)
+    if maps.ndim != 2 or fields.shape != (maps.shape[1], 2):
+        raise ValueError(f"maps {tuple(maps.shape)} and fields {fields.shape} do not match: "
+                         "need (N, L') and (L', 2)")
+    stride = int(fields[1, 0] - fields[0, 0]) if len(fields) > 1 else 1
+    cover = torch.zeros(maps.shape[1], length, dtype=maps.dtype, device=maps.device)
+    for j, (start, end) in enumerate(fields):
+        low = int(np.floor((start + end - 1) / 2 - (stride - 1) / 2))
+        cover[j, max(low, 0): min(low + stride, length)] = 1 / stride
+    return maps @ cover
+
+
 def to_input(model: nn.Module, X: torch.Tensor, maps: torch.Tensor, *, layer=None, mode: str | None = None
              ) -> torch.Tensor:
     """Bring a layer-resolution map (from :func:`grad_cam` on ``X`` at ``layer``) to the input's resolution.
@@ -266,10 +295,13 @@ def to_input(model: nn.Module, X: torch.Tensor, maps: torch.Tensor, *, layer=Non
     layer : str or nn.Module, optional
         The layer the maps come from; default :func:`last_conv`.
     mode : str, optional
-        ``"window"`` (default for sequences): :func:`align_to_input` with the
-        layer's :func:`receptive_fields`. Otherwise an ``F.interpolate`` mode
-        (default ``"bilinear"`` for images; ``"nearest"`` reproduces Captum's
-        ``GuidedGradCam`` upsampling).
+        For sequences, ``"centre"`` (default): :func:`centre_on_input`, each
+        value on the centre of its receptive field; ``"window"``:
+        :func:`align_to_input`, spread over the whole field. Otherwise an
+        ``F.interpolate`` mode (default ``"bilinear"`` for images;
+        ``"nearest"`` reproduces Captum's ``GuidedGradCam`` upsampling).
+        Lecture 10 measures the three on planted motifs: the centre puts
+        a first-layer map's peak on the motif far more often.
 
     Returns
     -------
@@ -277,12 +309,13 @@ def to_input(model: nn.Module, X: torch.Tensor, maps: torch.Tensor, *, layer=Non
         ``(N, L)`` or ``(N, H, W)``.
     """
     spatial = tuple(X.shape[2:])
-    mode = mode or ("window" if len(spatial) == 1 else "bilinear")
-    if mode == "window":
+    mode = mode or ("centre" if len(spatial) == 1 else "bilinear")
+    if mode in ("centre", "window"):
         if len(spatial) != 1:
-            raise ValueError(f"mode='window' is for sequences; the input has spatial shape {spatial}")
+            raise ValueError(f"mode={mode!r} is for sequences; the input has spatial shape {spatial}")
         layer = last_conv(model) if layer is None else layer
-        return align_to_input(maps, receptive_fields(model, X, layer=layer), spatial[0])
+        place = centre_on_input if mode == "centre" else align_to_input
+        return place(maps, receptive_fields(model, X, layer=layer), spatial[0])
     kwargs = {"align_corners": False} if mode in ("linear", "bilinear", "bicubic") else {}
     return F.interpolate(maps[:, None], size=spatial, mode=mode, **kwargs)[:, 0]
 

@@ -241,9 +241,19 @@ class _LocalPlan:
             for ((parent, name), _), old in zip(swaps, originals):
                 setattr(parent, name, old)
 
+    # activation entries one ISM chunk may hold per layer: bounds the memory, whatever the length
+    ELEMENTS = 2 ** 21
+
     def ism(self, X, ref, batch_size):
+        """``f(mutant) - ref`` for all four bases ``(N, 4, L)``, in chunks of sequences.
+
+        A chunk holds at most ``batch_size / 4`` sequences and, per layer of the
+        chain, about ``ELEMENTS`` activation entries (so long sequences and wide
+        layers go in smaller chunks: the memory stays bounded).
+        """
         out = torch.zeros_like(X)
-        per_chunk = max(1, batch_size // 4)
+        widest = max(a[:1].numel() for a in self._reference(X[:1]))
+        per_chunk = max(1, min(batch_size // 4, self.ELEMENTS // widest))
         for s in range(0, X.shape[0], per_chunk):
             out[s:s + per_chunk] = self._chunk(X[s:s + per_chunk], ref[s:s + per_chunk])
         return out

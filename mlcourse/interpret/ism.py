@@ -26,7 +26,7 @@ import torch
 
 from mlcourse.config import device_of, eval_mode
 from mlcourse.interpret import engines
-from mlcourse.interpret.scoring import per_example, score
+from mlcourse.interpret.scoring import as_batch, per_example, score
 
 __all__ = ["saturation_mutagenesis", "edits"]
 
@@ -36,7 +36,7 @@ def _check_dna(X) -> torch.Tensor:
         raise ValueError(f"X must be a torch tensor of one-hot DNA (N, 4, L), got {type(X).__name__}")
     if X.ndim != 3 or X.shape[1] != 4 or X.shape[0] == 0 or X.shape[2] == 0:
         raise ValueError(f"X must be one-hot DNA of shape (N, 4, L) with N, L > 0, got {tuple(X.shape)}")
-    return X if X.is_floating_point() else X.float()
+    return as_batch(X)
 
 
 def edits(X: torch.Tensor) -> torch.Tensor:

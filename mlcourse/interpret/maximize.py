@@ -144,18 +144,23 @@ def class_image(model: nn.Module, X: torch.Tensor, *, target: int, steps: int = 
 
 
 def dna_class_pwm(model: nn.Module, length: int, *, target=None, steps: int = 300,
-                  lr: float = 0.1, l2: float = 1e-3, record_every: int = 10, starts: int = 16,
-                  init_scale: float = 1.0, seed: int = 0) -> Trajectory:
+                  lr: float = 0.1, l2: float = 1e-2, record_every: int = 10, starts: int = 64,
+                  init_scale: float = 4.0, seed: int = 0) -> Trajectory:
     """A DeepMotif-style class-optimised PWM (Lanchantin et al. 2017) for a DNA model.
 
     The input is ``P = softmax(W)`` over the four bases at every position; the
     ascent maximises ``S(P) - l2 * ||W||^2`` over the logits ``W``.
 
-    A ReLU whose input is negative passes no gradient, and a first-layer
-    filter with a negative bias gives exactly that on the uniform ``P`` of
-    all-zero logits: ascent from the centre can be stuck for good. So the run
-    starts from ``starts`` random logits (normal, std ``init_scale``; each a
-    random, fairly peaked PWM), optimises them all at once and keeps the best.
+    A ReLU whose input is negative passes no gradient. A trained first-layer
+    filter is silent on a flat ``P`` (all-zero logits) and on a blurred one,
+    because it only fires on a good match to *one-hot* DNA, the kind of input
+    it was trained on. Such a filter can never be switched on by the ascent;
+    the filters that *lower* the score can only be switched off, so the
+    ascent stalls near the output's bias. So the run starts from ``starts``
+    random logits (normal, std ``init_scale``): with the default std 4 each
+    column is almost one-hot, each start is close to a random DNA sequence,
+    and in some of them the filters that raise the score already fire
+    somewhere. All starts are optimised at once and the best is kept.
 
     Parameters
     ----------
@@ -168,7 +173,9 @@ def dna_class_pwm(model: nn.Module, length: int, *, target=None, steps: int = 30
     steps, lr, l2, record_every :
         Ascent steps, Adam step size, penalty on the logits, snapshot interval.
     starts, init_scale, seed :
-        Random starts optimised together, their spread, and their seed.
+        Random starts optimised together, the spread of their logits (4:
+        nearly one-hot columns, like DNA; 1 or less: blurred PWMs, on which a
+        trained model's filters are mostly silent), and their seed.
 
     Returns
     -------

@@ -15,8 +15,8 @@ SIS                       positions in the sufficient input subset, most   dna
                           the sequence's own
 saliency, guided backprop largest absolute gradient over bases / channels  dna, image
 gradient x input          gradient at the observed base                    dna
-Grad-CAM                  map at the ReLU after ``last_conv`` aligned to   dna, image
-                          input windows (DNA); ``last_conv`` upsampled
+Grad-CAM                  map at the ReLU after ``last_conv`` on the       dna, image
+                          centres of its input windows (DNA); upsampled
                           bilinearly (images)
 guided Grad-CAM           largest absolute value over channels             image
 integrated gradients      summed over bases / channels; against            dna, image

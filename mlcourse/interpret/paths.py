@@ -40,7 +40,7 @@ from torch import nn
 
 from mlcourse.config import device_of, eval_mode
 from mlcourse.dna import as_rng, decode, dinucleotide_shuffle, one_hot
-from mlcourse.interpret.scoring import per_example, select
+from mlcourse.interpret.scoring import as_batch, per_example, select
 
 __all__ = [
     "METHODS",
@@ -95,7 +95,12 @@ def as_references(X: torch.Tensor, baseline) -> torch.Tensor:
     """
     if baseline is None:
         return torch.zeros_like(X)[:, None]
-    baseline = torch.as_tensor(baseline, dtype=X.dtype, device=X.device)
+    try:
+        baseline = torch.as_tensor(baseline, dtype=X.dtype, device=X.device)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"baseline must be None, a number or a tensor, got {type(baseline).__name__}") from None
+    if not bool(torch.isfinite(baseline).all()):
+        raise ValueError("baseline has NaN or infinite values")
     if baseline.ndim == X.ndim + 1:
         if baseline.shape[0] != X.shape[0] or baseline.shape[2:] != X.shape[1:]:
             raise ValueError(f"baseline of shape {tuple(baseline.shape)} does not fit inputs {tuple(X.shape)}: "
@@ -108,14 +113,17 @@ def as_references(X: torch.Tensor, baseline) -> torch.Tensor:
                          f"{tuple(X.shape)} (nor is it (N, R, ...) references)") from None
 
 
-def _check_input(model, X: torch.Tensor, target) -> None:
+def _check_input(model, X: torch.Tensor, target):
     """Run the model once on ``X`` itself, so a wrong shape is reported as the caller's, not as
-    the (example x reference x step) batches built from it."""
+    the (example x reference x step) batches built from it. Returns the target to pass on
+    (``None`` for a model with one score per input, where ``select`` accepts target 0)."""
     try:
         with torch.no_grad():
-            select(model(X), target)
+            output = model(X)
+            select(output, target)
     except RuntimeError as err:
         raise ValueError(f"the model cannot take inputs of shape {tuple(X.shape)}: {err}") from None
+    return None if output.ndim == 1 else target
 
 
 def _gradients_at(model, base, delta, alphas, targets):
@@ -204,7 +212,7 @@ def integrated_gradients(model, X: torch.Tensor, *, target=None, baseline=None, 
         ``F(x) - F(x')`` (the mean over references) as ``steps`` grows (see
         :func:`completeness_gap`).
     """
-    X = torch.as_tensor(X, dtype=torch.float32)
+    X = as_batch(X)
     references = as_references(X, baseline)
     alphas, weights = riemann_weights(steps, method)
     n, r = references.shape[:2]
@@ -400,11 +408,11 @@ def deeplift(model: nn.Module, X: torch.Tensor, *, target=None, baseline=None,
     """
     from captum.attr import DeepLift
 
-    X = torch.as_tensor(X, dtype=torch.float32)
+    X = as_batch(X)
     references = shuffled_references(X, 10) if baseline is None else as_references(X, baseline)
     device = device_of(model)
     with eval_mode(model), _separate_nonlinearities(model):
-        _check_input(model, X.to(device), target)
+        target = _check_input(model, X.to(device), target)
         explainer = DeepLift(model, multiply_by_inputs=False)
         attributions, delta = _attribute_against(explainer, model, X.to(device), references.to(device), target,
                                                  hypothetical, batch_size, with_delta=return_delta)

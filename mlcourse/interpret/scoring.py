@@ -21,9 +21,28 @@ import torch
 
 from mlcourse.config import device_of, eval_mode
 
-__all__ = ["OUTPUTS", "per_example", "class_index", "select", "probability", "score"]
+__all__ = ["OUTPUTS", "as_batch", "per_example", "class_index", "select", "probability", "score"]
 
 OUTPUTS = ("raw", "probability")
+
+
+def as_batch(X, where: str = "X") -> torch.Tensor:
+    """``X`` as a float tensor batch ``(N, ...)`` with finite values; ``ValueError`` naming ``where`` otherwise."""
+    if not isinstance(X, torch.Tensor):
+        if isinstance(X, (str, bytes, dict, set)) or X is None:
+            raise ValueError(f"{where} must be a tensor batch (N, ...), got {type(X).__name__}")
+        try:
+            X = torch.as_tensor(X)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"{where} must be a tensor batch (N, ...), got {type(X).__name__}") from None
+    if X.ndim < 2 or X.shape[0] == 0:
+        raise ValueError(f"{where} must be a batch (N, ...) with one example per row, got shape {tuple(X.shape)}")
+    if X.is_complex() or not (X.is_floating_point() or X.dtype in (torch.bool, torch.uint8, torch.int64, torch.int32)):
+        raise ValueError(f"{where} must hold real numbers, got {X.dtype}")
+    X = X if X.is_floating_point() else X.float()
+    if not bool(torch.isfinite(X).all()):
+        raise ValueError(f"{where} has NaN or infinite values: an attribution of them would be NaN")
+    return X
 
 
 def per_example(target, n: int, device=None) -> torch.Tensor | None:
@@ -33,7 +52,14 @@ def per_example(target, n: int, device=None) -> torch.Tensor | None:
     """
     if target is None:
         return None
-    index = torch.as_tensor(target, device=device).long().reshape(-1)
+    try:
+        index = torch.as_tensor(target, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"target must be a class index or one per example, got {target!r:.40}") from None
+    if index.is_complex() or (index.is_floating_point() and not bool((index == index.round()).all())) \
+            or index.numel() == 0:
+        raise ValueError(f"target must be whole class indices, got {target!r:.40}")
+    index = index.long().reshape(-1)
     if index.numel() == 1:
         return index.expand(n)
     if index.numel() != n:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -112,7 +113,7 @@ def min_length(name: str) -> int:
 
 
 def _spec(name: str) -> Spec:
-    if name not in SPECS:
+    if not isinstance(name, str) or name not in SPECS:
         raise ValueError(
             f"unknown architecture {name!r}; valid names are: {', '.join(ARCHITECTURES)}"
         )
@@ -135,7 +136,12 @@ class ZengCNN(nn.Module):
     def __init__(self, architecture: str, seq_len: int = 101):
         super().__init__()
         spec = _spec(architecture)
-        if not isinstance(seq_len, int) or seq_len < min_length(architecture):
+        if isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer)):
+            raise ValueError(
+                f"seq_len must be a whole number of bp (an int), got {seq_len!r} ({type(seq_len).__name__})"
+            )
+        seq_len = int(seq_len)
+        if seq_len < min_length(architecture):
             raise ValueError(
                 f"seq_len={seq_len!r} is too short for {architecture!r}: it needs at least "
                 f"{min_length(architecture)} bp"
