@@ -5,7 +5,7 @@ import pytest
 
 from mlcourse.datasets.simulate import motif_discovery
 from mlcourse.interpret import compare, modisco, paths
-from mlcourse.motifs import Motif, jaspar
+from mlcourse.motifs import Motif, jaspar, similarity
 
 
 def test_seqlets_find_planted_spikes():
@@ -18,14 +18,18 @@ def test_seqlets_find_planted_spikes():
         modisco.seqlets(scores[:, :5], window=10)
 
 
-def test_overlap_similarity_penalises_a_short_match():
+def test_match_patterns_ranks_by_width_aware_p_values():
     ctcf = jaspar("CTCF")
-    core = Motif.from_probs(ctcf.probs[:, 5:11], "core")  # 6 of CTCF's 19 columns
-    plain = modisco.similarity(ctcf, core).score
-    aware, _, _ = modisco.overlap_similarity(ctcf, core, min_overlap=0.6)
-    assert plain > 0.95  # the plain score divides by the shorter width: a perfect match
-    assert aware == pytest.approx(plain * 6 / np.ceil(0.6 * ctcf.width))
-    assert modisco.overlap_similarity(ctcf, ctcf)[0] == pytest.approx(1.0, abs=1e-6)
+    core = Motif.from_probs(ctcf.probs[:, 5:11], "core")  # 6 of CTCF's 19 columns: a perfect partial match
+    maff = jaspar("MAFF")
+    pattern = modisco.Pattern("pos_0", ctcf.probs, ctcf.probs, ctcf.probs, 10)
+    table = modisco.match_patterns([pattern], candidates=[core, maff, ctcf], planted=[maff, core])
+    row = table.loc[0]
+    assert similarity(ctcf, core).score > 0.95  # a mean correlation cannot tell them apart
+    assert row["JASPAR match"] == f"CTCF {ctcf.matrix_id}"  # the p-value can: 19 columns beat 6
+    assert row["match similarity"] == pytest.approx(1.0, abs=0.02) and row["overlap"] == ctcf.width
+    assert row["match p-value"] < row["runner-up p-value"] <= row["p-value to core"]
+    assert row["p-value to MAFF"] > row["p-value to core"]
 
 
 def test_tfmodisco_recovers_the_planted_motif():
@@ -36,5 +40,5 @@ def test_tfmodisco_recovers_the_planted_motif():
     patterns = modisco.tfmodisco(bound.X, hyp, leiden_runs=2)
     assert patterns and patterns[0].name == "pos_0"
     table = modisco.match_patterns(patterns[:1], planted=["CTCF"])
-    assert table.loc[0, "similarity to CTCF"] > 0.8
+    assert table.loc[0, "similarity to CTCF"] > 0.8 and table.loc[0, "p-value to CTCF"] < 1e-3
     assert table.loc[0, "JASPAR match"].split()[0].upper().startswith("CTCF")

@@ -21,22 +21,21 @@ Steps, as in lecture 15:
    with the motifs that were planted, on simulated data).
 
 JASPAR matching is width-aware: a short JASPAR motif can line up well with a
-few columns of any wide pattern, so a match is scored over at least
-``min_overlap`` of the pattern's width (:func:`overlap_similarity`).
+few columns of any wide pattern, so matches are ranked by Tomtom p-values
+(:func:`mlcourse.motifs.tomtom`), which weigh how many columns match.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
-from mlcourse.motifs import Motif, best_jaspar_match, jaspar, similarity
+from mlcourse.motifs import MIN_OVERLAP, Motif, jaspar, similarity, tomtom
 
-__all__ = ["Pattern", "seqlets", "tfmodisco", "trim", "overlap_similarity", "match_patterns"]
+__all__ = ["Pattern", "seqlets", "tfmodisco", "trim", "match_patterns"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,32 +187,13 @@ def tfmodisco(X: torch.Tensor, hypothetical: torch.Tensor, *, window: int = 15, 
     return out
 
 
-def overlap_similarity(query, motif, *, min_overlap: float = 0.6) -> tuple[float, int, str]:
-    """Column-correlation similarity scored over at least ``min_overlap`` of the query's width.
+def match_patterns(patterns, *, candidates=None, planted=(), min_overlap: int = MIN_OVERLAP) -> pd.DataFrame:
+    """Name each pattern by its most significant JASPAR match (and compare it with planted motifs).
 
-    :func:`mlcourse.motifs.similarity` sums the Pearson correlations of the
-    aligned columns and divides by the width of the *shorter* motif, so a
-    6-bp JASPAR motif that lines up with any 6 columns of a 20-bp pattern can
-    score as high as a full-length match. Here the sum is divided by
-    ``max(shorter width, ceil(min_overlap * query width))``: a match must cover
-    at least that share of the pattern to score fully (a minimum-overlap rule,
-    as TOMTOM's ``-min-overlap``, Gupta et al. 2007).
-
-    Returns
-    -------
-    (score, offset, strand)
-    """
-    query = query if isinstance(query, Motif) else Motif.from_probs(query, "query")
-    if not 0 < min_overlap <= 1:
-        raise ValueError(f"min_overlap must be a fraction in (0, 1], got {min_overlap!r}")
-    aligned = similarity(query, motif)
-    shorter = min(query.width, motif.width)
-    total = aligned.score * shorter
-    return total / max(shorter, math.ceil(min_overlap * query.width)), aligned.offset, aligned.strand
-
-
-def match_patterns(patterns, *, candidates=None, planted=(), min_overlap: float = 0.6) -> pd.DataFrame:
-    """Name each pattern by its best JASPAR match (and compare it with planted motifs).
+    Matches are ranked by Tomtom p-values (:func:`mlcourse.motifs.tomtom`,
+    Gupta et al. 2007): a short JASPAR motif that lines up with a few columns
+    of a wide pattern scores a high mean correlation but a weak p-value, so
+    the ranking is width-aware.
 
     Parameters
     ----------
@@ -221,31 +201,38 @@ def match_patterns(patterns, *, candidates=None, planted=(), min_overlap: float 
     candidates : list of Motif or names, optional
         Default: every vertebrate JASPAR CORE matrix.
     planted : sequence of Motif or JASPAR names
-        Motifs known to be in the data (simulations): one ``similarity to NAME``
-        column each.
-    min_overlap : float
-        See :func:`overlap_similarity`.
+        Motifs known to be in the data (simulations): a ``similarity to NAME``
+        column each (:func:`mlcourse.motifs.similarity`, best alignment) and a
+        ``p-value to NAME`` (Tomtom, against the same database as the JASPAR
+        match; the planted motif is added to it if it is not there).
+    min_overlap : int
+        Fewest aligned columns (Tomtom's ``-min-overlap``).
 
     Returns
     -------
     pandas.DataFrame
         One row per pattern: ``seqlets``, ``width``, ``consensus``, ``JASPAR match``
-        (name and ID), ``match similarity`` (width-aware), ``match offset`` and
-        ``strand``, the runner-up's similarity, and the planted columns.
+        (name and ID), its ``match p-value``, ``match E-value``, ``match similarity``
+        (mean column correlation over the shorter width), ``overlap``, ``offset``
+        and ``strand``, the runner-up's p-value, and the planted columns.
     """
     planted = [m if isinstance(m, Motif) else jaspar(m) for m in planted]
     rows = []
     for p in patterns:
         query = p.motif
-        ranked = best_jaspar_match(query, candidates)
-        scored = sorted(((overlap_similarity(query, m, min_overlap=min_overlap), m) for m, _ in ranked),
-                        key=lambda pair: -pair[0][0])
-        (score, offset, strand), best = scored[0]
+        ranked = tomtom(query, candidates, min_overlap=min_overlap)
+        best, aligned = ranked[0]
         row = {"pattern": p.name, "seqlets": p.n_seqlets, "width": p.width, "consensus": query.consensus,
-               "JASPAR match": f"{best.name} {best.matrix_id}", "match similarity": score,
-               "offset": offset, "strand": strand,
-               "runner-up similarity": scored[1][0][0] if len(scored) > 1 else np.nan}
+               "JASPAR match": f"{best.name} {best.matrix_id}", "match p-value": aligned.p_value,
+               "match E-value": aligned.e_value, "match similarity": aligned.score,
+               "overlap": aligned.overlap, "offset": aligned.offset, "strand": aligned.strand,
+               "runner-up p-value": ranked[1][1].p_value if len(ranked) > 1 else np.nan}
         for m in planted:
-            row[f"similarity to {m.name}"] = overlap_similarity(query, m, min_overlap=min_overlap)[0]
+            found = [a for c, a in ranked if c is m or (m.matrix_id and c.matrix_id == m.matrix_id)]
+            if not found:
+                database = [c for c, _ in ranked] + [m]
+                found = [a for c, a in tomtom(query, database, min_overlap=min_overlap) if c is m]
+            row[f"similarity to {m.name}"] = similarity(query, m).score
+            row[f"p-value to {m.name}"] = found[0].p_value
         rows.append(row)
     return pd.DataFrame(rows)

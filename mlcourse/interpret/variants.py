@@ -384,28 +384,19 @@ def site_changes(motif, sequences, variants, *, threshold: float = 0.6) -> pd.Da
 def scan_sites(motif, sequences, *, threshold: float = 0.6) -> list[list]:
     """The sites of ``motif`` in each sequence by a PWM scan: non-overlapping windows at or above ``threshold``.
 
-    Returns, per sequence, a list of :class:`~mlcourse.datasets.base.Site`
-    (best window first chosen, windows overlapping it dropped, then sorted by
-    start): the stand-in for planted sites on real sequences, e.g. for
+    ``threshold`` is a share of the consensus score (as :func:`site_scores`);
+    the scan itself is :meth:`mlcourse.datasets.base.SeqDataset.scan_sites`
+    (best window first, windows overlapping it dropped). Returns, per
+    sequence, a list of :class:`~mlcourse.datasets.base.Site` sorted by start:
+    the stand-in for planted sites on real sequences, e.g. for
     :func:`planted_site_variants` on ChIP-seq peaks.
     """
-    from mlcourse.datasets.base import Site
+    from mlcourse.datasets.base import SeqDataset
 
     motif = motif if isinstance(motif, Motif) else jaspar(motif)
     by_id = _sequences(sequences)
-    scores = site_scores(motif, one_hot(list(by_id.values())))
-    out = []
-    for row in scores:
-        taken, sites = np.zeros(row.shape[1], dtype=bool), []
-        for flat in np.argsort(-row, axis=None):
-            strand, start = np.unravel_index(flat, row.shape)
-            if row[strand, start] < threshold:
-                break
-            if not taken[start]:
-                sites.append(Site(int(start), "+-"[strand], motif.name, motif.width))
-                taken[max(0, start - motif.width + 1): start + motif.width] = True
-        out.append(sorted(sites, key=lambda site: site.start))
-    return out
+    data = SeqDataset(list(by_id.values()), np.zeros(len(by_id)), name="scanned sequences")
+    return data.scan_sites(motif, min_score=threshold * motif.log_odds.max(axis=0).sum())
 
 
 def planted_site_variants(dataset, n: int, *, seed=0, margin: int = 5) -> pd.DataFrame:
