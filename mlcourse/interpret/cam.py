@@ -232,6 +232,15 @@ def receptive_fields(model: nn.Module, X: torch.Tensor, *, layer) -> np.ndarray:
     return np.stack([np.clip(starts, 0, length), np.clip(starts + field.size, 0, length)], axis=1)
 
 
+def _matching_fields(maps: torch.Tensor, fields) -> np.ndarray:
+    """``fields`` as an ``(L', 2)`` array that matches ``(N, L')`` maps, or a ValueError saying why not."""
+    fields = np.asarray(fields)
+    if maps.ndim != 2 or fields.shape != (maps.shape[1], 2):
+        raise ValueError(f"maps {tuple(maps.shape)} and fields {fields.shape} do not match: "
+                         "need (N, L') and (L', 2)")
+    return fields
+
+
 def align_to_input(maps: torch.Tensor, fields: np.ndarray, length: int) -> torch.Tensor:
     """Spread ``(N, L')`` layer-resolution values over the input windows they describe.
 
@@ -248,10 +257,7 @@ def align_to_input(maps: torch.Tensor, fields: np.ndarray, length: int) -> torch
     torch.Tensor
         ``(N, length)``.
     """
-    fields = np.asarray(fields)
-    if maps.ndim != 2 or fields.shape != (maps.shape[1], 2):
-        raise ValueError(f"maps {tuple(maps.shape)} and fields {fields.shape} do not match: "
-                         "need (N, L') and (L', 2)")
+    fields = _matching_fields(maps, fields)
     cover = torch.zeros(maps.shape[1], length, dtype=maps.dtype, device=maps.device)
     for j, (start, end) in enumerate(fields):
         cover[j, start:end] = 1
@@ -274,10 +280,7 @@ def centre_on_input(maps: torch.Tensor, fields: np.ndarray, length: int) -> torc
     torch.Tensor
         ``(N, length)``.
     """
-    fields = np.asarray(fields)
-    if maps.ndim != 2 or fields.shape != (maps.shape[1], 2):
-        raise ValueError(f"maps {tuple(maps.shape)} and fields {fields.shape} do not match: "
-                         "need (N, L') and (L', 2)")
+    fields = _matching_fields(maps, fields)
     stride = int(fields[1, 0] - fields[0, 0]) if len(fields) > 1 else 1
     cover = torch.zeros(maps.shape[1], length, dtype=maps.dtype, device=maps.device)
     for j, (start, end) in enumerate(fields):
