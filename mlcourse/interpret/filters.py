@@ -155,10 +155,8 @@ def trim(motif: Motif, min_ic: float = 0.5, min_width: int = 6) -> Motif:
     ``min_width`` (too short to match meaningfully: any few columns resemble
     some motif) leaves the motif unchanged.
     """
-    keep = np.flatnonzero(motif.information_content() >= min_ic)
-    if keep.size == 0 or keep[-1] + 1 - keep[0] < min_width:
-        return motif
-    return Motif(motif.name, motif.counts[:, keep[0]:keep[-1] + 1], motif.matrix_id)
+    core = motif.trim(min_ic)
+    return core if core.width >= min_width else motif
 
 
 def match_filters(motifs: list[Motif], candidates=None, min_ic: float = 0.5) -> pd.DataFrame:
