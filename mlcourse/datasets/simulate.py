@@ -218,8 +218,9 @@ def motif_occupancy(
     Measured with the defaults (8,000 sequences, seeds 0 to 4, 70/10/20
     split, :func:`mlcourse.train.fit` with up to 20 epochs, batch 64, lr
     3e-3, patience 4): test AUC 0.93 to 0.97 for ``3layer``, 0.52 to 0.77 for
-    ``2layer``, 0.60 to 0.65 for ``1layer``; a MAFF PWM scan gives 0.62 to
-    0.63. Lecture 02 measures them again; lecture 14 asks each model, with
+    ``2layer``, 0.60 to 0.65 for ``1layer`` (``1layer_128motif`` collapses to a
+    constant output at that learning rate; 0.61 with lr 1e-3, seed 0); a MAFF
+    PWM scan gives 0.62 to 0.63. Lecture 02 measures them again; lecture 14 asks each model, with
     :func:`mlcourse.interpret.grammar.spacing_scan`, which arrangement it
     learned.
 
