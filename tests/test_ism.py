@@ -163,7 +163,7 @@ def test_element_budget_splits_chunks_and_keeps_the_result(name, one_thread, mon
     plain = saturation_mutagenesis(model, X, fast=False)
     chunks = []
     chunk = engines._LocalPlan._chunk
-    monkeypatch.setattr(engines._LocalPlan, "_chunk", lambda self, x, ref: chunks.append(len(x)) or chunk(self, x, ref))
+    monkeypatch.setattr(engines._LocalPlan, "_chunk", lambda self, x: chunks.append(len(x)) or chunk(self, x))
     whole = saturation_mutagenesis(model, X, fast=True)
     assert chunks == [5]
     chunks.clear()

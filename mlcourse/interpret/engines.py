@@ -53,16 +53,6 @@ def _monotone(module: nn.Module) -> bool:
 
 
 
-def _halving_max(vals: torch.Tensor) -> torch.Tensor:
-    """``vals.amax(dim=-2)`` by pairwise maxima of halves (overlapping when odd): several times
-    faster than a reduction over a middle dimension on the CPU, and exactly the same values."""
-    while vals.shape[-2] > 1:
-        half = vals.shape[-2] // 2
-        vals = torch.maximum(vals[..., :vals.shape[-2] - half, :], vals[..., half:, :])
-    return vals[..., 0, :]
-
-
-
 def local_plan(model, example: torch.Tensor, target=None) -> _LocalPlan:
     """The local-window plan of ``model`` for inputs like ``example`` ``(1, 4, L)``.
 
@@ -241,31 +231,58 @@ class _LocalPlan:
             for ((parent, name), _), old in zip(swaps, originals):
                 setattr(parent, name, old)
 
-    # activation entries one ISM chunk may hold per layer: bounds the memory, whatever the length
-    ELEMENTS = 2 ** 21
+    # activation entries per tensor one ISM chunk may hold (a chunk's edited inputs times the
+    # widest layer): bounds the memory, whatever the length and the width
+    ELEMENTS = 2 ** 18
 
-    def ism(self, X, ref, batch_size):
-        """``f(mutant) - ref`` for all four bases ``(N, 4, L)``, in chunks of sequences.
+    def ism(self, X, batch_size):
+        """``f(mutant) - f(x)`` for all four bases ``(N, 4, L)``, in chunks of sequences.
 
-        A chunk holds at most ``batch_size / 4`` sequences and, per layer of the
-        chain, about ``ELEMENTS`` activation entries (so long sequences and wide
-        layers go in smaller chunks: the memory stays bounded).
+        A chunk holds at most ``batch_size / 4`` sequences and, times the four
+        edits of a position, about ``ELEMENTS`` entries of its widest layer (so
+        long sequences and wide layers go in smaller chunks: the memory stays
+        bounded). ``f(x)`` comes from the chain's reference activations of the chunk.
         """
         out = torch.zeros_like(X)
         widest = max(a[:1].numel() for a in self._reference(X[:1]))
-        per_chunk = max(1, min(batch_size // 4, self.ELEMENTS // widest))
+        per_chunk = max(1, min(batch_size // 4, self.ELEMENTS // (4 * widest)))
         for s in range(0, X.shape[0], per_chunk):
-            out[s:s + per_chunk] = self._chunk(X[s:s + per_chunk], ref[s:s + per_chunk])
+            out[s:s + per_chunk] = self._chunk(X[s:s + per_chunk])
         return out
 
-    def _chunk(self, X, ref):
+    def _chunk(self, X):
         """ISM of a chunk of sequences: every base at every position, via :meth:`edit_scores`.
 
-        Scoring the identity base too is cheaper than gathering the three true
-        mutants; the caller sets its entry to exactly 0.
+        On the tap path of :meth:`_by_taps` the four bases are columns of the
+        weights, the same at every position, so scoring the identity base too is
+        cheapest; elsewhere each clean one-hot column gets only its three real
+        substitutions (``(a + 1) % 4``, ``(a + 2) % 4``, ``(a + 3) % 4``). The caller sets
+        identity entries to exactly 0.
         """
-        bases = torch.eye(4, dtype=X.dtype, device=X.device)[:, None, :, None]  # (4, 1, 4, 1)
-        return (self.edit_scores(X, bases, ref) - ref[:, None]).transpose(0, 1)  # (N, 4, L)
+        ref = self._rest(self._reference(X)[-1]).to(X.dtype)
+        one_hot = bool(((X == 0) | (X == 1)).all() and (X.sum(dim=1) == 1).all())
+        if self._tap_path() or not one_hot:
+            bases = torch.eye(4, dtype=X.dtype, device=X.device)[:, None, :, None]  # (4, 1, 4, 1)
+            return (self.edit_scores(X, bases, ref) - ref[:, None]).transpose(0, 1)  # (N, 4, L)
+        present = X.argmax(dim=1)  # (N, L)
+        subs = (present + torch.arange(1, 4, device=X.device)[:, None, None]) % 4  # (3, N, L)
+        new = F.one_hot(subs, 4).to(X.dtype).transpose(-1, -2)  # (3, N, 4, L)
+        scores = self.edit_scores(X, new, ref) - ref[:, None]  # (3, N, L)
+        out = torch.zeros_like(X)
+        out.scatter_(1, subs.transpose(0, 1), scores.transpose(0, 1))
+        return out
+
+    def _tap_path(self) -> bool:
+        """True when :meth:`edit_scores` scores every position at once (:meth:`_by_taps`)."""
+        g = self._global()
+        first = self.steps[0]
+        return (g is not None and first.module.groups == 1 and first.stride == 1
+                and all(st.kind == "pointwise" and not isinstance(st.module, nn.BatchNorm1d)
+                        for i, st in enumerate(self.steps) if i not in (0, g)))
+
+    def _global(self):
+        """Index of the global max pool in the chain, or None."""
+        return next((i for i, st in enumerate(self.steps) if st.kind == "global"), None)
 
     def edit_scores(self, X, new, ref, where=None):
         """Scores of every single-column edit of ``X``: ``(K, N, L)``.
@@ -281,8 +298,8 @@ class _LocalPlan:
         global max pool from prefix and suffix maxima).
         """
         n, length = X.shape[0], X.shape[-1]
-        new = torch.as_tensor(new, dtype=X.dtype, device=X.device)
-        new = new.expand(new.shape[0], n, *X.shape[1:])
+        raw_new = torch.as_tensor(new, dtype=X.dtype, device=X.device)
+        new = raw_new.expand(raw_new.shape[0], n, *X.shape[1:])
         k = new.shape[0]
         acts = self._reference(X)
         padded = [
@@ -290,15 +307,12 @@ class _LocalPlan:
             if st.pad else acts[i]
             for i, st in enumerate(self.steps)
         ]
-        g = next((i for i, st in enumerate(self.steps) if st.kind == "global"), None)
+        g = self._global()
         if g is not None:
             prefix = torch.cummax(acts[g], dim=-1).values
             suffix = torch.cummax(acts[g].flip(-1), dim=-1).values.flip(-1)
-            first = self.steps[0]
-            if (first.module.groups == 1 and first.stride == 1
-                    and all(st.kind == "pointwise" and not isinstance(st.module, nn.BatchNorm1d)
-                            for i, st in enumerate(self.steps) if i not in (0, g))):
-                return self._all_positions(X, new, ref, where, acts, g, prefix, suffix)
+            if self._tap_path():
+                return self._by_taps(X, raw_new, ref, where, acts, g, prefix, suffix)
         if ref is None:
             ref = self._rest(acts[-1])
         out = ref.to(X.dtype).expand(k, length, n).permute(0, 2, 1).clone()
@@ -333,59 +347,58 @@ class _LocalPlan:
             out[:, :, p] = scores if where is None else torch.where(where[:, p], scores, out[:, :, p])
         return out
 
-    def _all_positions(self, X, new, ref, where, acts, g, prefix, suffix, elements: int = 2 ** 18):
+    def _by_taps(self, X, new, ref, where, acts, g, prefix, suffix):
         """:meth:`edit_scores` for a chain conv -> elementwise -> global max -> elementwise.
 
-        All positions at once: output ``j`` of the (stride 1) first convolution reads
-        position ``p`` through tap ``t`` when ``j = p + pad - d t``, so the edited
-        window of every ``p`` is ``conv_out[j] + W[:, :, t] @ (new - old)``, and the
-        pooled value is the larger of its maximum and the prefix/suffix maxima
-        outside it. Rows go in chunks of about ``elements`` window entries.
+        A stride-1 convolution reads input column ``p`` through tap ``t`` at output
+        ``j = p + pad - d t``. Replacing column ``x_p`` by ``x'_p`` turns that output
+        into ``conv[j] - W_t x_p + W_t x'_p``: for one tap and *every* position at once
+        this is a shifted slice of the reference output, minus the old columns'
+        contribution, plus the new ones' (for ISM ``W_t e_b`` is a column of the
+        weights, the same at every position, so no multiplication is left). The
+        edited window's maximum is the running maximum of these slices over the
+        ``T`` taps (``T`` elementwise passes over ``(K, N, L, C)``), and the pooled
+        value is the larger of it and the prefix/suffix maxima outside the window.
+        Channels are innermost, so the pooled values are already the rows the rest
+        of the model reads, and the rest runs once for the whole chunk.
         """
-        st, conv_out = self.steps[0], acts[1]
-        k, n, length = new.shape[0], X.shape[0], X.shape[-1]
+        st = self.steps[0]
+        weight = st.module.weight  # (C, 4, T)
+        k, n, length, channels = new.shape[0], X.shape[0], X.shape[-1], weight.shape[0]
+        conv = acts[1].transpose(1, 2)  # (N, J, C)
+        old, added = X.transpose(1, 2), new.transpose(-1, -2)  # (N, L, 4), (K, N or 1, L or 1, 4)
+        best = torch.full((k, n, length, channels), -math.inf, dtype=X.dtype, device=X.device)
+        for t in range(st.kernel):
+            shift = st.pad - st.dilation * t  # input position p reaches output p + shift
+            p0, p1 = max(0, -shift), min(length, st.out_len - shift)
+            if p0 >= p1:
+                continue
+            w_t = weight[:, :, t].T  # (4, C)
+            base = conv[:, p0 + shift:p1 + shift] - old[:, p0:p1] @ w_t  # (N, w, C)
+            vals = base + (added[..., p0:p1, :] if added.shape[-2] > 1 else added) @ w_t  # (K, N, w, C)
+            for step in self.steps[1:g]:
+                vals = step.module(vals)
+            window = best[:, :, p0:p1]
+            torch.maximum(window, vals, out=window)
+        pooled = torch.maximum(best, self._outside(st, length, prefix, suffix)).reshape(-1, channels, 1)
+        for step in self.steps[g + 1:]:
+            pooled = step.module(pooled)
+        scores = self._rest(pooled).reshape(k, n, length).to(X.dtype)
+        if where is None:
+            return scores
+        return torch.where(where, scores, 0.0 if ref is None else ref.to(X.dtype)[:, None])
+
+    @staticmethod
+    def _outside(st: _Step, length: int, prefix, suffix) -> torch.Tensor:
+        """``(N, L, C)``: the global maximum over the outputs an edit at each position does not reach."""
         reach = st.dilation * (st.kernel - 1)
-        positions = torch.arange(length, device=X.device)
+        positions = torch.arange(length, device=prefix.device)
         lo = (positions + st.pad - reach).clamp(min=0)
         hi = (positions + st.pad).clamp(max=st.out_len - 1)
         none = torch.full_like(prefix[:, :, :1], -math.inf)
         before = torch.cat([none, prefix], dim=-1)[:, :, lo]  # max over outputs < lo
         after = torch.cat([suffix, none], dim=-1)[:, :, (hi + 1).clamp(max=st.out_len)]  # max over > hi
-        outside = torch.maximum(before, after).transpose(1, 2)  # (N, L, C)
-        # windows[i, p, u, c] = output j = p + pad - d (T - 1 - u) (-inf off the ends): a view in
-        # which each window is one contiguous block, channels innermost
-        fill = -math.inf if g == 1 else 0.0  # elementwise modules before the pool: mask afterwards
-        padded = F.pad(conv_out, (reach, max(0, reach - st.pad)), value=fill).transpose(1, 2).contiguous()
-        channels, span = padded.shape[-1], padded.shape[1]
-        if st.dilation == 1:  # window (i, p) is the contiguous block from row i * span + p + pad
-            blocks = padded.reshape(-1).unfold(0, st.kernel * channels, channels)
-        else:
-            windows = padded.unfold(1, reach + 1, 1)[:, st.pad:st.pad + length, :, ::st.dilation].transpose(-1, -2)
-        weight = st.module.weight.flip(-1).permute(1, 2, 0)  # (4, T, C); tap T-1-u at u
-        taps = torch.arange(st.kernel, device=X.device)
-        out = torch.zeros(k, n, length, dtype=X.dtype, device=X.device)
-        if ref is not None:
-            out += ref.to(X.dtype)[:, None]
-        pairs = torch.nonzero(torch.ones(n, length, dtype=torch.bool, device=X.device) if where is None else where)
-        chunk = max(1, elements // (k * weight.shape[-1] * st.kernel))
-        for s in range(0, pairs.shape[0], chunk):
-            i, p = pairs[s:s + chunk].unbind(1)
-            change = new.transpose(-1, -2)[:, i, p] - X.transpose(-1, -2)[i, p]  # (K, P, 4)
-            if st.dilation == 1:
-                window = blocks.index_select(0, i * span + p + st.pad).reshape(-1, st.kernel, channels)
-            else:
-                window = windows[i, p]
-            vals = torch.einsum("kpb,btc->kptc", change, weight).add_(window)  # (K, P, T, C)
-            if g > 1:
-                for step in self.steps[1:g]:
-                    vals = step.module(vals)
-                j = p[:, None] + st.pad - st.dilation * (st.kernel - 1 - taps)
-                vals = vals.masked_fill(((j < 0) | (j >= st.out_len))[:, :, None], -math.inf)
-            chain_out = torch.maximum(_halving_max(vals), outside[i, p]).reshape(-1, weight.shape[-1], 1)
-            for step in self.steps[g + 1:]:
-                chain_out = step.module(chain_out)
-            out[:, i, p] = self._rest(chain_out).reshape(k, -1)
-        return out
+        return torch.maximum(before, after).transpose(1, 2)
 
     def _first(self, X, conv_out, padded_in, p, new):
         """The first convolution's output window with column ``p`` set to ``new`` ``(K, N, 4)``: ``(K N, C, w)``."""
