@@ -25,6 +25,7 @@ prefix and suffix maxima.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -163,6 +164,7 @@ class _LocalPlan:
 
     def __init__(self, model, score, steps, x_shape):
         self.model, self.score, self.steps, self.x_shape = model, score, steps, x_shape
+        self._inject = None  # set while the model is cut (:meth:`_cut`)
 
     @classmethod
     def capture(cls, model: nn.Module, x: torch.Tensor, target=None):
@@ -215,39 +217,54 @@ class _LocalPlan:
         return acts
 
     def _rest(self, value: torch.Tensor) -> torch.Tensor:
-        """The model's output when the chain's output is ``value``: the model runs with its first
-        chain module swapped for one that returns ``value`` and the others for identities."""
-        if not hasattr(self, "_slots"):  # where each chain module sits: found once
-            self._slots = [_parent_and_name(self.model, s.module) for s in self.steps]
-        inject = _Inject()
-        inject.value = value
-        stand_ins = [inject] + [nn.Identity() for _ in self.steps[1:]]
-        try:
-            for (parent, name), new in zip(self._slots, stand_ins):
-                setattr(parent, name, new)
+        """The model's output when the chain's output is ``value`` (runs the model cut by :meth:`_cut`)."""
+        with self._cut():
+            self._inject.value = value
             dummy = torch.zeros((), device=value.device).expand(value.shape[0], *self.x_shape)
             return self.score(dummy)
-        finally:
-            for (parent, name), step in zip(self._slots, self.steps):
-                setattr(parent, name, step.module)
 
-    # activation entries per tensor one ISM chunk may hold (a chunk's edited inputs times the
-    # widest layer): bounds the memory, whatever the length and the width
+    @contextmanager
+    def _cut(self):
+        """Inside, the model's first chain module returns ``self._inject.value`` and the others are
+        identities; all are put back on leaving. Re-entrant: a caller that scores many chunks
+        cuts once, instead of swapping modules for every call of :meth:`_rest`."""
+        if getattr(self, "_inject", None) is not None:
+            yield
+            return
+        slots = [_parent_and_name(self.model, s.module) for s in self.steps]
+        self._inject = _Inject()
+        try:
+            for (parent, name), new in zip(slots, [self._inject] + [nn.Identity() for _ in self.steps[1:]]):
+                setattr(parent, name, new)
+            yield
+        finally:
+            for (parent, name), step in zip(slots, self.steps):
+                setattr(parent, name, step.module)
+            self._inject = None
+
+    # entries one ISM chunk may hold per tensor: four edits of each sequence times its widest
+    # layer. The tap path's tensors are that large at every tap, and chunks that stay in the
+    # cache are fastest; the window path's per-edit windows are much smaller than a layer, and
+    # it pays a little per position and chunk, so it takes larger chunks.
+    TAP_ELEMENTS = 2 ** 16
     ELEMENTS = 2 ** 18
 
     def ism(self, X, batch_size):
         """``f(mutant) - f(x)`` for all four bases ``(N, 4, L)``, in chunks of sequences.
 
         A chunk holds at most ``batch_size / 4`` sequences and, times the four
-        edits of a position, about ``ELEMENTS`` entries of its widest layer (so
-        long sequences and wide layers go in smaller chunks: the memory stays
-        bounded). ``f(x)`` comes from the chain's reference activations of the chunk.
+        edits of a position, about ``TAP_ELEMENTS`` or ``ELEMENTS`` entries of its
+        widest layer (so long sequences and wide layers go in smaller chunks:
+        the memory stays bounded). ``f(x)`` comes from the chain's reference
+        activations of the chunk.
         """
         out = torch.zeros_like(X)
         widest = max(a[:1].numel() for a in self._reference(X[:1]))
-        per_chunk = max(1, min(batch_size // 4, self.ELEMENTS // (4 * widest)))
-        for s in range(0, X.shape[0], per_chunk):
-            out[s:s + per_chunk] = self._chunk(X[s:s + per_chunk])
+        budget = self.TAP_ELEMENTS if self._tap_path() else self.ELEMENTS
+        per_chunk = max(1, min(batch_size // 4, budget // (4 * widest)))
+        with self._cut():
+            for s in range(0, X.shape[0], per_chunk):
+                out[s:s + per_chunk] = self._chunk(X[s:s + per_chunk])
         return out
 
     def _chunk(self, X):
@@ -528,7 +545,7 @@ class SISScreen:
         """Approximate logits ``(R, L)``: entry ``[r, p]`` masks position ``p`` of input ``rows[r]``
         with the features ``remaining[r]`` kept (computed only where ``remaining`` is True)."""
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), self.plan._cut():
             for s in range(0, rows.numel(), self.batch_size):
                 part, keep = rows[s:s + self.batch_size], remaining[s:s + self.batch_size]
                 base, new = inputs.masked(part, keep), inputs.fully_masked[part][None]
