@@ -299,10 +299,14 @@ class _LocalPlan:
         return out
 
     def _tap_path(self) -> bool:
-        """True when :meth:`edit_scores` scores every position at once (:meth:`_by_taps`)."""
+        """True when :meth:`edit_scores` scores every position at once (:meth:`_by_taps`, :meth:`_by_pairs`).
+
+        The first convolution must be plain (stride 1, no dilation: a dilated one
+        leaves unreached outputs inside an edit's range, which the outside maxima skip).
+        """
         g = self._global()
         first = self.steps[0]
-        return (g is not None and first.module.groups == 1 and first.stride == 1
+        return (g is not None and first.module.groups == 1 and first.stride == 1 and first.dilation == 1
                 and all(st.kind == "pointwise" and not isinstance(st.module, nn.BatchNorm1d)
                         for i, st in enumerate(self.steps) if i not in (0, g)))
 
