@@ -16,9 +16,18 @@ convolution, and a global max pool over a window-edited map is
 ``max(max outside the window, max inside)``, with the outside maxima read from
 prefix and suffix maxima.
 
+For a convolution followed by a global max pool (the 1-layer models) all
+positions are scored at once: per tap, a shifted slice of the reference output
+plus the weight column of the new base, and a running maximum over the taps
+(``_LocalPlan._by_taps``); SIS, which asks only for the positions still
+present, gathers those (input, position) pairs (``_LocalPlan._by_pairs``).
+Deeper models go one position at a time through the windows of every layer.
+ISM runs in chunks of sequences sized by an activation budget, so its memory
+stays small whatever the length and width.
+
 * :func:`local_plan` finds the chain and returns a plan whose ``edit_scores``
   scores every single-column edit of a batch (ISM edits in the four bases;
-  SIS the masked value);
+  SIS the masked value) and whose ``ism`` gives the whole mutation map;
 * :class:`SISScreen` uses it to shortlist SIS's candidate removals.
 """
 
@@ -251,30 +260,46 @@ class _LocalPlan:
                 setattr(parent, name, step.module)
             self._inject = None
 
-    # entries one ISM chunk may hold per tensor: four edits of each sequence times its widest
-    # layer. The tap path's tensors are that large at every tap, and chunks that stay in the
-    # cache are fastest; the window path's per-edit windows are much smaller than a layer, and
-    # it pays a little per position and chunk, so it takes larger chunks.
+    # Entries one ISM chunk may hold. The tap path's tensors are (4 edits, sequences, L, C) at
+    # every tap, and chunks that stay in the cache are fastest: TAP_ELEMENTS bounds four times
+    # the widest layer. The window path keeps every layer's reference activations of the chunk
+    # (ELEMENTS bounds their sum) and, per position, the windows of its edits (WINDOW_ELEMENTS);
+    # it pays a little per position and chunk, so long sequences should not go one at a time.
     TAP_ELEMENTS = 2 ** 16
-    ELEMENTS = 2 ** 18
+    ELEMENTS = 2 ** 20
+    WINDOW_ELEMENTS = 2 ** 18
 
     def ism(self, X, batch_size):
         """``f(mutant) - f(x)`` for all four bases ``(N, 4, L)``, in chunks of sequences.
 
-        A chunk holds at most ``batch_size / 4`` sequences and, times the four
-        edits of a position, about ``TAP_ELEMENTS`` or ``ELEMENTS`` entries of its
-        widest layer (so long sequences and wide layers go in smaller chunks:
-        the memory stays bounded). ``f(x)`` comes from the chain's reference
-        activations of the chunk.
+        A chunk holds at most ``batch_size / 4`` sequences, and as many as the
+        activation budgets allow (so long sequences and wide layers go in smaller
+        chunks: the memory stays bounded). ``f(x)`` comes from the chain's
+        reference activations of the chunk.
         """
         out = torch.zeros_like(X)
-        widest = max(a[:1].numel() for a in self._reference(X[:1]))
-        budget = self.TAP_ELEMENTS if self._tap_path() else self.ELEMENTS
-        per_chunk = max(1, min(batch_size // 4, budget // (4 * widest)))
+        acts = self._reference(X[:1])
+        if self._tap_path():
+            fits = self.TAP_ELEMENTS // (4 * max(a.numel() for a in acts))
+        else:
+            fits = min(self.ELEMENTS // sum(a.numel() for a in acts),
+                       self.WINDOW_ELEMENTS // (3 * self._window_entries(X.shape[-1])))
+        per_chunk = max(1, min(batch_size // 4, fits))
         with self._cut():
             for s in range(0, X.shape[0], per_chunk):
                 out[s:s + per_chunk] = self._chunk(X[s:s + per_chunk])
         return out
+
+    def _window_entries(self, length: int) -> int:
+        """Entries of the windows one edit in the middle of the sequence recomputes, all layers together."""
+        lo = hi = length // 2
+        entries, channels = 0, 1
+        for st in self.steps:
+            lo, hi = st.affected(lo, hi)
+            if st.kind == "conv":
+                channels = st.module.out_channels
+            entries += max(0, hi - lo + 1) * channels
+        return max(1, entries)
 
     def _chunk(self, X):
         """ISM of a chunk of sequences: every base at every position, via :meth:`edit_scores`.
