@@ -359,7 +359,7 @@ def consensus_logo(probs, motif: Motif, axes=None):
     return axes
 
 
-def highlight(tokens, subsets, underline=None) -> str:
+def highlight(tokens, subsets, underline=None, labels=None) -> str:
     """HTML for a text with each subset of token positions on its own colour (:func:`sis_colour`).
 
     Parameters
@@ -372,12 +372,16 @@ def highlight(tokens, subsets, underline=None) -> str:
     underline : boolean array, optional
         Positions to underline, e.g. :meth:`mlcourse.datasets.reviews.Reviews.rationale_mask`
         (the ground truth).
+    labels : list of str, optional
+        One name per subset (e.g. the aspects); shown first as a colour key.
 
     Returns
     -------
     str
         Show it with ``IPython.display.HTML(...)``.
     """
+    if labels is not None and len(labels) != len(subsets):
+        raise ValueError(f"labels: got {len(labels)} names for {len(subsets)} subsets")
     colour = {}
     for k, subset in enumerate(subsets):
         for pos in np.asarray(subset, dtype=int).reshape(-1):
@@ -391,4 +395,8 @@ def highlight(tokens, subsets, underline=None) -> str:
             style += "text-decoration:underline;"
         word = html.escape(word)
         words.append(f'<span style="{style}padding:1px">{word}</span>' if style else word)
-    return '<p style="line-height:1.8">' + " ".join(words) + "</p>"
+    key = ""
+    if labels is not None:
+        key = "<p>" + " ".join(f'<span style="background:{sis_colour(k)};padding:1px">{html.escape(name)}</span>'
+                               for k, name in enumerate(labels)) + "</p>"
+    return key + '<p style="line-height:1.8">' + " ".join(words) + "</p>"

@@ -32,6 +32,15 @@ def test_highlight_colours_each_subset_and_escapes():
         plot.highlight(["a"], [[5]])
 
 
+def test_highlight_labels_give_a_colour_key():
+    out = plot.highlight(["a", "b"], [[0], [1]], labels=["aroma", "palate"])
+    key, text = out.split("</p>", 1)
+    assert f"background:{plot.SIS_COLOURS[0]};padding:1px\">aroma" in key
+    assert f"background:{plot.SIS_COLOURS[1]};padding:1px\">palate" in key and "aroma" not in text
+    with pytest.raises(ValueError, match="2 names for 1 subsets"):
+        plot.highlight(["a"], [[0]], labels=["x", "y"])
+
+
 def test_sis_plots_share_one_palette():
     image = np.zeros((4, 4))
     masks = [np.eye(4, dtype=bool), np.fliplr(np.eye(4, dtype=bool)) & ~np.eye(4, dtype=bool)]
