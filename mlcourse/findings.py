@@ -34,10 +34,14 @@ from pathlib import Path
 from mlcourse.config import is_fast
 
 __all__ = ["Finding", "FindingFailed", "check", "judge", "format_value", "read_records", "load_summary",
-           "runtime_table", "overlapping_text", "RECORD_ENV"]
+           "runtime_table", "overlapping_text", "watch_figures", "read_figure_records", "RECORD_ENV",
+           "FIGURES_ENV"]
 
 RECORD_ENV = "MLCOURSE_FINDINGS"
 """Environment variable: a file to which :func:`check` appends one JSON line per finding."""
+
+FIGURES_ENV = "MLCOURSE_FIGURES"
+"""Environment variable: a file to which :func:`watch_figures` appends one JSON line per figure shown."""
 
 _OPS = {
     ">=": operator.ge,
@@ -282,3 +286,55 @@ def overlapping_text(fig, margin: float = 1.0) -> list[tuple[str, str]]:
         if width > margin and height > margin:
             pairs.append((a.get_text(), b.get_text()))
     return pairs
+
+
+def _figure_label(fig) -> str:
+    """A figure in a few words, to find it in the notebook: its suptitle, else its axes' titles."""
+    titles = [fig._suptitle.get_text()] if getattr(fig, "_suptitle", None) else []
+    titles += [ax.get_title() for ax in fig.axes]
+    label = " / ".join(t for t in titles if t.strip())
+    return (label[:120] + "...") if len(label) > 120 else (label or "(untitled figure)")
+
+
+def watch_figures(record_to=None) -> None:
+    """Check every figure this Python process renders for overlapping text; record one JSON line each.
+
+    A findings run starts each notebook's kernel with this (``PYTHONSTARTUP``,
+    see :mod:`mlcourse.notebooks`). Jupyter's inline backend shows a figure by
+    rendering it to PNG through ``FigureCanvasBase.print_figure``, as
+    ``savefig`` does; the watch wraps that method, so every figure a notebook
+    shows (``plt.show()``, a figure left at the end of a cell, a widget's
+    figure) is first checked with :func:`overlapping_text`. Each line of the
+    file ``record_to`` (default: the one named by ``MLCOURSE_FIGURES``) is
+    ``{"figure": <its titles>, "overlaps": [[text, text], ...]}``.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    record_to = record_to or os.environ[FIGURES_ENV]
+    unwatched = FigureCanvasBase.print_figure
+    if getattr(unwatched, "watched", False):
+        return
+
+    def print_figure(canvas, *args, **kwargs):
+        record = {"figure": _figure_label(canvas.figure), "overlaps": overlapping_text(canvas.figure)}
+        with open(record_to, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        return unwatched(canvas, *args, **kwargs)
+
+    print_figure.watched = True
+    FigureCanvasBase.print_figure = print_figure
+
+
+def read_figure_records(path) -> list[dict]:
+    """The figures :func:`watch_figures` recorded: ``[{"figure": ..., "overlaps": [...]}, ...]``."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}, line {number}: not a figure record ({err})") from None
+    return records

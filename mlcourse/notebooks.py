@@ -5,7 +5,8 @@ An executed notebook records how it was run in ``metadata["mlcourse"]``: the mod
 the course website (:mod:`mlcourse.site`) prints this on each lecture page.
 
 ``make findings`` (``mlcourse run --findings``) runs lectures the same way, in
-full mode, collects every :func:`mlcourse.check` they make, times each lecture
+full mode, collects every :func:`mlcourse.check` they make, checks every figure
+they show for overlapping text (:func:`mlcourse.findings.watch_figures`), times each lecture
 and writes the table ``build/findings.md`` (and ``build/findings.json``, which
 the course overview reads for its runtimes).
 """
@@ -29,7 +30,7 @@ from mlcourse import findings
 from mlcourse.files import atomic_write_text
 
 __all__ = ["execute_notebook", "machine", "run_notebook", "run_notebooks", "run_findings", "output_findings",
-           "findings_markdown"]
+           "figure_finding", "findings_markdown"]
 
 
 def _cpu_model() -> str:
@@ -120,6 +121,26 @@ def output_findings(nb) -> list[findings.Finding]:
             findings.judge("no warnings in the output (outputs with a warning)", warned, "==", 0)]
 
 
+_WATCH_FIGURES = str(Path(__file__).with_name("watch_figures.py"))
+"""Run at the start of each kernel of a findings run: every figure shown is checked for overlapping text."""
+
+
+def figure_finding(record) -> findings.Finding:
+    """The figures of a findings run with overlapping text, as a finding (there should be none).
+
+    ``record`` is the file :func:`mlcourse.findings.watch_figures` wrote while
+    the notebook ran; each figure with overlapping text is printed with the
+    texts that collide, so that it can be found and fixed.
+    """
+    unreadable = [r for r in findings.read_figure_records(record) if r["overlaps"]]
+    for r in unreadable:
+        pairs = "; ".join(f"{a!r} over {b!r}" for a, b in r["overlaps"][:5])
+        more = f" (and {len(r['overlaps']) - 5} more)" if len(r["overlaps"]) > 5 else ""
+        print(f"  overlapping text in figure {r['figure']!r}: {pairs}{more}", flush=True)
+    return findings.judge("figures have no overlapping text (figures with overlapping labels)",
+                          len(unreadable), "==", 0)
+
+
 def _last_line(err: Exception) -> str:
     """``"RuntimeError: boom"``: the error a cell raised (nbclient keeps its name and message)."""
     if hasattr(err, "ename"):  # nbclient's CellExecutionError
@@ -164,12 +185,15 @@ def run_findings(paths, out_dir: Path, fast: bool = False, timeout: int = 3600) 
     for path in list(paths):
         path = Path(path)
         record = records_dir / f"{path.stem}.jsonl"
+        figures = records_dir / f"{path.stem}.figures.jsonl"
         record.unlink(missing_ok=True)
+        figures.unlink(missing_ok=True)
         started, seen = time.perf_counter(), []
         try:
             nb = run_notebook(path, out_dir, fast=fast, timeout=timeout,
-                              env={findings.RECORD_ENV: str(record.resolve())})
-            status, seen = "ok", output_findings(nb)
+                              env={findings.RECORD_ENV: str(record.resolve()),
+                                   findings.FIGURES_ENV: str(figures.resolve()), "PYTHONSTARTUP": _WATCH_FIGURES})
+            status, seen = "ok", output_findings(nb) + [figure_finding(figures)]
         except Exception as err:  # reported in the table; the other lectures still run
             status = _last_line(err)
         runtime = time.perf_counter() - started

@@ -108,7 +108,7 @@ def test_make_findings_writes_the_table_and_fails_when_a_finding_does_not_hold(t
     assert cli.main(["run", "--findings", str(good), "--root", str(ROOT), "--out", str(out)]) == 0
     table = findings.runtime_table(findings.load_summary(out / "findings.json"), lectures=["01_good", "02_bad", "03_later"])
     assert list(table["lecture"]) == ["01_good", "02_bad", "03_later", "total (2 lectures measured)"]
-    assert list(table["findings that hold"][:3]) == ["3 of 3", "3 of 4", "not measured"]
+    assert list(table["findings that hold"][:3]) == ["4 of 4", "4 of 5", "not measured"]
     assert table["minutes"].iloc[-1] == pytest.approx(table["minutes"].iloc[:2].sum())
 
 
@@ -139,3 +139,26 @@ def test_the_shipped_summary_names_real_lectures_with_their_runtimes():
     assert summary["lectures"] and {e["notebook"] for e in summary["lectures"]} <= lectures
     for entry in summary["lectures"]:
         assert entry["mode"] == "full" and entry["runtime_s"] > 0 and entry["findings"], entry["notebook"]
+
+
+def test_a_figure_with_overlapping_text_fails_the_findings_run_and_a_readable_one_passes(tmp_path):
+    """Every figure a notebook shows is checked: two titles drawn on one spot make the run fail."""
+    setup = "import matplotlib.pyplot as plt"
+    clean = _notebook(tmp_path / "05_clean.ipynb", [
+        setup, "fig, ax = plt.subplots()\nax.set_title('a readable title')\nax.set_xlabel('x')\nplt.show()",
+        "plt.plot([0, 1])"])  # a figure left at the end of a cell is shown (and checked) too
+    messy = _notebook(tmp_path / "06_messy.ipynb", [
+        setup, "fig, ax = plt.subplots()\nax.set_title('clean')\nplt.show()",
+        "fig, ax = plt.subplots()\nax.set_title('first')\nax.text(0.5, 1.02, 'second title', transform=ax.transAxes,"
+        " ha='center')\nplt.show()"])
+    out = tmp_path / "build"
+    assert cli.main(["run", "--findings", str(clean), "--root", str(ROOT), "--out", str(out)]) == 0
+    assert cli.main(["run", "--findings", str(messy), "--root", str(ROOT), "--out", str(out)]) == 1
+    table = (out / "findings.md").read_text()
+    finding = "figures have no overlapping text (figures with overlapping labels)"
+    assert f"| 05_clean | {finding} | 0 | == 0 | yes |" in table
+    assert f"| 06_messy | {finding} | 1 | == 0 | **no** |" in table
+    figures = findings.read_figure_records(out / "findings" / "05_clean.figures.jsonl")
+    assert [f["figure"] for f in figures] == ["a readable title", "(untitled figure)"]
+    messy_figures = findings.read_figure_records(out / "findings" / "06_messy.figures.jsonl")
+    assert [sorted(map(sorted, f["overlaps"])) for f in messy_figures] == [[], [["first", "second title"]]]
