@@ -322,11 +322,14 @@ def sis_shading(seq: str, masks, ax=None, sites=(), title: str | None = None):
     return ax
 
 
-def motif_logo(motif, ax=None, title: str | None = None):
+def motif_logo(motif, ax=None, title: str | None = None, ymax: float | None = 2.0):
     """Draw a motif as an information-content logo (letter height = probability x IC bits).
 
     ``motif`` is a :class:`~mlcourse.motifs.Motif`, a JASPAR name or ID, or a
-    ``(4, W)`` probability matrix. Returns the matplotlib Axes.
+    ``(4, W)`` probability matrix. The y axis runs to ``ymax`` bits (2, the
+    most a DNA column holds, so logos compare); ``ymax=None`` fits it to the
+    tallest column, for motifs whose scale means nothing (a filter read from its
+    weights). Returns the matplotlib Axes.
     """
     if not isinstance(motif, Motif):
         motif = jaspar(motif) if isinstance(motif, str) else Motif.from_probs(np.asarray(motif), "query")
@@ -334,7 +337,9 @@ def motif_logo(motif, ax=None, title: str | None = None):
     if title is None:
         title = f"{motif.name} {motif.matrix_id}" if motif.matrix_id else motif.name
     ax = logo(heights, ax=ax, title=title, ylabel="bits")
-    ax.set_ylim(0, 2)
+    if ymax is None:
+        ymax = 1.05 * max(float(heights.sum(axis=0).max()), 1e-6)
+    ax.set_ylim(0, ymax)
     return ax
 
 

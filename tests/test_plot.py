@@ -50,3 +50,11 @@ def test_sis_plots_share_one_palette():
     assert np.allclose(layer[0, 0, :3], to_rgb(plot.SIS_COLOURS[0]))
     assert np.allclose(layer[0, 3, :3], to_rgb(plot.SIS_COLOURS[1]))
     plt.close("all")
+
+
+def test_motif_logo_fits_a_weak_motif_when_asked():
+    probs = np.array([[0.4, 0.25], [0.2, 0.25], [0.2, 0.25], [0.2, 0.25]])
+    assert plot.motif_logo(probs).get_ylim() == (0, 2)
+    top = plot.motif_logo(probs, ymax=None).get_ylim()[1]
+    tallest = float(information_content(probs).max())
+    assert tallest < top < 2 * tallest
