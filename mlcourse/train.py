@@ -192,7 +192,8 @@ def _numbers(values, where: str) -> torch.Tensor:
                 f"{where} must be numbers (a tensor or numeric array), got {kind}; "
                 "DNA strings become inputs with mlcourse.dna.one_hot"
             )
-        tensor = torch.as_tensor(array)
+        # a read-only array (pandas' copy-on-write, np.frombuffer) is copied: torch cannot share it
+        tensor = torch.as_tensor(array if array.flags.writeable else array.copy())
     if tensor.is_complex():
         raise ValueError(f"{where} is complex ({tensor.dtype}): expected real numbers")
     return tensor

@@ -50,14 +50,17 @@ def pair_model(first, second, gap, *, grammar_aware=True):
 
 
 def test_spacing_scan_recovers_the_planted_arrangement():
+    # lecture 02's composite: ELK1 24 bp after MAFF, same strand. ELK1 is not a palindrome,
+    # so the opposite orientation at the same gap is a different sequence and must not score.
     X = background(20)
-    model = pair_model("MAFF", "CEBPB", 12)
-    scan = grammar.spacing_scan(model, X, "MAFF", "CEBPB", range(-20, 25, 2))
+    spacings = range(-30, 31, 2)
+    model = pair_model("MAFF", "ELK1", 24)
+    scan = grammar.spacing_scan(model, X, "MAFF", "ELK1", spacings)
     best = scan.loc[scan["effect"].idxmax()]
-    assert (best["spacing"], best["orientation"]) == (12, "same")
-    assert grammar.arrangement_contrast(scan, 12, "same") > 5
-    blind = grammar.spacing_scan(pair_model("MAFF", "CEBPB", 12, grammar_aware=False), X, "MAFF", "CEBPB",
-                                 range(-20, 25, 2))
-    assert abs(grammar.arrangement_contrast(blind, 12, "same")) < 1
+    assert (best["spacing"], best["orientation"]) == (24, "same")
+    assert grammar.arrangement_contrast(scan, 24, "same") > 5
+    assert abs(grammar.arrangement_contrast(scan, 24, "opposite")) < 1
+    blind = grammar.spacing_scan(pair_model("MAFF", "ELK1", 24, grammar_aware=False), X, "MAFF", "ELK1", spacings)
+    assert abs(grammar.arrangement_contrast(blind, 24, "same")) < 1
     with pytest.raises(ValueError, match="spans"):
-        grammar.spacing_scan(model, X, "MAFF", "CEBPB", [90])
+        grammar.spacing_scan(model, X, "MAFF", "ELK1", [90])

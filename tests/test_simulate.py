@@ -83,11 +83,11 @@ def test_simulation_is_seeded():
 
 def test_occupancy_every_row_has_one_tf_and_one_cofactor_site(occupancy):
     assert occupancy.y.sum() == 500
-    windows = {name: scan_positions(planted_motif(name), occupancy.X) for name in ("MAFF", "CEBPB")}
-    scores = {"MAFF": [], "CEBPB": []}
+    windows = {name: scan_positions(planted_motif(name), occupancy.X) for name in ("MAFF", "ELK1")}
+    scores = {"MAFF": [], "ELK1": []}
     for i, sites in enumerate(occupancy.sites):
         names = sorted(s.motif for s in sites)
-        assert names == ["CEBPB", "MAFF"]
+        assert names == ["ELK1", "MAFF"]
         tf, co = sorted(sites, key=lambda s: s.motif != "MAFF")
         assert tf.end <= co.start or co.end <= tf.start  # no overlap
         for site in sites:
@@ -96,18 +96,48 @@ def test_occupancy_every_row_has_one_tf_and_one_cofactor_site(occupancy):
         assert np.median(values) > 8 and np.mean(np.array(values) > 0) > 0.95, name
 
 
-def _arranged(sites, spacing=18):
-    tf, co = sorted(sites, key=lambda s: s.motif != "MAFF")
-    if tf.strand != co.strand:
-        return False
-    if tf.strand == "+":
-        return co.start == tf.end + spacing
-    return co.end == tf.start - spacing
+def _gap_and_orientation(sites, tf="MAFF"):
+    """The co-factor's gap after the TF, read on the TF's strand, and whether it is on the same strand."""
+    site, co = sorted(sites, key=lambda s: s.motif != tf)
+    gap = co.start - site.end if site.strand == "+" else site.start - co.end
+    return gap, site.strand == co.strand
+
+
+def _arranged(sites, spacing=24):
+    return _gap_and_orientation(sites) == (spacing, True)
 
 
 def test_occupancy_bound_rows_and_only_they_have_the_composite(occupancy):
     arranged = np.array([_arranged(s) for s in occupancy.sites])
     assert np.array_equal(arranged, occupancy.y == 1)
+
+
+def test_occupancy_default_cofactor_is_not_a_palindrome():
+    # ELK1's consensus differs from its reverse complement, so "same" and "opposite"
+    # orientations of the composite are different sequences
+    elk1 = planted_motif("ELK1")
+    assert elk1.consensus == "ACCGGAAGT" and reverse_complement(elk1.consensus) != elk1.consensus
+    assert motif_occupancy("MAFF", n=10, seed=0).name.endswith("(co-factor ELK1)")
+
+
+def test_occupancy_wrong_orientation_negatives_sit_at_the_planted_gap(occupancy):
+    arrangement = [_gap_and_orientation(s) for s in occupancy.sites]
+    unbound = [a for a, y in zip(arrangement, occupancy.y) if y == 0]
+    flipped = [a == (24, False) for a in unbound]
+    # about 30% (flipped=0.3) of the 500 unbound rows: the planted gap, the other strand
+    assert 0.25 < np.mean(flipped) < 0.35
+    # the other unbound rows: a co-factor on either strand at gaps of all kinds
+    others = [a for a, f in zip(unbound, flipped) if not f]
+    assert 0.4 < np.mean([same for _, same in others]) < 0.6
+    assert len({gap for gap, _ in others}) > 40
+    # the flipped composite is on either strand, like the bound one
+    tf_minus = [next(x for x in s if x.motif == "MAFF").strand == "-"
+                for s, y in zip(occupancy.sites, occupancy.y) if y == 0]
+    assert 0.35 < np.mean([m for m, f in zip(tf_minus, flipped) if f]) < 0.65
+    none = motif_occupancy("MAFF", n=1000, seed=0, flipped=0.0)
+    assert np.mean([_gap_and_orientation(s) == (24, False) for s in none.sites]) < 0.02  # by chance only
+    every = motif_occupancy("MAFF", n=200, seed=0, flipped=1.0)
+    assert all(_gap_and_orientation(s) == (24, y == 1) for s, y in zip(every.sites, every.y))
 
 
 def test_occupancy_tf_position_and_strand_say_nothing(occupancy):
@@ -131,14 +161,7 @@ def test_occupancy_strength_is_a_weak_signal_and_can_be_switched_off(maff):
 def test_occupancy_with_a_chosen_cofactor_and_spacing():
     data = motif_occupancy("CTCF", n=40, seed=0, cofactor="GATA1", spacing=5)
     assert {s.motif for sites in data.sites for s in sites} == {"CTCF", "GATA1"}
-    assert all(_arranged_ctcf(sites) == bool(y) for sites, y in zip(data.sites, data.y))
-
-
-def _arranged_ctcf(sites):
-    tf, co = sorted(sites, key=lambda s: s.motif != "CTCF")
-    if tf.strand != co.strand:
-        return False
-    return co.start == tf.end + 5 if tf.strand == "+" else co.end == tf.start - 5
+    assert all((_gap_and_orientation(sites, "CTCF") == (5, True)) == bool(y) for sites, y in zip(data.sites, data.y))
 
 
 @pytest.mark.parametrize(
@@ -151,6 +174,8 @@ def _arranged_ctcf(sites):
         (lambda: motif_occupancy("MAFF", n=10, spacing=-1), "spacing"),
         (lambda: motif_occupancy("MAFF", n=10, length=30), "too short"),
         (lambda: motif_occupancy("MAFF", n=10, strength_draws=0), "strength_draws"),
+        (lambda: motif_occupancy("MAFF", n=10, flipped=1.5), "flipped must be a share"),
+        (lambda: motif_occupancy("MAFF", n=10, flipped="half"), "flipped must be a share"),
     ],
 )
 def test_bad_arguments_are_clear_value_errors(call, message):

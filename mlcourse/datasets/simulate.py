@@ -10,7 +10,7 @@ network architectures for predicting DNA-protein binding":
   motif; bound and unbound differ in higher-level determinants, here a
   co-factor motif at a fixed spacing and orientation, and the instance
   strength. Detecting a motif is not enough: the model must relate two motifs,
-  which needs a second layer whose receptive field covers both.
+  which needs deeper layers whose receptive field covers both.
 
 The background is uniform i.i.d. DNA, so every signal is one we planted, and
 each dataset records every planted site (:class:`~mlcourse.datasets.base.Site`,
@@ -28,7 +28,7 @@ from mlcourse.motifs import PREFERRED_VERSIONS, Motif, jaspar, sample, similarit
 
 __all__ = ["motif_discovery", "motif_occupancy", "planted_motif", "DEFAULT_COFACTORS"]
 
-DEFAULT_COFACTORS = ("CEBPB", "GATA1")
+DEFAULT_COFACTORS = ("ELK1", "GATA1")
 """Co-factor candidates for :func:`motif_occupancy`: the first one unlike the TF is used."""
 
 def planted_motif(tf: str | Motif) -> Motif:
@@ -181,8 +181,9 @@ def motif_occupancy(
     seed=0,
     *,
     cofactor: str | Motif | None = None,
-    spacing: int = 18,
+    spacing: int = 24,
     strength_draws: int = 2,
+    flipped: float = 0.3,
 ) -> SeqDataset:
     """Motif occupancy: every sequence has the motif; the context decides binding.
 
@@ -193,29 +194,35 @@ def motif_occupancy(
 
     1. **Co-factor arrangement (strong).** In bound sequences the co-factor
        motif sits ``spacing`` bp downstream of the TF motif, in the same
-       orientation (a composite element, like MAF/NFE2 or SOX/OCT pairs). In
-       unbound sequences the co-factor is elsewhere: any other non-overlapping
-       position and strand. The composite (MAFF + CEBPB: 13 + 18 + 10 =
-       41 bp) is much wider than a 24-bp first-layer filter, so one
-       convolutional layer with global max pooling sees at most a few bases
-       of each partner in one window, while a second layer (Zeng's
-       ``2layer``: 16 x 24 bp, max-pool 3, 32 x 5) combines first-layer
-       detections about 40 bp apart. (With a 12-bp gap, a 24-bp filter can
-       hold half of each motif and one layer solves the task: test AUC 0.99,
-       measured with the 11-bp MAFF half-site.)
+       orientation (a composite element, like MAF/NFE2 or SOX/OCT pairs),
+       the whole composite on either strand. In unbound sequences the
+       co-factor is not arranged so: a share ``flipped`` of them carry it at
+       the planted gap but on the other strand (the wrong orientation), the
+       rest anywhere else (any other non-overlapping position and strand).
+       The default co-factor, ELK1 (consensus ACCGGAAGT), is not its own
+       reverse complement, so the orientation is visible in the sequence.
     2. **Instance strength (weak).** A bound sequence's TF instance is the
        highest-scoring (log-odds) of ``strength_draws`` draws from the PWM; an
        unbound one's is a single draw. A PWM scan sees this, so one layer does
        better than chance, but far from perfect. ``strength_draws=1`` switches
        it off.
 
-    Measured with the defaults (MAFF, its 13-bp MARE, 8,000 sequences,
-    70/10/20 split, up to 15 epochs, :func:`mlcourse.train.fit`): test AUC
-    0.93 for ``2layer``, 0.53 for ``1layer_128motif`` (stopped early after 4);
-    a MAFF PWM scan gives 0.62. (With the 11-bp
-    MA0495.4 half-site and a 20-bp gap, as before, ``2layer`` reached 0.90;
-    with the 13-bp MARE and a 20-bp gap, a 43-bp composite, only 0.57 after
-    15 epochs.) On :func:`motif_discovery` a PWM scan alone reaches 0.96.
+    With the defaults (MAFF's 13-bp MARE, 24 bp, ELK1's 9 bp) the composite
+    is 46 bp wide and its partners are 24 bp apart: no window of a 24-bp
+    first-layer filter holds a base of both, so one convolutional layer with
+    global max pooling sees each partner alone, wherever it is. A deeper
+    unit can see both in their relative place if its receptive field spans
+    the composite: Zeng's ``3layer`` (62 bp) does, ``2layer`` (38 bp) only
+    part of it (see :func:`mlcourse.models.zeng.receptive_field`).
+
+    Measured with the defaults (8,000 sequences, seeds 0 to 4, 70/10/20
+    split, :func:`mlcourse.train.fit` with up to 20 epochs, batch 64, lr
+    3e-3, patience 4): test AUC 0.93 to 0.97 for ``3layer``, 0.52 to 0.77 for
+    ``2layer``, 0.60 to 0.65 for ``1layer`` (``1layer_128motif`` collapses to a
+    constant output at that learning rate; 0.61 with lr 1e-3, seed 0); a MAFF
+    PWM scan gives 0.62 to 0.63. Lecture 02 measures them again; lecture 14 asks each model, with
+    :func:`mlcourse.interpret.grammar.spacing_scan`, which arrangement it
+    learned.
 
     Parameters
     ----------
@@ -226,13 +233,17 @@ def motif_occupancy(
     length : int
     seed : int or numpy Generator
     cofactor : str, Motif or None
-        The partner motif; default: ``CEBPB`` (or ``GATA1`` if the TF resembles it).
+        The partner motif; default: the first of :data:`DEFAULT_COFACTORS`
+        that does not resemble the TF (``ELK1``, else ``GATA1``).
     spacing : int
-        Gap in bp between the TF site's end and the co-factor's start (default
-        18: with MAFF and CEBPB a 41-bp composite), read
-        on the TF's strand.
+        Gap in bp between the TF site's end and the co-factor's start, read
+        on the TF's strand (default 24).
     strength_draws : int
         PWM draws per bound sequence for the strength determinant (1 = off).
+    flipped : float
+        Share (0 to 1) of unbound sequences whose co-factor is at the planted
+        gap on the other strand; each unbound sequence is one with this
+        probability (0 = the co-factor is anywhere else in all of them).
 
     Returns
     -------
@@ -248,6 +259,8 @@ def motif_occupancy(
         raise ValueError(f"spacing must be a non-negative number of bp, got {spacing!r}")
     if not isinstance(strength_draws, (int, np.integer)) or strength_draws < 1:
         raise ValueError(f"strength_draws must be a positive integer, got {strength_draws!r}")
+    if isinstance(flipped, bool) or not isinstance(flipped, (int, float, np.number)) or not 0 <= flipped <= 1:
+        raise ValueError(f"flipped must be a share between 0 and 1, got {flipped!r}")
     wt, wc = motif.width, partner.width
     composite = wt + spacing + wc
     _check_size(n, length, max(composite, wt + 2 * wc) + 1)  # room for an unarranged co-factor
@@ -273,16 +286,21 @@ def motif_occupancy(
     tf_start[:] = np.where(minus, lo + wc + spacing, lo)
     # Bound: the composite TF - gap - co-factor, reverse-complemented as a whole on '-'.
     co_start[bound] = np.where(minus[bound], lo[bound], lo[bound] + wt + spacing)
-    # Unbound: the co-factor anywhere else, on either strand, but never arranged.
-    co_minus[unbound] = rng.random(unbound.size) < 0.5
-    tf_u, same = tf_start[unbound], co_minus[unbound] == minus[unbound]
-    arranged = np.where(minus[unbound], tf_u - spacing - wc, tf_u + wt + spacing)
+    # Unbound, a share ``flipped``: the co-factor at the planted gap, but on the other strand.
+    # The others: the co-factor anywhere else, on either strand, but never arranged.
+    flip = rng.random(unbound.size) < flipped
+    decoy, loose = unbound[flip], unbound[~flip]
+    co_start[decoy] = np.where(minus[decoy], lo[decoy], lo[decoy] + wt + spacing)
+    co_minus[decoy] = ~minus[decoy]
+    co_minus[loose] = rng.random(loose.size) < 0.5
+    tf_u, same = tf_start[loose], co_minus[loose] == minus[loose]
+    arranged = np.where(minus[loose], tf_u - spacing - wc, tf_u + wt + spacing)
 
     def elsewhere(idx, st):
         apart = (st + wc <= tf_u[idx]) | (st >= tf_u[idx] + wt)
         return apart & ~(same[idx] & (st == arranged[idx]))
 
-    co_start[unbound] = _draw_starts(rng, unbound.size, wc, length, elsewhere)
+    co_start[loose] = _draw_starts(rng, loose.size, wc, length, elsewhere)
 
     rows = np.arange(n)
     _plant(codes, rows, tf_start, minus, tf_words)
