@@ -121,8 +121,13 @@ def output_findings(nb) -> list[findings.Finding]:
             findings.judge("no warnings in the output (outputs with a warning)", warned, "==", 0)]
 
 
-_WATCH_FIGURES = str(Path(__file__).with_name("watch_figures.py"))
-"""Run at the start of each kernel of a findings run: every figure shown is checked for overlapping text."""
+_WATCH_FIGURES = (
+    "# Run at the start of every kernel of a findings run (PYTHONSTARTUP): check each figure the notebook\n"
+    "# shows for overlapping text. One expression, so that the notebook's namespace gains no names.\n"
+    "__import__('mlcourse.findings', fromlist=['watch_figures']).watch_figures()\n"
+)
+"""The start-up script of each kernel of a findings run (written next to the records, not a package module:
+importing it anywhere else would start a watch with no record file)."""
 
 
 def figure_finding(record) -> findings.Finding:
@@ -188,11 +193,13 @@ def run_findings(paths, out_dir: Path, fast: bool = False, timeout: int = 3600) 
         figures = records_dir / f"{path.stem}.figures.jsonl"
         record.unlink(missing_ok=True)
         figures.unlink(missing_ok=True)
+        startup = records_dir / "watch_figures.py"
+        atomic_write_text(startup, _WATCH_FIGURES)
         started, seen = time.perf_counter(), []
         try:
             nb = run_notebook(path, out_dir, fast=fast, timeout=timeout,
                               env={findings.RECORD_ENV: str(record.resolve()),
-                                   findings.FIGURES_ENV: str(figures.resolve()), "PYTHONSTARTUP": _WATCH_FIGURES})
+                                   findings.FIGURES_ENV: str(figures.resolve()), "PYTHONSTARTUP": str(startup.resolve())})
             status, seen = "ok", output_findings(nb) + [figure_finding(figures)]
         except Exception as err:  # reported in the table; the other lectures still run
             status = _last_line(err)

@@ -3,8 +3,10 @@
 The expensive part (running notebooks) happens once: the module-scoped
 ``graded`` fixture grades lab 1's solved and student versions plus the
 hand-written and adversarial fixtures in ``tests/fixtures/grading`` in one
-parallel batch (after the references of all four labs), and the tests read
-its reports. Everything else uses a tiny lab without torch.
+parallel batch (after lab 1's reference), and the tests read its reports.
+The other labs' reference runs are in ``test_grading_references.py``, a
+module of their own so that the test workers run both at once. Everything
+else uses a tiny lab without torch.
 """
 
 import ast
@@ -395,6 +397,7 @@ def test_tables_merge_by_student_and_a_bad_source_wipes_nothing(tmp_path):
 # --- grading real submissions of lab 1 (one parallel batch, shared by the tests below) -------
 
 ATTACKER = "01_attack_answer_key_compare_source_neighbours"
+LAB01_TIMEOUT = 30
 
 
 @pytest.fixture(scope="module")
@@ -411,13 +414,10 @@ def graded(tmp_path_factory):
     decoy.mkdir(exist_ok=True)
     nbformat.write(tiny_lab(cell("assert True", "one_hot_tests", kind="test", points=10)), decoy / f"{LAB01}.ipynb")
     out = tmp_path_factory.mktemp("reports")
-    from mlcourse.grading.batch import _pool_map, _reference_one
-
-    others = [(p, {"timeout": 60, "threads": 1, "sandbox": sandbox.DEFAULT_LIMITS, "cache_dir": out / ".reference"})
-              for p in SOURCES[1:]]
-    reports = grade_many([subs], ROOT / "labs" / "source", out, timeout=60, jobs=2)
-    refs = _pool_map(_reference_one, others, 2)  # the other labs: their solutions pass their own checks
-    return {r["student"]: r for r in reports}, out, refs
+    # Every cell of lab 1 takes under 10 s on a loaded 2-core machine; the infinite loop spins a
+    # core until the timeout, so a 30 s timeout (not 60) halves the fixture's busiest minute.
+    reports = grade_many([subs], ROOT / "labs" / "source", out, timeout=LAB01_TIMEOUT, jobs=2)
+    return {r["student"]: r for r in reports}, out
 
 
 def by_id(report):
@@ -426,12 +426,6 @@ def by_id(report):
 
 def kinds(report):
     return sorted({f["kind"] for f in report["flags"]})
-
-
-def test_every_lab_solution_passes_its_own_checks_judged_outside_the_kernel(graded):
-    assert all("error" not in r for r in graded[2]), graded[2]
-    assert {r["lab"] for r in graded[2]} == {lab_name(p) for p in SOURCES[1:]}
-    assert all(all(v for v in r["values"].values()) for r in graded[2])
 
 
 def test_solution_scores_full_marks_and_the_release_zero(graded):
@@ -496,7 +490,7 @@ def test_the_attacker_scores_only_what_it_solved_and_reaches_nothing(graded):
 
 
 def test_reports_tables_and_feedback_are_written(graded):
-    reports, out, _ = graded
+    reports, out = graded
     rows = list(csv.DictReader((out / "grades.csv").open()))
     assert len(rows) == sum(len(r["questions"]) for r in reports.values())
     summary = {r["student"]: r for r in csv.DictReader((out / "summary.csv").open())}

@@ -163,12 +163,40 @@ def test_element_budget_splits_chunks_and_keeps_the_result(name, one_thread, mon
     plain = saturation_mutagenesis(model, X, fast=False)
     chunks = []
     chunk = engines._LocalPlan._chunk
-    monkeypatch.setattr(engines._LocalPlan, "_chunk", lambda self, x, ref: chunks.append(len(x)) or chunk(self, x, ref))
+    monkeypatch.setattr(engines._LocalPlan, "_chunk", lambda self, x: chunks.append(len(x)) or chunk(self, x))
     whole = saturation_mutagenesis(model, X, fast=True)
     assert chunks == [5]
     chunks.clear()
     monkeypatch.setattr(engines._LocalPlan, "ELEMENTS", 1)
+    monkeypatch.setattr(engines._LocalPlan, "TAP_ELEMENTS", 1)
+    monkeypatch.setattr(engines._LocalPlan, "WINDOW_ELEMENTS", 1)
     split = saturation_mutagenesis(model, X, fast=True)
     assert chunks == [1] * 5
     assert torch.allclose(split, whole, atol=1e-6)  # other batch shapes: float rounding only
     assert torch.allclose(split, plain, atol=1e-5), (name, (split - plain).abs().max())
+
+
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_global_max_models_exact_in_double_precision_with_padding_dilation_and_gelu(dilation, one_thread):
+    """The running maximum over taps (1-layer global-max models) on what the Zeng models do not use:
+    zero padding and a non-monotone map before the pool (applied to every tap's value); a dilated
+    first layer takes the window path."""
+    from mlcourse.interpret.engines import local_plan
+    torch.manual_seed(4)
+    model = nn.Sequential(
+        nn.Conv1d(4, 5, 4, padding=3, dilation=dilation), nn.GELU(), nn.MaxPool1d(23 - 3 * dilation), nn.ReLU(),
+        nn.Flatten(), nn.Linear(5, 2),
+    ).double().eval()
+    X = random_dna(3, 17).double()
+    X[2, :, 4] = 0  # an N column
+    with torch.inference_mode():
+        assert local_plan(model, X[:1], 1)._tap_path() == (dilation == 1)
+    expected = naive_ism(lambda b: model(b)[:, 1], X)
+    got = saturation_mutagenesis(model, X, target=1, fast=True)
+    assert torch.allclose(got, expected, atol=1e-10)
+    where = torch.rand(3, 17, generator=torch.Generator().manual_seed(1)) < 0.5  # SIS's sparse pairs
+    with torch.inference_mode():
+        ref = model(X)[:, 1]
+        sparse = local_plan(model, X[:1], 1).edit_scores(X, torch.eye(4, dtype=X.dtype)[:, None, :, None], ref, where)
+    want = torch.where(where, (expected + ref[:, None, None]).transpose(0, 1), ref[:, None])
+    assert torch.allclose(sparse, want, atol=1e-10)

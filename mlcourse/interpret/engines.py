@@ -16,15 +16,25 @@ convolution, and a global max pool over a window-edited map is
 ``max(max outside the window, max inside)``, with the outside maxima read from
 prefix and suffix maxima.
 
+For a convolution followed by a global max pool (the 1-layer models) all
+positions are scored at once: per tap, a shifted slice of the reference output
+plus the weight column of the new base, and a running maximum over the taps
+(``_LocalPlan._by_taps``); SIS, which asks only for the positions still
+present, gathers those (input, position) pairs (``_LocalPlan._by_pairs``).
+Deeper models go one position at a time through the windows of every layer.
+ISM runs in chunks of sequences sized by an activation budget, so its memory
+stays small whatever the length and width.
+
 * :func:`local_plan` finds the chain and returns a plan whose ``edit_scores``
   scores every single-column edit of a batch (ISM edits in the four bases;
-  SIS the masked value);
+  SIS the masked value) and whose ``ism`` gives the whole mutation map;
 * :class:`SISScreen` uses it to shortlist SIS's candidate removals.
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -60,7 +70,6 @@ def _halving_max(vals: torch.Tensor) -> torch.Tensor:
         half = vals.shape[-2] // 2
         vals = torch.maximum(vals[..., :vals.shape[-2] - half, :], vals[..., half:, :])
     return vals[..., 0, :]
-
 
 
 def local_plan(model, example: torch.Tensor, target=None) -> _LocalPlan:
@@ -173,6 +182,7 @@ class _LocalPlan:
 
     def __init__(self, model, score, steps, x_shape):
         self.model, self.score, self.steps, self.x_shape = model, score, steps, x_shape
+        self._inject = None  # set while the model is cut (:meth:`_cut`)
 
     @classmethod
     def capture(cls, model: nn.Module, x: torch.Tensor, target=None):
@@ -225,47 +235,109 @@ class _LocalPlan:
         return acts
 
     def _rest(self, value: torch.Tensor) -> torch.Tensor:
-        """The model's output when the chain's output is ``value``."""
-        first = self.steps[0].module
-        inject = _Inject()
-        inject.value = value
-        swaps = [(_parent_and_name(self.model, first), inject)]
-        swaps += [(_parent_and_name(self.model, s.module), nn.Identity()) for s in self.steps[1:]]
-        originals = [getattr(parent, name) for (parent, name), _ in swaps]
-        try:
-            for (parent, name), new in swaps:
-                setattr(parent, name, new)
+        """The model's output when the chain's output is ``value`` (runs the model cut by :meth:`_cut`)."""
+        with self._cut():
+            self._inject.value = value
             dummy = torch.zeros((), device=value.device).expand(value.shape[0], *self.x_shape)
             return self.score(dummy)
+
+    @contextmanager
+    def _cut(self):
+        """Inside, the model's first chain module returns ``self._inject.value`` and the others are
+        identities; all are put back on leaving. Re-entrant: a caller that scores many chunks
+        cuts once, instead of swapping modules for every call of :meth:`_rest`."""
+        if getattr(self, "_inject", None) is not None:
+            yield
+            return
+        slots = [_parent_and_name(self.model, s.module) for s in self.steps]
+        self._inject = _Inject()
+        try:
+            for (parent, name), new in zip(slots, [self._inject] + [nn.Identity() for _ in self.steps[1:]]):
+                setattr(parent, name, new)
+            yield
         finally:
-            for ((parent, name), _), old in zip(swaps, originals):
-                setattr(parent, name, old)
+            for (parent, name), step in zip(slots, self.steps):
+                setattr(parent, name, step.module)
+            self._inject = None
 
-    # activation entries one ISM chunk may hold per layer: bounds the memory, whatever the length
-    ELEMENTS = 2 ** 21
+    # Entries one ISM chunk may hold. The tap path's tensors are (4 edits, sequences, L, C) at
+    # every tap, and chunks that stay in the cache are fastest: TAP_ELEMENTS bounds four times
+    # the widest layer. The window path keeps every layer's reference activations of the chunk
+    # (ELEMENTS bounds their sum) and, per position, the windows of its edits (WINDOW_ELEMENTS);
+    # it pays a little per position and chunk, so long sequences should not go one at a time.
+    TAP_ELEMENTS = 2 ** 16
+    ELEMENTS = 2 ** 20
+    WINDOW_ELEMENTS = 2 ** 18
 
-    def ism(self, X, ref, batch_size):
-        """``f(mutant) - ref`` for all four bases ``(N, 4, L)``, in chunks of sequences.
+    def ism(self, X, batch_size):
+        """``f(mutant) - f(x)`` for all four bases ``(N, 4, L)``, in chunks of sequences.
 
-        A chunk holds at most ``batch_size / 4`` sequences and, per layer of the
-        chain, about ``ELEMENTS`` activation entries (so long sequences and wide
-        layers go in smaller chunks: the memory stays bounded).
+        A chunk holds at most ``batch_size / 4`` sequences, and as many as the
+        activation budgets allow (so long sequences and wide layers go in smaller
+        chunks: the memory stays bounded). ``f(x)`` comes from the chain's
+        reference activations of the chunk.
         """
         out = torch.zeros_like(X)
-        widest = max(a[:1].numel() for a in self._reference(X[:1]))
-        per_chunk = max(1, min(batch_size // 4, self.ELEMENTS // widest))
-        for s in range(0, X.shape[0], per_chunk):
-            out[s:s + per_chunk] = self._chunk(X[s:s + per_chunk], ref[s:s + per_chunk])
+        acts = self._reference(X[:1])
+        if self._tap_path():
+            fits = self.TAP_ELEMENTS // (4 * max(a.numel() for a in acts))
+        else:
+            fits = min(self.ELEMENTS // sum(a.numel() for a in acts),
+                       self.WINDOW_ELEMENTS // (3 * self._window_entries(X.shape[-1])))
+        per_chunk = max(1, min(batch_size // 4, fits))
+        with self._cut():
+            for s in range(0, X.shape[0], per_chunk):
+                out[s:s + per_chunk] = self._chunk(X[s:s + per_chunk])
         return out
 
-    def _chunk(self, X, ref):
+    def _window_entries(self, length: int) -> int:
+        """Entries of the windows one edit in the middle of the sequence recomputes, all layers together."""
+        lo = hi = length // 2
+        entries, channels = 0, 1
+        for st in self.steps:
+            lo, hi = st.affected(lo, hi)
+            if st.kind == "conv":
+                channels = st.module.out_channels
+            entries += max(0, hi - lo + 1) * channels
+        return max(1, entries)
+
+    def _chunk(self, X):
         """ISM of a chunk of sequences: every base at every position, via :meth:`edit_scores`.
 
-        Scoring the identity base too is cheaper than gathering the three true
-        mutants; the caller sets its entry to exactly 0.
+        On the tap path of :meth:`_by_taps` the four bases are columns of the
+        weights, the same at every position, so scoring the identity base too is
+        cheapest; elsewhere each clean one-hot column gets only its three real
+        substitutions (``(a + 1) % 4``, ``(a + 2) % 4``, ``(a + 3) % 4``). The caller sets
+        identity entries to exactly 0.
         """
-        bases = torch.eye(4, dtype=X.dtype, device=X.device)[:, None, :, None]  # (4, 1, 4, 1)
-        return (self.edit_scores(X, bases, ref) - ref[:, None]).transpose(0, 1)  # (N, 4, L)
+        ref = self._rest(self._reference(X)[-1]).to(X.dtype)
+        one_hot = bool(((X == 0) | (X == 1)).all() and (X.sum(dim=1) == 1).all())
+        if self._tap_path() or not one_hot:
+            bases = torch.eye(4, dtype=X.dtype, device=X.device)[:, None, :, None]  # (4, 1, 4, 1)
+            return (self.edit_scores(X, bases, ref) - ref[:, None]).transpose(0, 1)  # (N, 4, L)
+        present = X.argmax(dim=1)  # (N, L)
+        subs = (present + torch.arange(1, 4, device=X.device)[:, None, None]) % 4  # (3, N, L)
+        new = F.one_hot(subs, 4).to(X.dtype).transpose(-1, -2)  # (3, N, 4, L)
+        scores = self.edit_scores(X, new, ref) - ref[:, None]  # (3, N, L)
+        out = torch.zeros_like(X)
+        out.scatter_(1, subs.transpose(0, 1), scores.transpose(0, 1))
+        return out
+
+    def _tap_path(self) -> bool:
+        """True when :meth:`edit_scores` scores every position at once (:meth:`_by_taps`, :meth:`_by_pairs`).
+
+        The first convolution must be plain (stride 1, no dilation: a dilated one
+        leaves unreached outputs inside an edit's range, which the outside maxima skip).
+        """
+        g = self._global()
+        first = self.steps[0]
+        return (g is not None and first.module.groups == 1 and first.stride == 1 and first.dilation == 1
+                and all(st.kind == "pointwise" and not isinstance(st.module, nn.BatchNorm1d)
+                        for i, st in enumerate(self.steps) if i not in (0, g)))
+
+    def _global(self):
+        """Index of the global max pool in the chain, or None."""
+        return next((i for i, st in enumerate(self.steps) if st.kind == "global"), None)
 
     def edit_scores(self, X, new, ref, where=None):
         """Scores of every single-column edit of ``X``: ``(K, N, L)``.
@@ -281,8 +353,8 @@ class _LocalPlan:
         global max pool from prefix and suffix maxima).
         """
         n, length = X.shape[0], X.shape[-1]
-        new = torch.as_tensor(new, dtype=X.dtype, device=X.device)
-        new = new.expand(new.shape[0], n, *X.shape[1:])
+        raw_new = torch.as_tensor(new, dtype=X.dtype, device=X.device)
+        new = raw_new.expand(raw_new.shape[0], n, *X.shape[1:])
         k = new.shape[0]
         acts = self._reference(X)
         padded = [
@@ -290,15 +362,14 @@ class _LocalPlan:
             if st.pad else acts[i]
             for i, st in enumerate(self.steps)
         ]
-        g = next((i for i, st in enumerate(self.steps) if st.kind == "global"), None)
+        g = self._global()
         if g is not None:
             prefix = torch.cummax(acts[g], dim=-1).values
             suffix = torch.cummax(acts[g].flip(-1), dim=-1).values.flip(-1)
-            first = self.steps[0]
-            if (first.module.groups == 1 and first.stride == 1
-                    and all(st.kind == "pointwise" and not isinstance(st.module, nn.BatchNorm1d)
-                            for i, st in enumerate(self.steps) if i not in (0, g))):
-                return self._all_positions(X, new, ref, where, acts, g, prefix, suffix)
+            if self._tap_path():
+                if where is None:
+                    return self._by_taps(X, raw_new, acts, g, prefix, suffix)
+                return self._by_pairs(X, new, ref, where, acts, g, prefix, suffix)
         if ref is None:
             ref = self._rest(acts[-1])
         out = ref.to(X.dtype).expand(k, length, n).permute(0, 2, 1).clone()
@@ -333,25 +404,62 @@ class _LocalPlan:
             out[:, :, p] = scores if where is None else torch.where(where[:, p], scores, out[:, :, p])
         return out
 
-    def _all_positions(self, X, new, ref, where, acts, g, prefix, suffix, elements: int = 2 ** 18):
-        """:meth:`edit_scores` for a chain conv -> elementwise -> global max -> elementwise.
+    def _by_taps(self, X, new, acts, g, prefix, suffix):
+        """:meth:`edit_scores` (every position) for a chain conv -> elementwise -> global max -> elementwise.
 
-        All positions at once: output ``j`` of the (stride 1) first convolution reads
-        position ``p`` through tap ``t`` when ``j = p + pad - d t``, so the edited
-        window of every ``p`` is ``conv_out[j] + W[:, :, t] @ (new - old)``, and the
-        pooled value is the larger of its maximum and the prefix/suffix maxima
-        outside it. Rows go in chunks of about ``elements`` window entries.
+        A stride-1 convolution reads input column ``p`` through tap ``t`` at output
+        ``j = p + pad - d t``. Replacing column ``x_p`` by ``x'_p`` turns that output
+        into ``conv[j] - W_t x_p + W_t x'_p``: for one tap and *every* position at once
+        this is a shifted slice of the reference output, minus the old columns'
+        contribution, plus the new ones' (for ISM ``W_t e_b`` is a column of the
+        weights, the same at every position, so no multiplication is left). The
+        edited window's maximum is the running maximum of these slices over the
+        ``T`` taps (``T`` elementwise passes over ``(K, N, L, C)``), and the pooled
+        value is the larger of it and the prefix/suffix maxima outside the window.
+        Channels are innermost, so the pooled values are already the rows the rest
+        of the model reads, and the rest runs once for the whole chunk.
+        """
+        st = self.steps[0]
+        weight = st.module.weight  # (C, 4, T)
+        k, n, length, channels = new.shape[0], X.shape[0], X.shape[-1], weight.shape[0]
+        conv = acts[1].transpose(1, 2)  # (N, J, C)
+        old, added = X.transpose(1, 2), new.transpose(-1, -2)  # (N, L, 4), (K, N or 1, L or 1, 4)
+        same_everywhere = added.shape[-2] == 1  # ISM's bases: W_t x' is a column of the weights
+        change = None if same_everywhere else (added - old).contiguous()  # (K, N, L, 4)
+        best = torch.full((k, n, length, channels), -math.inf, dtype=X.dtype, device=X.device)
+        for t in range(st.kernel):
+            shift = st.pad - st.dilation * t  # input position p reaches output p + shift
+            p0, p1 = max(0, -shift), min(length, st.out_len - shift)
+            if p0 >= p1:
+                continue
+            w_t = weight[:, :, t].T  # (4, C)
+            if same_everywhere:
+                vals = (conv[:, p0 + shift:p1 + shift] - old[:, p0:p1] @ w_t) + added @ w_t  # (K, N, w, C)
+            else:
+                vals = conv[:, p0 + shift:p1 + shift] + change[..., p0:p1, :] @ w_t
+            for step in self.steps[1:g]:
+                vals = step.module(vals)
+            window = best[:, :, p0:p1]
+            torch.maximum(window, vals, out=window)
+        pooled = torch.maximum(best, self._outside(st, length, prefix, suffix)).reshape(-1, channels, 1)
+        for step in self.steps[g + 1:]:
+            pooled = step.module(pooled)
+        return self._rest(pooled).reshape(k, n, length).to(X.dtype)
+
+    def _by_pairs(self, X, new, ref, where, acts, g, prefix, suffix, elements: int = 2 ** 18):
+        """:meth:`_by_taps` for only the (input, position) pairs where ``where`` is True.
+
+        SIS asks for the positions still present, a shrinking part of each input:
+        each pair's window of first-layer outputs is gathered (one contiguous block
+        of a channels-last copy of the reference output) and changed by
+        ``W[:, :, t] @ (new - old)`` for all taps in one product; the maximum over
+        the window is taken by halving. Pairs go in chunks of about ``elements``
+        window entries.
         """
         st, conv_out = self.steps[0], acts[1]
         k, n, length = new.shape[0], X.shape[0], X.shape[-1]
         reach = st.dilation * (st.kernel - 1)
-        positions = torch.arange(length, device=X.device)
-        lo = (positions + st.pad - reach).clamp(min=0)
-        hi = (positions + st.pad).clamp(max=st.out_len - 1)
-        none = torch.full_like(prefix[:, :, :1], -math.inf)
-        before = torch.cat([none, prefix], dim=-1)[:, :, lo]  # max over outputs < lo
-        after = torch.cat([suffix, none], dim=-1)[:, :, (hi + 1).clamp(max=st.out_len)]  # max over > hi
-        outside = torch.maximum(before, after).transpose(1, 2)  # (N, L, C)
+        outside = self._outside(st, length, prefix, suffix)  # (N, L, C)
         # windows[i, p, u, c] = output j = p + pad - d (T - 1 - u) (-inf off the ends): a view in
         # which each window is one contiguous block, channels innermost
         fill = -math.inf if g == 1 else 0.0  # elementwise modules before the pool: mask afterwards
@@ -366,8 +474,8 @@ class _LocalPlan:
         out = torch.zeros(k, n, length, dtype=X.dtype, device=X.device)
         if ref is not None:
             out += ref.to(X.dtype)[:, None]
-        pairs = torch.nonzero(torch.ones(n, length, dtype=torch.bool, device=X.device) if where is None else where)
-        chunk = max(1, elements // (k * weight.shape[-1] * st.kernel))
+        pairs = torch.nonzero(where)
+        chunk = max(1, elements // (k * channels * st.kernel))
         for s in range(0, pairs.shape[0], chunk):
             i, p = pairs[s:s + chunk].unbind(1)
             change = new.transpose(-1, -2)[:, i, p] - X.transpose(-1, -2)[i, p]  # (K, P, 4)
@@ -381,11 +489,23 @@ class _LocalPlan:
                     vals = step.module(vals)
                 j = p[:, None] + st.pad - st.dilation * (st.kernel - 1 - taps)
                 vals = vals.masked_fill(((j < 0) | (j >= st.out_len))[:, :, None], -math.inf)
-            chain_out = torch.maximum(_halving_max(vals), outside[i, p]).reshape(-1, weight.shape[-1], 1)
+            chain_out = torch.maximum(_halving_max(vals), outside[i, p]).reshape(-1, channels, 1)
             for step in self.steps[g + 1:]:
                 chain_out = step.module(chain_out)
             out[:, i, p] = self._rest(chain_out).reshape(k, -1)
         return out
+
+    @staticmethod
+    def _outside(st: _Step, length: int, prefix, suffix) -> torch.Tensor:
+        """``(N, L, C)``: the global maximum over the outputs an edit at each position does not reach."""
+        reach = st.dilation * (st.kernel - 1)
+        positions = torch.arange(length, device=prefix.device)
+        lo = (positions + st.pad - reach).clamp(min=0)
+        hi = (positions + st.pad).clamp(max=st.out_len - 1)
+        none = torch.full_like(prefix[:, :, :1], -math.inf)
+        before = torch.cat([none, prefix], dim=-1)[:, :, lo]  # max over outputs < lo
+        after = torch.cat([suffix, none], dim=-1)[:, :, (hi + 1).clamp(max=st.out_len)]  # max over > hi
+        return torch.maximum(before, after).transpose(1, 2)
 
     def _first(self, X, conv_out, padded_in, p, new):
         """The first convolution's output window with column ``p`` set to ``new`` ``(K, N, 4)``: ``(K N, C, w)``."""
@@ -393,33 +513,72 @@ class _LocalPlan:
         lo, hi = st.affected(p, p)
         if st.module.groups != 1 or lo > hi:
             return self._window(st, padded_in, p, p, new.reshape(-1, 4, 1))
-        # Linear in the input: output j changes by W[:, :, t] @ (new - old), where p = j*s - pad + d*t
-        j = torch.arange(lo, hi + 1, device=X.device)
-        offset = p + st.pad - j * st.stride
-        t = torch.div(offset, st.dilation, rounding_mode="floor")
-        reached = (offset % st.dilation == 0) & (t >= 0) & (t < st.kernel)
-        taps = st.module.weight[:, :, t.clamp(0, st.kernel - 1)] * reached  # (C, 4, w)
-        without_old = conv_out[:, :, lo:hi + 1] - torch.einsum("nc,ocj->noj", X[:, :, p], taps)
-        vals = without_old.unsqueeze(0) + torch.einsum("knc,ocj->knoj", new, taps)  # (K, N, C, w)
+        taps = self._taps(p, lo, hi)  # (4, C w)
+        change = (new - X[:, :, p]).reshape(-1, 4) @ taps  # (K N, C w)
+        vals = conv_out[:, :, lo:hi + 1] + change.reshape(new.shape[0], X.shape[0], conv_out.shape[1], -1)
         return lo, hi, vals.reshape(-1, *vals.shape[2:])
+
+    def _taps(self, p, lo, hi):
+        """``(4, C w)``: the first convolution's weights that carry column ``p`` to outputs ``lo..hi``.
+
+        The first convolution is linear in its input: output ``j`` changes by
+        ``W[:, :, t] @ (new - old)`` where ``p = j s - pad + d t`` (zero where no tap
+        reaches ``p``). Found once per position and kept.
+        """
+        if not hasattr(self, "_tap_cache"):
+            self._tap_cache = {}
+        if p not in self._tap_cache:
+            st = self.steps[0]
+            j = torch.arange(lo, hi + 1, device=st.module.weight.device)
+            offset = p + st.pad - j * st.stride
+            t = torch.div(offset, st.dilation, rounding_mode="floor")
+            reached = (offset % st.dilation == 0) & (t >= 0) & (t < st.kernel)
+            taps = st.module.weight[:, :, t.clamp(0, st.kernel - 1)] * reached  # (C, 4, w)
+            self._tap_cache[p] = taps.transpose(0, 1).flatten(1)
+        return self._tap_cache[p]
 
     @staticmethod
     def _window(st: _Step, padded_in, a, b, vals):
-        """Rerun a conv or pool on the outputs that input positions ``a..b`` (new ``vals``) reach."""
+        """Rerun a conv or pool on the outputs that input positions ``a..b`` (new ``vals``) reach.
+
+        The window is the new values with the few reference entries the outputs
+        also read on either side (``padded_in`` holds one row per input; ``vals``
+        are ``K`` edited copies of each, edit-major).
+        """
         lo, hi = st.affected(a, b)
         if lo > hi:
             return lo, hi, vals
         start, stop = lo * st.stride, hi * st.stride + st.dilation * (st.kernel - 1)
-        window = padded_in[:, :, start:stop + 1].repeat(vals.shape[0] // padded_in.shape[0], 1, 1)
         x0, x1 = max(a + st.pad, start), min(b + st.pad, stop)
-        if x0 <= x1:
-            window[:, :, x0 - start:x1 - start + 1] = vals[:, :, x0 - a - st.pad:x1 - a - st.pad + 1]
+        n, channels = padded_in.shape[:2]
+        window = vals.new_empty(vals.shape[0] // n, n, channels, stop - start + 1)
+        if x0 > x1:
+            window[...] = padded_in[:, :, start:stop + 1]
+        else:  # reference entries on either side of the new values, copied into each edit's rows
+            window[..., :x0 - start] = padded_in[:, :, start:x0]
+            window[..., x0 - start:x1 - start + 1] = vals[:, :, x0 - a - st.pad:x1 - a - st.pad + 1].reshape(
+                *window.shape[:3], -1)
+            window[..., x1 - start + 1:] = padded_in[:, :, x1 + 1:stop + 1]
+        window = window.flatten(0, 1)
         if st.kind == "conv":
-            m = st.module
-            result = F.conv1d(window, m.weight, m.bias, st.stride, 0, st.dilation, m.groups)
-        else:
-            result = F.max_pool1d(window, st.kernel, st.stride, 0, st.dilation)
-        return lo, hi, result
+            return lo, hi, _conv(window, st)
+        return lo, hi, F.max_pool1d(window, st.kernel, st.stride, 0, st.dilation)
+
+
+def _conv(window: torch.Tensor, st: _Step) -> torch.Tensor:
+    """``st``'s convolution of ``window`` (no padding), as one matrix product of its unfolded columns.
+
+    On the short windows an edit reaches this is faster on the CPU than the
+    library convolution, which is tuned for long inputs.
+    """
+    m = st.module
+    if m.groups != 1:
+        return F.conv1d(window, m.weight, m.bias, st.stride, 0, st.dilation)
+    columns = window.unfold(2, st.dilation * (st.kernel - 1) + 1, st.stride)[..., ::st.dilation]  # (B, C, J, T)
+    out = columns.transpose(1, 2).flatten(2) @ m.weight.flatten(1).T  # (B, J, C_out)
+    if m.bias is not None:
+        out += m.bias
+    return out.transpose(1, 2)
 
 
 class SISScreen:
@@ -476,7 +635,7 @@ class SISScreen:
         """Approximate logits ``(R, L)``: entry ``[r, p]`` masks position ``p`` of input ``rows[r]``
         with the features ``remaining[r]`` kept (computed only where ``remaining`` is True)."""
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), self.plan._cut():
             for s in range(0, rows.numel(), self.batch_size):
                 part, keep = rows[s:s + self.batch_size], remaining[s:s + self.batch_size]
                 base, new = inputs.masked(part, keep), inputs.fully_masked[part][None]

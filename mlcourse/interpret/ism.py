@@ -89,11 +89,10 @@ def saturation_mutagenesis(model, X, *, target=None, batch_size: int = 2048, fas
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     with eval_mode(model), torch.inference_mode():
         X = X.to(device_of(model))
-        ref = score(model, X, target=target, batch_size=batch_size)
         if fast:
-            out = engines.local_plan(model, X[:1], target).ism(X, ref, batch_size)
+            out = engines.local_plan(model, X[:1], target).ism(X, batch_size)
         else:
-            out = _plain(model, X, ref, target, batch_size)
+            out = _plain(model, X, score(model, X, target=target, batch_size=batch_size), target, batch_size)
         out = torch.where(edits(X), out, 0.0)
     return out.cpu()
 
