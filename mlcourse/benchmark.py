@@ -296,7 +296,8 @@ def plot_auc_by_architecture(table: pd.DataFrame, ax=None):
         for patch in box["boxes"]:
             patch.set_facecolor(color)
         ax.plot([], [], "s", color=color, label=f"motif {task}")
-    ax.set_xticks(range(len(archs)), archs, rotation=30, ha="right")
+    # one line per part of the name ("1layer" over "local_win9"): level labels that do not run into each other
+    ax.set_xticks(range(len(archs)), [a.replace("_", "\n", 1) for a in archs], fontsize=9)
     ax.set_ylabel("test AUC")
     ax.legend()
     return ax

@@ -322,11 +322,14 @@ def sis_shading(seq: str, masks, ax=None, sites=(), title: str | None = None):
     return ax
 
 
-def motif_logo(motif, ax=None, title: str | None = None):
+def motif_logo(motif, ax=None, title: str | None = None, ymax: float | None = 2.0):
     """Draw a motif as an information-content logo (letter height = probability x IC bits).
 
     ``motif`` is a :class:`~mlcourse.motifs.Motif`, a JASPAR name or ID, or a
-    ``(4, W)`` probability matrix. Returns the matplotlib Axes.
+    ``(4, W)`` probability matrix. The y axis runs to ``ymax`` bits (2, the
+    most a DNA column holds, so logos compare); ``ymax=None`` fits it to the
+    tallest column, for motifs whose scale means nothing (a filter read from its
+    weights). Returns the matplotlib Axes.
     """
     if not isinstance(motif, Motif):
         motif = jaspar(motif) if isinstance(motif, str) else Motif.from_probs(np.asarray(motif), "query")
@@ -334,7 +337,9 @@ def motif_logo(motif, ax=None, title: str | None = None):
     if title is None:
         title = f"{motif.name} {motif.matrix_id}" if motif.matrix_id else motif.name
     ax = logo(heights, ax=ax, title=title, ylabel="bits")
-    ax.set_ylim(0, 2)
+    if ymax is None:
+        ymax = 1.05 * max(float(heights.sum(axis=0).max()), 1e-6)
+    ax.set_ylim(0, ymax)
     return ax
 
 
@@ -359,7 +364,7 @@ def consensus_logo(probs, motif: Motif, axes=None):
     return axes
 
 
-def highlight(tokens, subsets, underline=None) -> str:
+def highlight(tokens, subsets, underline=None, labels=None) -> str:
     """HTML for a text with each subset of token positions on its own colour (:func:`sis_colour`).
 
     Parameters
@@ -372,12 +377,16 @@ def highlight(tokens, subsets, underline=None) -> str:
     underline : boolean array, optional
         Positions to underline, e.g. :meth:`mlcourse.datasets.reviews.Reviews.rationale_mask`
         (the ground truth).
+    labels : list of str, optional
+        One name per subset (e.g. the aspects); shown first as a colour key.
 
     Returns
     -------
     str
         Show it with ``IPython.display.HTML(...)``.
     """
+    if labels is not None and len(labels) != len(subsets):
+        raise ValueError(f"labels: got {len(labels)} names for {len(subsets)} subsets")
     colour = {}
     for k, subset in enumerate(subsets):
         for pos in np.asarray(subset, dtype=int).reshape(-1):
@@ -391,4 +400,8 @@ def highlight(tokens, subsets, underline=None) -> str:
             style += "text-decoration:underline;"
         word = html.escape(word)
         words.append(f'<span style="{style}padding:1px">{word}</span>' if style else word)
-    return '<p style="line-height:1.8">' + " ".join(words) + "</p>"
+    key = ""
+    if labels is not None:
+        key = "<p>" + " ".join(f'<span style="background:{sis_colour(k)};padding:1px">{html.escape(name)}</span>'
+                               for k, name in enumerate(labels)) + "</p>"
+    return key + '<p style="line-height:1.8">' + " ".join(words) + "</p>"

@@ -159,3 +159,14 @@ def test_medians_and_plots():
     assert m.loc["2layer", "occupancy:X"] == pytest.approx(0.65)
     assert plot_auc_by_architecture(table).get_ylabel() == "test AUC"
     assert plot_auc_vs_size(table).get_xscale() == "log"
+
+
+def test_architecture_plot_labels_do_not_overlap():
+    from mlcourse.findings import overlapping_text
+    from mlcourse.models.zeng import ARCHITECTURES
+
+    table = pd.DataFrame({"architecture": list(ARCHITECTURES) * 2, "task": ["discovery", "occupancy"] * 9,
+                          "auc": [0.5 + i / 36 for i in range(18)]})
+    ax = plot_auc_by_architecture(table)
+    assert overlapping_text(ax.figure) == []
+    assert [t.get_text() for t in ax.get_xticklabels()][3] == "1layer\nlocal_win9"

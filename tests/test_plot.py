@@ -32,6 +32,15 @@ def test_highlight_colours_each_subset_and_escapes():
         plot.highlight(["a"], [[5]])
 
 
+def test_highlight_labels_give_a_colour_key():
+    out = plot.highlight(["a", "b"], [[0], [1]], labels=["aroma", "palate"])
+    key, text = out.split("</p>", 1)
+    assert f"background:{plot.SIS_COLOURS[0]};padding:1px\">aroma" in key
+    assert f"background:{plot.SIS_COLOURS[1]};padding:1px\">palate" in key and "aroma" not in text
+    with pytest.raises(ValueError, match="2 names for 1 subsets"):
+        plot.highlight(["a"], [[0]], labels=["x", "y"])
+
+
 def test_sis_plots_share_one_palette():
     image = np.zeros((4, 4))
     masks = [np.eye(4, dtype=bool), np.fliplr(np.eye(4, dtype=bool)) & ~np.eye(4, dtype=bool)]
@@ -41,3 +50,11 @@ def test_sis_plots_share_one_palette():
     assert np.allclose(layer[0, 0, :3], to_rgb(plot.SIS_COLOURS[0]))
     assert np.allclose(layer[0, 3, :3], to_rgb(plot.SIS_COLOURS[1]))
     plt.close("all")
+
+
+def test_motif_logo_fits_a_weak_motif_when_asked():
+    probs = np.array([[0.4, 0.25], [0.2, 0.25], [0.2, 0.25], [0.2, 0.25]])
+    assert plot.motif_logo(probs).get_ylim() == (0, 2)
+    top = plot.motif_logo(probs, ymax=None).get_ylim()[1]
+    tallest = float(information_content(probs).max())
+    assert tallest < top < 2 * tallest
