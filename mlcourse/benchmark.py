@@ -30,12 +30,17 @@ Results are appended to the CSV as each run finishes: under a lock, the file
 is read again, the row added and the file replaced atomically (through a
 temporary file and a rename), so two sweeps writing one CSV at the same time
 keep every finished run of both. A run already in the file is not run again:
-an interrupted sweep resumes where it stopped.
+an interrupted sweep resumes where it stopped. "Already in the file" means
+the same run *made the same way*: each row records its ``provenance`` (the
+training settings and, for simulated data, a fingerprint of what the simulator
+draws today), and rows made under other settings or by an older simulator are
+run again instead of coming back silently.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import time
 import warnings
@@ -51,10 +56,10 @@ import pandas as pd
 
 from mlcourse.files import atomic_write_text, locked
 
-__all__ = ["Run", "Settings", "grid", "split_data", "run_one", "sweep", "medians", "plot_auc_by_architecture",
+__all__ = ["Run", "Settings", "grid", "provenance", "split_data", "run_one", "sweep", "medians", "plot_auc_by_architecture",
            "plot_auc_vs_size", "add_cli"]
 
-KEY = ["architecture", "dataset", "n_train", "seed"]
+KEY = ["architecture", "dataset", "n_train", "seed", "provenance"]
 COLUMNS = KEY + ["task", "auc", "pr_auc", "epochs", "best_epoch", "seconds", "finished"]
 
 
@@ -148,6 +153,27 @@ def split_data(dataset: str, pool: int, n_valid: int, n_test: int):
     return train, valid, test
 
 
+def provenance(dataset: str, settings: Settings) -> str:
+    """How a run of ``dataset`` under ``settings`` is made, as one string stored with its row.
+
+    The training settings (all but ``threads``, which changes only the speed)
+    and where the data comes from: real sets are checksummed files, so their
+    name says it; simulated sets get a fingerprint of 20 sequences the
+    simulator draws now, so a change to the simulation (a new co-factor, a
+    new spacing) makes old rows stale. Two sweeps share a row only if this
+    string is equal.
+    """
+    kind, tf = _check_dataset(dataset)
+    made = ";".join(f"{key}={value}" for key, value in asdict(settings).items() if key != "threads")
+    if kind in ("discovery", "occupancy"):
+        from mlcourse.datasets import simulate
+
+        sample = (simulate.motif_discovery if kind == "discovery" else simulate.motif_occupancy)(tf, n=20, seed=0)
+        text = "".join(sample.seqs) + "".join(str(int(label)) for label in sample.y)
+        made += ";data=" + hashlib.sha1(text.encode()).hexdigest()[:12]
+    return made
+
+
 def run_one(run: Run, settings: Settings = Settings(), pool: int | None = None) -> dict:
     """Train and test one run; returns its row of the results table.
 
@@ -191,7 +217,9 @@ def run_one(run: Run, settings: Settings = Settings(), pool: int | None = None) 
 def _read(path: Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
-    table = pd.read_csv(path)
+    table = pd.read_csv(path, dtype={"provenance": str})
+    if "provenance" not in table.columns:  # a table from before rows recorded how they were made: all stale
+        table["provenance"] = "unknown"
     missing = set(COLUMNS) - set(table.columns)
     if missing:
         raise ValueError(f"{path} is not a sweep results table: no column(s) {', '.join(sorted(missing))}")
@@ -199,7 +227,7 @@ def _read(path: Path) -> pd.DataFrame:
 
 
 def _done(table: pd.DataFrame) -> set[tuple]:
-    """The runs in a results table, as ``(architecture, dataset, n_train, seed)`` tuples."""
+    """The runs in a results table, as ``(architecture, dataset, n_train, seed, provenance)`` tuples."""
     return set(map(tuple, table[KEY].astype({"n_train": int, "seed": int}).values.tolist()))
 
 
@@ -211,7 +239,7 @@ def _append(out: Path, row: dict) -> pd.DataFrame:
     """
     with locked(out.with_name(f".{out.name}.lock")):
         table = _read(out)
-        if (row["architecture"], row["dataset"], int(row["n_train"]), int(row["seed"])) not in _done(table):
+        if tuple(row[k] for k in KEY) not in _done(table):
             new = pd.DataFrame([row], columns=COLUMNS)
             table = pd.concat([table, new], ignore_index=True) if len(table) else new
             atomic_write_text(out, table.to_csv(index=False))
@@ -220,7 +248,7 @@ def _append(out: Path, row: dict) -> pd.DataFrame:
 
 def sweep(runs, out, *, executor: Executor | None = None, settings: Settings = Settings(),
           max_workers: int | None = None, progress: bool = True) -> pd.DataFrame:
-    """Run every :class:`Run` not yet in the CSV ``out`` and return the whole table.
+    """Run every :class:`Run` not yet in the CSV ``out`` (made this way) and return the table.
 
     Parameters
     ----------
@@ -229,7 +257,9 @@ def sweep(runs, out, *, executor: Executor | None = None, settings: Settings = S
     out : path
         The results CSV: read first (finished runs are skipped), one row added
         after every finished run (under a lock, atomically: other sweeps on the
-        same file keep their rows). The table returned holds theirs too.
+        same file keep their rows). The table returned holds theirs too, but
+        only rows of the same :func:`provenance`: rows made under other
+        settings or from an older simulation stay in the file, unused.
     executor : concurrent.futures.Executor, optional
         Where runs execute (e.g. ``dask.distributed.Client.get_executor()``).
         Default: a local process pool of ``max_workers`` processes (default:
@@ -242,13 +272,14 @@ def sweep(runs, out, *, executor: Executor | None = None, settings: Settings = S
 
     out = Path(out)
     table = _read(out)
+    made = {name: provenance(name, settings) for name in {*table["dataset"], *(r.dataset for r in runs)}}
     done = _done(table)
-    todo = [r for r in runs if (r.architecture, r.dataset, r.n_train, r.seed) not in done]
+    todo = [r for r in runs if (r.architecture, r.dataset, r.n_train, r.seed, made[r.dataset]) not in done]
     pools = {}
     for r in runs:
         pools[r.dataset] = max(pools.get(r.dataset, 0), r.n_train)
     if not todo:
-        return table
+        return _made_now(table, made)
     own = executor is None
     if own:
         import multiprocessing
@@ -259,13 +290,20 @@ def sweep(runs, out, *, executor: Executor | None = None, settings: Settings = S
         futures = [executor.submit(run_one, r, settings, pools[r.dataset]) for r in todo]
         bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
         for future in as_completed(futures):
-            table = _append(out, future.result())
+            row = future.result()
+            table = _append(out, {**row, "provenance": made[row["dataset"]]})
             bar.update()
         bar.close()
     finally:
         if own:
             executor.shutdown(wait=True, cancel_futures=True)
-    return table
+    return _made_now(table, made)
+
+
+def _made_now(table: pd.DataFrame, made: dict) -> pd.DataFrame:
+    """The rows of ``table`` made the way this sweep makes them (``made``: dataset -> provenance)."""
+    keep = table["provenance"] == table["dataset"].map(made)
+    return table[keep].reset_index(drop=True)
 
 
 def medians(table: pd.DataFrame) -> pd.DataFrame:

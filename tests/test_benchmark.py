@@ -14,6 +14,7 @@ from mlcourse.benchmark import (
     medians,
     plot_auc_by_architecture,
     plot_auc_vs_size,
+    provenance,
     run_one,
     sweep,
 )
@@ -170,3 +171,36 @@ def test_architecture_plot_labels_do_not_overlap():
     ax = plot_auc_by_architecture(table)
     assert overlapping_text(ax.figure) == []
     assert [t.get_text() for t in ax.get_xticklabels()][3] == "1layer\nlocal_win9"
+
+
+def test_rows_made_another_way_are_run_again_not_reused(tmp_path):
+    """A cached row counts only if it was made the same way: same settings, same simulated data."""
+    out = tmp_path / "results.csv"
+    runs = grid(["1layer"], ["discovery:MAFF"], [60], seeds=[0])
+    sweep(runs, out, executor=InstantExecutor(), settings=TINY, progress=False)
+    with CountingExecutor() as same:  # same settings, same simulator: reused
+        assert len(sweep(runs, out, executor=same, settings=TINY, progress=False)) == 1
+    assert same.submitted == []
+
+    other = Settings(epochs=2, n_valid=40, n_test=60)
+    with CountingExecutor() as counting:  # other settings: run again; the old row stays in the file, unused
+        table = sweep(runs, out, executor=counting, settings=other, progress=False)
+    assert counting.submitted == runs and len(table) == 1 and len(pd.read_csv(out)) == 2
+    assert table["provenance"].iloc[0] == provenance("discovery:MAFF", other) != provenance("discovery:MAFF", TINY)
+
+    older = pd.read_csv(out)  # a row from an older simulator (its data fingerprint differs), and a table
+    older["provenance"] = older["provenance"].str.replace("data=", "data=0ld")  # from before provenance
+    older.to_csv(out, index=False)
+    with CountingExecutor() as counting:
+        sweep(runs, out, executor=counting, settings=TINY, progress=False)
+    assert counting.submitted == runs
+    pd.read_csv(out).drop(columns="provenance").to_csv(out, index=False)
+    with CountingExecutor() as counting:
+        sweep(runs, out, executor=counting, settings=TINY, progress=False)
+    assert counting.submitted == runs
+
+
+def test_provenance_fingerprints_the_simulation():
+    assert provenance("occupancy:MAFF", TINY) != provenance("discovery:MAFF", TINY)
+    assert provenance("ctcf", TINY).startswith("epochs=1;") and "data=" not in provenance("ctcf", TINY)
+    assert provenance("ctcf", TINY) == provenance("ctcf", Settings(epochs=1, n_valid=40, n_test=60, threads=4))
