@@ -28,7 +28,7 @@ test: $(STAMP)
 run: $(STAMP)
 	$(BIN)/mlcourse run
 
-# Every lecture in full mode (as a student runs it, ~30 min on 2 cores): each lecture's findings
+# Every lecture in full mode (as a student runs it; 25 min on 2 cores when measured, see data/findings.json): each lecture's findings
 # and runtime go to build/findings.md; fails if a finding does not hold.
 findings: $(STAMP)
 	$(BIN)/mlcourse run --findings
