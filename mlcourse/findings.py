@@ -188,20 +188,29 @@ def check(name: str, value, op: str, expected) -> None:
         raise FindingFailed(f"the lecture's finding does not hold: {finding.verdict()}")
 
 
-def read_records(path) -> list[Finding]:
-    """The findings a notebook recorded (one JSON line each) during a findings run."""
+def _read_lines(path, what: str, parse) -> list:
+    """``parse`` applied to each JSON line of a record file (``[]`` if there is none yet).
+
+    A line that does not parse raises ``ValueError`` naming the file, the line
+    and ``what`` it should have been.
+    """
     path = Path(path)
     if not path.exists():
         return []
-    found = []
+    records = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            found.append(Finding.from_record(json.loads(line)))
+            records.append(parse(json.loads(line)))
         except (json.JSONDecodeError, TypeError, KeyError) as err:
-            raise ValueError(f"{path}, line {number}: not a finding record ({err})") from None
-    return found
+            raise ValueError(f"{path}, line {number}: not {what} ({err})") from None
+    return records
+
+
+def read_records(path) -> list[Finding]:
+    """The findings a notebook recorded (one JSON line each) during a findings run."""
+    return _read_lines(path, "a finding record", Finding.from_record)
 
 
 def load_summary(path) -> dict:
@@ -327,14 +336,4 @@ def watch_figures(record_to=None) -> None:
 
 def read_figure_records(path) -> list[dict]:
     """The figures :func:`watch_figures` recorded: ``[{"figure": ..., "overlaps": [...]}, ...]``."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}, line {number}: not a figure record ({err})") from None
-    return records
+    return _read_lines(path, "a figure record", dict)
