@@ -186,6 +186,8 @@ def run_findings(paths, out_dir: Path, fast: bool = False, timeout: int = 3600) 
     records_dir.mkdir(parents=True, exist_ok=True)
     summary = findings.load_summary(out_dir / "findings.json")
     lectures = {entry["notebook"]: entry for entry in summary.get("lectures", [])}
+    startup = records_dir / "watch_figures.py"
+    atomic_write_text(startup, _WATCH_FIGURES)
     failed = []
     for path in list(paths):
         path = Path(path)
@@ -193,8 +195,6 @@ def run_findings(paths, out_dir: Path, fast: bool = False, timeout: int = 3600) 
         figures = records_dir / f"{path.stem}.figures.jsonl"
         record.unlink(missing_ok=True)
         figures.unlink(missing_ok=True)
-        startup = records_dir / "watch_figures.py"
-        atomic_write_text(startup, _WATCH_FIGURES)
         started, seen = time.perf_counter(), []
         try:
             nb = run_notebook(path, out_dir, fast=fast, timeout=timeout,
