@@ -200,3 +200,29 @@ def test_global_max_models_exact_in_double_precision_with_padding_dilation_and_g
         sparse = local_plan(model, X[:1], 1).edit_scores(X, torch.eye(4, dtype=X.dtype)[:, None, :, None], ref, where)
     want = torch.where(where, (expected + ref[:, None, None]).transpose(0, 1), ref[:, None])
     assert torch.allclose(sparse, want, atol=1e-10)
+
+
+@pytest.mark.parametrize("case", ["planted", "ties", "soft"])
+def test_global_max_skips_are_exact(case, one_thread):
+    """The tap path's candidate/term skips: a planted motif (most outputs skipped), constant
+    outputs that all tie the maximum (nothing can be skipped), and a soft column (no lookup
+    table: every tap is scored). All equal the one-mutant loop in double precision."""
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv1d(4, 3, 6, padding=2), nn.MaxPool1d(40 + 4 - 5), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(3, 1)).double().eval()
+    X = random_dna(4, 40, seed=7).double()
+    with torch.no_grad():
+        if case == "planted":  # channel 0 matches AAAAAA strongly, planted at 10..15 of sequence 0
+            model[0].weight[0] = -1.0
+            model[0].weight[0, 0] = 5.0
+            X[0, :, 10:16] = 0
+            X[0, 0, 10:16] = 1
+        elif case == "ties":  # every output of channel 1 is its bias: all tie, all are candidates
+            model[0].weight[1] = 0.0
+            model[0].weight[1, 2, 3] = 1e-3
+            X[1, :, 20] = 0  # an N column
+        else:
+            X[2, :, 5] = 0.25
+    expected = naive_ism(lambda b: model(b)[:, 0], X)
+    got = saturation_mutagenesis(model, X, fast=True)
+    assert torch.allclose(got, expected, atol=1e-10), (case, (got - expected).abs().max())

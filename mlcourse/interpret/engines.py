@@ -310,10 +310,17 @@ class _LocalPlan:
         substitutions (``(a + 1) % 4``, ``(a + 2) % 4``, ``(a + 3) % 4``). The caller sets
         identity entries to exactly 0.
         """
+        bases = torch.eye(4, dtype=X.dtype, device=X.device)[:, None, :, None]  # (4, 1, 4, 1)
+        if self._tap_path():  # the reference activations once, for f(x) and the edits
+            acts, g = self._reference(X), self._global()
+            ref = self._rest(acts[-1]).to(X.dtype)
+            prefix = torch.cummax(acts[g], dim=-1).values
+            suffix = torch.cummax(acts[g].flip(-1), dim=-1).values.flip(-1)
+            scores = self._by_taps(X, bases, acts, g, prefix, suffix, ref)
+            return (scores - ref[:, None]).transpose(0, 1)  # (N, 4, L)
         ref = self._rest(self._reference(X)[-1]).to(X.dtype)
         one_hot = bool(((X == 0) | (X == 1)).all() and (X.sum(dim=1) == 1).all())
-        if self._tap_path() or not one_hot:
-            bases = torch.eye(4, dtype=X.dtype, device=X.device)[:, None, :, None]  # (4, 1, 4, 1)
+        if not one_hot:
             return (self.edit_scores(X, bases, ref) - ref[:, None]).transpose(0, 1)  # (N, 4, L)
         present = X.argmax(dim=1)  # (N, L)
         subs = (present + torch.arange(1, 4, device=X.device)[:, None, None]) % 4  # (3, N, L)
@@ -404,20 +411,133 @@ class _LocalPlan:
             out[:, :, p] = scores if where is None else torch.where(where[:, p], scores, out[:, :, p])
         return out
 
-    def _by_taps(self, X, new, acts, g, prefix, suffix):
+    def _by_taps(self, X, new, acts, g, prefix, suffix, ref=None):
         """:meth:`edit_scores` (every position) for a chain conv -> elementwise -> global max -> elementwise.
 
         A stride-1 convolution reads input column ``p`` through tap ``t`` at output
         ``j = p + pad - d t``. Replacing column ``x_p`` by ``x'_p`` turns that output
-        into ``conv[j] - W_t x_p + W_t x'_p``: for one tap and *every* position at once
-        this is a shifted slice of the reference output, minus the old columns'
-        contribution, plus the new ones' (for ISM ``W_t e_b`` is a column of the
-        weights, the same at every position, so no multiplication is left). The
-        edited window's maximum is the running maximum of these slices over the
-        ``T`` taps (``T`` elementwise passes over ``(K, N, L, C)``), and the pooled
-        value is the larger of it and the prefix/suffix maxima outside the window.
-        Channels are innermost, so the pooled values are already the rows the rest
-        of the model reads, and the rest runs once for the whole chunk.
+        into ``conv[j] - W_t x_p + W_t x'_p``, and the pooled value of channel ``c`` is
+        the larger of the edited window's maximum and the maximum outside the window
+        (from the prefix/suffix maxima). When the pool follows the convolution
+        directly, the edits are the same columns at every position (ISM's four
+        bases) and every column of ``X`` is one-hot or all zeros, only the few
+        outputs near the top of each channel can matter (:meth:`_by_candidates`);
+        otherwise every tap is scored (:meth:`_by_running_max`). ``ref`` ``(N,)``,
+        when given, are the scores of ``X``: rows whose pooled vector is the
+        reference's get exactly these.
+        """
+        codes = self._column_codes(X)
+        if g == 1 and new.shape[1] == 1 and new.shape[-1] == 1 and codes is not None:
+            return self._by_candidates(X, new, acts, prefix, suffix, codes, ref)
+        return self._by_running_max(X, new, acts, g, prefix, suffix)
+
+    @staticmethod
+    def _column_codes(X):
+        """``(N, L)`` int64: the base of each one-hot column of ``X``, 4 for an all-zero column (N);
+        None when some column is neither."""
+        zero = (X == 0).all(dim=1)
+        one_hot = ((X == 0) | (X == 1)).all(dim=1) & (X.sum(dim=1) == 1)
+        if not bool((zero | one_hot).all()):
+            return None
+        return torch.where(zero, 4, X.argmax(dim=1))
+
+    def _by_candidates(self, X, new, acts, prefix, suffix, codes, ref):
+        """Scores of the edits ``new`` ``(K, 1, 4, 1)`` at every position, visiting only the taps that can matter.
+
+        The change a swap makes is a table lookup: an edit at ``p`` changes output
+        ``j = p + pad - t`` by ``delta[c, t, a, k] = W[c, :, t] @ new_k - W[c, a, t]``
+        (``a`` the base at ``p``; for an all-zero column the old term is 0), with
+        no multiplication left. ``rise[c, t, a]``, the largest entry over the
+        edits, bounds what an edit can add to an output through that tap, and
+        ``reach[c]``, its largest entry over taps and the bases present, what any
+        edit can add to any output of channel ``c``.
+
+        The skips are exact. Channel ``c``'s pooled value after an edit at ``p`` is
+        ``max(outside[p], max_t conv[j] + delta[c, t, a_p, k])``, with ``outside[p]``
+        the maximum over the outputs the edit does not reach. A term can only
+        matter if ``conv[j] + rise[c, t, a_p] > outside[p]``; float rounding is
+        monotone, so a term that fails the test rounds to at most ``outside[p]``
+        and leaves the pooled value as it is. The test is made in two stages:
+
+        1. *candidates*: outputs with ``conv[j] + reach[c] > min outside[p]`` over
+           the ``T`` positions ``p`` that reach ``j`` (a few outputs near the top of
+           each channel, since ``reach`` is well below the spread of a 24-tap sum);
+        2. *terms*: each candidate's ``T`` taps, kept where ``conv[j] + rise > outside[p]``.
+
+        The pooled values start as the outside maxima (already the answer where
+        nothing is kept) and take the kept terms by a scatter-maximum. Then only
+        the rows that can differ from the reference go through the rest of the
+        model: those with a kept term above a channel's reference maximum, or an
+        edit inside a channel's top window (where the outside maximum is lower);
+        every other row, and every edit that puts back the base already there,
+        has a pooled vector equal to the reference's and gets exactly its score.
+        """
+        st = self.steps[0]
+        conv = acts[1]  # (N, C, J)
+        n, channels, out_len = conv.shape
+        length, k, taps = X.shape[-1], new.shape[0], st.kernel
+        weight = st.module.weight.to(X.dtype)  # (C, 4, T)
+        w_new = torch.einsum("cbt,kb->ctk", weight, new[:, 0, :, 0])  # (C, T, K): W_t x'
+        w_old = F.pad(weight.transpose(1, 2), (0, 1))  # (C, T, 5): W_t x for each code, 0 for N
+        delta = (w_new[:, :, None, :] - w_old[..., None]).reshape(-1, k)  # (C T 5, K)
+        rise = delta.amax(dim=1)  # (C T 5,)
+        present = torch.bincount(codes.flatten(), minlength=5) > 0
+        reach = rise.reshape(channels, taps, 5)[:, :, present].amax(dim=(1, 2))  # (C,)
+        outside = self._outside(st, length, prefix, suffix).transpose(1, 2)  # (N, C, L), contiguous
+        # 1. candidates: the least outside maximum over the positions reaching each output (+inf off the ends)
+        least = -F.max_pool1d(F.pad(-outside, (st.pad, st.pad), value=-math.inf), taps, 1)  # (N, C, J)
+        flat = (conv + reach[:, None] > least).flatten().nonzero().squeeze(1)  # into (N, C, J)
+        nc, j = flat // out_len, flat % out_len
+        # 2. terms: every tap of every candidate, the edit at p = j - pad + t, kept where it can matter
+        p = j[:, None] - st.pad + torch.arange(taps, device=X.device)  # (H, T)
+        inside = (p >= 0) & (p < length)
+        p = p.clamp(0, length - 1)
+        i = nc // channels
+        code = codes.flatten()[(i * length)[:, None] + p]  # (H, T)
+        term = (nc % channels * taps)[:, None] + torch.arange(taps, device=X.device)  # c T + t
+        table = term * 5 + code  # rows of delta
+        value = conv.flatten()[flat]  # (H,)
+        keep = (value[:, None] + rise[table] > outside.flatten()[(nc * length)[:, None] + p]) & inside
+        kept = keep.flatten().nonzero().squeeze(1)  # into (H, T)
+        h = kept // taps
+        i, c, p = i[h], nc[h] % channels, p.flatten()[kept]
+        vals = value[h, None] + delta[table.flatten()[kept]]  # (P, K)
+        pooled = outside.transpose(1, 2)[:, :, None, :].expand(n, length, k, channels).contiguous()  # (N, L, K, C)
+        row = (i * length + p)[:, None] * k + torch.arange(k, device=X.device)  # (P, K): rows of (N L K)
+        pooled.view(-1).scatter_reduce_(0, (row * channels + c[:, None]).flatten(), vals.flatten(), "amax")
+        reference = prefix[:, :, -1]  # (N, C): each channel's maximum over the whole sequence
+        differs = torch.zeros(n * length * k, dtype=torch.bool, device=X.device)
+        differs[row[vals > reference.flatten()[i * channels + c][:, None]]] = True
+        top_window = (outside < reference[:, :, None]).any(dim=1)  # (N, L)
+        differs = differs.reshape(n, length, k) | top_window[:, :, None]
+        differs &= ~(X.transpose(1, 2)[:, :, None, :] == new[:, 0, :, 0]).all(dim=-1)  # puts back the base
+        if ref is None:
+            ref = self._rest(self._after_pool(reference[:, :, None])).to(X.dtype)
+        scores = ref[:, None, None].expand(n, length, k).clone()
+        rows = differs.flatten().nonzero().squeeze(1)
+        if rows.numel():
+            chain_out = self._after_pool(pooled.view(-1, channels)[rows][:, :, None])
+            scores.view(-1)[rows] = self._rest(chain_out).to(X.dtype)
+        return scores.permute(2, 0, 1)  # (K, N, L)
+
+    def _after_pool(self, pooled):
+        """The chain's output ``(B, C, 1)`` from pooled values: the elementwise steps after the global pool."""
+        for step in self.steps[self._global() + 1:]:
+            pooled = step.module(pooled)
+        return pooled
+
+    def _by_running_max(self, X, new, acts, g, prefix, suffix):
+        """:meth:`_by_taps` by a running maximum over all taps (any edits, any elementwise maps).
+
+        For one tap and *every* position at once the edited outputs are a shifted
+        slice of the reference output, minus the old columns' contribution, plus
+        the new ones' (for ISM ``W_t e_b`` is a column of the weights, the same at
+        every position, so no multiplication is left). The edited window's maximum
+        is the running maximum of these slices over the ``T`` taps (``T``
+        elementwise passes over ``(K, N, L, C)``), and the pooled value is the
+        larger of it and the prefix/suffix maxima outside the window. Channels are
+        innermost, so the pooled values are already the rows the rest of the
+        model reads, and the rest runs once for the whole chunk.
         """
         st = self.steps[0]
         weight = st.module.weight  # (C, 4, T)
