@@ -291,15 +291,27 @@ class _LocalPlan:
         return out
 
     def _window_entries(self, length: int) -> int:
-        """Entries of the windows one edit in the middle of the sequence recomputes, all layers together."""
+        """Entries of the largest tensor the windows of one edit in the middle of the sequence need.
+
+        That is a convolution's or a pool's unfolded input (outputs x taps x
+        channels) or a window of outputs (outputs x channels), and without a
+        global max pool the chain's whole output, which the rest of the model reads.
+        """
         lo = hi = length // 2
-        entries, channels = 0, 1
-        for st in self.steps:
+        entries, channels = 1, self.x_shape[0]
+        for i, st in enumerate(self.steps):
+            if st.kind == "global":
+                break
             lo, hi = st.affected(lo, hi)
+            width = max(1, hi - lo + 1)
+            if i and st.kind in ("conv", "pool"):
+                entries = max(entries, width * st.kernel * channels)
             if st.kind == "conv":
                 channels = st.module.out_channels
-            entries += max(0, hi - lo + 1) * channels
-        return max(1, entries)
+            entries = max(entries, width * channels)
+        if self._global() is None:
+            entries = max(entries, self._chain_length() * channels)
+        return entries
 
     def _chunk(self, X):
         """ISM of a chunk of sequences: every base at every position, via :meth:`edit_scores`.
@@ -359,17 +371,12 @@ class _LocalPlan:
         windows the edit reaches (first-layer change without a convolution,
         global max pool from prefix and suffix maxima).
         """
-        n, length = X.shape[0], X.shape[-1]
+        n = X.shape[0]
         raw_new = torch.as_tensor(new, dtype=X.dtype, device=X.device)
         new = raw_new.expand(raw_new.shape[0], n, *X.shape[1:])
-        k = new.shape[0]
         acts = self._reference(X)
-        padded = [
-            F.pad(acts[i], (st.pad, st.pad), value=0.0 if st.kind == "conv" else -math.inf)
-            if st.pad else acts[i]
-            for i, st in enumerate(self.steps)
-        ]
         g = self._global()
+        prefix = suffix = None
         if g is not None:
             prefix = torch.cummax(acts[g], dim=-1).values
             suffix = torch.cummax(acts[g].flip(-1), dim=-1).values.flip(-1)
@@ -377,39 +384,7 @@ class _LocalPlan:
                 if where is None:
                     return self._by_taps(X, raw_new, acts, g, prefix, suffix)
                 return self._by_pairs(X, new, ref, where, acts, g, prefix, suffix)
-        if ref is None:
-            ref = self._rest(acts[-1])
-        out = ref.to(X.dtype).expand(k, length, n).permute(0, 2, 1).clone()
-        for p in range(length):
-            if where is not None and not where[:, p].any():
-                continue
-            lo, hi, vals = self._first(X, acts[1], padded[0], p, new[:, :, :, p])
-            pooled = False
-            for i, st in enumerate(self.steps[1:], start=1):
-                if lo > hi:
-                    break
-                if st.kind == "pointwise":
-                    vals = st.module(vals)
-                elif st.kind == "global":
-                    outside = torch.full_like(prefix[:, :, 0], -math.inf)
-                    if lo > 0:
-                        outside = prefix[:, :, lo - 1]
-                    if hi < st.in_len - 1:
-                        outside = torch.maximum(outside, suffix[:, :, hi + 1])
-                    vals = torch.maximum(outside.repeat(k, 1), vals.amax(dim=-1)).unsqueeze(-1)
-                    pooled = True
-                else:
-                    lo, hi, vals = self._window(st, padded[i], lo, hi, vals)
-            if lo > hi:
-                continue  # the edit reaches nothing: the score is unchanged
-            if pooled:
-                chain_out = vals
-            else:
-                chain_out = acts[-1].repeat(k, 1, 1)
-                chain_out[:, :, lo:hi + 1] = vals
-            scores = self._rest(chain_out).reshape(k, n)
-            out[:, :, p] = scores if where is None else torch.where(where[:, p], scores, out[:, :, p])
-        return out
+        return self._by_windows(X, new, ref, where, acts, g, prefix, suffix)
 
     def _by_taps(self, X, new, acts, g, prefix, suffix, ref=None):
         """:meth:`edit_scores` (every position) for a chain conv -> elementwise -> global max -> elementwise.
@@ -627,78 +602,227 @@ class _LocalPlan:
         after = torch.cat([suffix, none], dim=-1)[:, :, (hi + 1).clamp(max=st.out_len)]  # max over > hi
         return torch.maximum(before, after).transpose(1, 2)
 
-    def _first(self, X, conv_out, padded_in, p, new):
-        """The first convolution's output window with column ``p`` set to ``new`` ``(K, N, 4)``: ``(K N, C, w)``."""
-        st = self.steps[0]
-        lo, hi = st.affected(p, p)
-        if st.module.groups != 1 or lo > hi:
-            return self._window(st, padded_in, p, p, new.reshape(-1, 4, 1))
-        taps = self._taps(p, lo, hi)  # (4, C w)
-        change = (new - X[:, :, p]).reshape(-1, 4) @ taps  # (K N, C w)
-        vals = conv_out[:, :, lo:hi + 1] + change.reshape(new.shape[0], X.shape[0], conv_out.shape[1], -1)
-        return lo, hi, vals.reshape(-1, *vals.shape[2:])
+    def _by_windows(self, X, new, ref, where, acts, g, prefix, suffix):
+        """:meth:`edit_scores` for any chain, as windows of many positions at once.
 
-    def _taps(self, p, lo, hi):
-        """``(4, C w)``: the first convolution's weights that carry column ``p`` to outputs ``lo..hi``.
-
-        The first convolution is linear in its input: output ``j`` changes by
-        ``W[:, :, t] @ (new - old)`` where ``p = j s - pad + d t`` (zero where no tap
-        reaches ``p``). Found once per position and kept.
+        An edit at position ``p`` changes each step's output only in a window of
+        outputs (:meth:`_Step.affected`). The positions go in blocks of ``P``
+        (:meth:`_block`), and every step of the chain runs once per block on the
+        ``N P K`` windows of the block's edits, whose rows sit channels-last, ``n``
+        major: the first convolution as the reference outputs plus the weights
+        that carry the changed column (:func:`_first_windows`), a convolution or a
+        pool as one gather of the rows each output reads tap by tap from the
+        reference input and the previous step's windows (:func:`_recompute`; a
+        convolution is then one matrix product), a global max pool as the larger
+        of the window's maximum and the maxima outside it (prefix and suffix
+        maxima), and the rest of the model once for the block's ``N P K`` chain
+        outputs. A block's windows all have its widest edit's width, moved
+        inside the sequence near the ends: the extra outputs are recomputed
+        reference values. ``WINDOW_ELEMENTS`` bounds a block's largest tensor.
         """
-        if not hasattr(self, "_tap_cache"):
-            self._tap_cache = {}
-        if p not in self._tap_cache:
-            st = self.steps[0]
-            j = torch.arange(lo, hi + 1, device=st.module.weight.device)
-            offset = p + st.pad - j * st.stride
-            t = torch.div(offset, st.dilation, rounding_mode="floor")
-            reached = (offset % st.dilation == 0) & (t >= 0) & (t < st.kernel)
-            taps = st.module.weight[:, :, t.clamp(0, st.kernel - 1)] * reached  # (C, 4, w)
-            self._tap_cache[p] = taps.transpose(0, 1).flatten(1)
-        return self._tap_cache[p]
+        n, length, k = X.shape[0], X.shape[-1], new.shape[0]
+        if ref is None:
+            ref = self._rest(acts[-1])
+        out = ref.to(X.dtype).expand(k, length, n).permute(0, 2, 1).clone()
+        if where is None:
+            positions = torch.arange(length, device=X.device)
+        else:
+            positions = torch.nonzero(where.any(dim=0)).flatten()
+        if positions.numel() == 0:
+            return out
+        per_block = max(1, self.WINDOW_ELEMENTS // (n * k * self._window_entries(length)))
+        size = math.ceil(positions.numel() / math.ceil(positions.numel() / per_block))
+        cache = self.__dict__.setdefault("_blocks", {})
+        blocks = []
+        for s in range(0, positions.numel(), size):
+            key = (s, size, length, k)
+            if where is not None or key not in cache:
+                block = self._block(positions[s:s + size], k)
+                if where is not None:
+                    blocks.append(block)
+                    continue
+                cache[key] = block
+            blocks.append(cache[key])
+        end = len(self.steps) if g is None else g
+        # each step's reference input, channels-last, with room after it for a block's windows
+        buffers = {}
+        for i in [i for i in range(1, end) if self.steps[i].kind != "pointwise"] + ([end] if g is None else []):
+            st = self.steps[i] if i < end else None
+            reference = acts[i] if st is None or not st.pad else F.pad(
+                acts[i], (st.pad, st.pad), value=0.0 if st.kind == "conv" else -math.inf)
+            room = max(b.size * k * b.widths[i - 1] for b in blocks)
+            buffers[i] = reference.new_empty(n, reference.shape[-1] + room, reference.shape[1])
+            buffers[i][:, :reference.shape[-1]] = reference.transpose(1, 2)
+        first_rows = acts[1].transpose(1, 2).contiguous()  # (N, J, C)
+        if g is not None:  # max over outputs before index i / from index i on
+            none = torch.full_like(prefix[:, :, :1], -math.inf)
+            before, after = torch.cat([none, prefix], dim=-1), torch.cat([suffix, none], dim=-1)
+        for block in blocks:
+            vals = _first_windows(self.steps[0], X, new, first_rows, block)
+            for i in range(1, end):
+                st = self.steps[i]
+                if st.kind == "pointwise":
+                    vals = st.module(vals.transpose(1, 2)).transpose(1, 2)
+                else:
+                    vals = _recompute(st, buffers[i], acts[i].shape[-1] + 2 * st.pad, vals, block.rows[i],
+                                      self._columns(i) if st.kind == "conv" else None)
+            channels = vals.shape[-1]
+            if g is None:  # the chain's whole output, the windows in place
+                chain = _recompute(None, buffers[end], acts[end].shape[-1], vals, block.rows[end], None)
+                chain = chain.view(-1, acts[end].shape[-1], channels).transpose(1, 2)
+            else:
+                width, start = block.widths[g - 1], block.starts[g - 1]
+                inside = _halving_max(vals.reshape(n, block.size * k, width, channels))
+                outside = torch.maximum(before[:, :, start], after[:, :, start + width]).transpose(1, 2)
+                vals = torch.maximum(inside.view(n, block.size, k, channels), outside[:, :, None])
+                vals = vals.view(n, -1, channels)
+                for st in self.steps[g + 1:]:
+                    vals = st.module(vals.transpose(1, 2)).transpose(1, 2)
+                chain = vals.reshape(-1, channels, 1)
+            scores = self._rest(chain).reshape(n, block.size, k).permute(2, 0, 1).to(X.dtype)
+            p = block.positions
+            out[:, :, p] = scores if where is None else torch.where(where[:, p], scores, out[:, :, p])
+        return out
 
-    @staticmethod
-    def _window(st: _Step, padded_in, a, b, vals):
-        """Rerun a conv or pool on the outputs that input positions ``a..b`` (new ``vals``) reach.
+    def _chain_length(self) -> int:
+        """Length of the chain's output (a pointwise step keeps the length it had before a pool moved ahead)."""
+        return next(st.out_len for st in reversed(self.steps) if st.kind != "pointwise")
 
-        The window is the new values with the few reference entries the outputs
-        also read on either side (``padded_in`` holds one row per input; ``vals``
-        are ``K`` edited copies of each, edit-major).
+    def _columns(self, i: int) -> torch.Tensor:
+        """``(T C_in, C_out)``: conv step ``i``'s weights for one product with unfolded rows (tap-major)."""
+        cache = self.__dict__.setdefault("_column_cache", {})
+        if i not in cache:
+            cache[i] = _dense_weight(self.steps[i].module).permute(2, 1, 0).flatten(0, 1)
+        return cache[i]
+
+    def _block(self, positions: torch.Tensor, k: int) -> _Block:
+        """The windows that edits at ``positions`` recompute, ``k`` edits per position (see :class:`_Block`).
+
+        Step by step, the outputs an edit reaches (:meth:`_Step.affected` of the
+        previous step's reached outputs); the block's width is the widest, and a
+        window that would leave the outputs is moved inside.
         """
-        lo, hi = st.affected(a, b)
-        if lo > hi:
-            return lo, hi, vals
-        start, stop = lo * st.stride, hi * st.stride + st.dilation * (st.kernel - 1)
-        x0, x1 = max(a + st.pad, start), min(b + st.pad, stop)
-        n, channels = padded_in.shape[:2]
-        window = vals.new_empty(vals.shape[0] // n, n, channels, stop - start + 1)
-        if x0 > x1:
-            window[...] = padded_in[:, :, start:stop + 1]
-        else:  # reference entries on either side of the new values, copied into each edit's rows
-            window[..., :x0 - start] = padded_in[:, :, start:x0]
-            window[..., x0 - start:x1 - start + 1] = vals[:, :, x0 - a - st.pad:x1 - a - st.pad + 1].reshape(
-                *window.shape[:3], -1)
-            window[..., x1 - start + 1:] = padded_in[:, :, x1 + 1:stop + 1]
-        window = window.flatten(0, 1)
-        if st.kind == "conv":
-            return lo, hi, _conv(window, st)
-        return lo, hi, F.max_pool1d(window, st.kernel, st.stride, 0, st.dilation)
+        end = self._global()
+        end = len(self.steps) if end is None else end
+        lo = hi = positions
+        starts, widths, rows = [], [], {}
+        for i, st in enumerate(self.steps[:end]):
+            if st.kind != "pointwise":
+                lo, hi = _affected(st, lo, hi)
+                width = min(st.out_len, max(1, int((hi - lo + 1).max())))
+                start = lo.clamp(0, st.out_len - width)
+                if i:
+                    q = (start[:, None, None] + torch.arange(width, device=start.device)[:, None]) * st.stride
+                    q = q + torch.arange(st.kernel, device=start.device) * st.dilation  # (P, J, T)
+                    rows[i] = _splice_rows(q, st.pad, st.in_len + 2 * st.pad, starts[-1], widths[-1], k)
+                starts.append(start)
+                widths.append(width)
+            else:
+                starts.append(starts[-1])
+                widths.append(widths[-1])
+        if end == len(self.steps):
+            out_len = self._chain_length()
+            q = torch.arange(out_len, device=positions.device).expand(positions.numel(), out_len)[..., None]
+            rows[end] = _splice_rows(q, 0, out_len, starts[-1], widths[-1], k)
+        return _Block(positions, starts, widths, rows)
 
 
-def _conv(window: torch.Tensor, st: _Step) -> torch.Tensor:
-    """``st``'s convolution of ``window`` (no padding), as one matrix product of its unfolded columns.
+@dataclass
+class _Block:
+    """Where the edits at a block of ``P`` positions change each step of the chain (up to a global max pool).
 
-    On the short windows an edit reaches this is faster on the CPU than the
-    library convolution, which is tuned for long inputs.
+    Window ``(p, k)`` of step ``i`` holds outputs ``starts[i][p] ..
+    starts[i][p] + widths[i] - 1``. ``rows[i]`` ``(P K J T,)`` says, for each output
+    of a conv or pool step's windows and each of its taps, which row of
+    ``[step i's reference input, padded; the previous step's windows]`` it reads
+    (a window's row where the edit changed it, the reference's elsewhere); with no
+    global max pool ``rows[len(steps)]`` does the same for the chain's whole output.
     """
-    m = st.module
-    if m.groups != 1:
-        return F.conv1d(window, m.weight, m.bias, st.stride, 0, st.dilation)
-    columns = window.unfold(2, st.dilation * (st.kernel - 1) + 1, st.stride)[..., ::st.dilation]  # (B, C, J, T)
-    out = columns.transpose(1, 2).flatten(2) @ m.weight.flatten(1).T  # (B, J, C_out)
-    if m.bias is not None:
-        out += m.bias
-    return out.transpose(1, 2)
+
+    positions: torch.Tensor
+    starts: list[torch.Tensor]
+    widths: list[int]
+    rows: dict[int, torch.Tensor]
+
+    @property
+    def size(self) -> int:
+        return self.positions.numel()
+
+
+def _affected(st: _Step, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:meth:`_Step.affected` for many ranges at once (tensors of first and last input positions)."""
+    reach = st.dilation * (st.kernel - 1)
+    first = -torch.div(reach - lo - st.pad, st.stride, rounding_mode="floor")  # ceil((lo + pad - reach) / s)
+    last = torch.div(hi + st.pad, st.stride, rounding_mode="floor")
+    return first.clamp(min=0), last.clamp(max=st.out_len - 1)
+
+
+def _splice_rows(q, pad: int, base: int, prev_start, prev_width: int, k: int) -> torch.Tensor:
+    """Rows of ``[reference (base rows); previous windows (P K prev_width rows)]`` for padded input coordinates
+    ``q`` ``(P, J, T)``: window ``(p, k)``'s own row where it holds the input, else the reference row."""
+    v = q - pad - prev_start[:, None, None]  # entry of the previous window
+    inside = (v >= 0) & (v < prev_width)
+    window = torch.arange(q.shape[0], device=q.device)[:, None] * k + torch.arange(k, device=q.device)
+    own = base + (window * prev_width)[:, :, None, None] + v[:, None]
+    return torch.where(inside[:, None], own, q[:, None]).flatten()
+
+
+def _dense_weight(conv: nn.Conv1d) -> torch.Tensor:
+    """``(C_out, C_in, T)``: ``conv``'s weight with the zeros its groups imply (the weight itself when ungrouped)."""
+    w = conv.weight
+    if conv.groups == 1:
+        return w
+    out_g, in_g = w.shape[0] // conv.groups, w.shape[1]
+    dense = w.new_zeros(w.shape[0], in_g * conv.groups, w.shape[2])
+    for group in range(conv.groups):
+        dense[group * out_g:(group + 1) * out_g, group * in_g:(group + 1) * in_g] = w[group * out_g:(group + 1) * out_g]
+    return dense
+
+
+def _first_windows(st: _Step, X, new, reference, block: _Block) -> torch.Tensor:
+    """The first convolution's windows for the block's edits: ``(N, P K W, C)``, rows ``(n, p, k, w)``.
+
+    The convolution is linear in its input: replacing column ``x_p`` by ``x'_p``
+    adds ``W[:, :, t] (x'_p - x_p)`` to output ``j`` when tap ``t`` carries ``p``
+    there (``p = j s - pad + d t``), and nothing elsewhere. So a window is the
+    reference outputs ``reference`` ``(N, J, C)`` plus one small product per
+    position, with no convolution.
+    """
+    p, start, width = block.positions, block.starts[0], block.widths[0]
+    j = start[:, None] + torch.arange(width, device=p.device)  # (P, W) outputs
+    offset = p[:, None] + st.pad - j * st.stride
+    t = torch.div(offset, st.dilation, rounding_mode="floor")
+    reached = (offset % st.dilation == 0) & (t >= 0) & (t < st.kernel)
+    weight = _dense_weight(st.module)  # (C, 4, T)
+    taps = (weight[:, :, t.clamp(0, st.kernel - 1)] * reached).permute(2, 1, 3, 0).flatten(2)  # (P, 4, W C)
+    n, k, size = X.shape[0], new.shape[0], p.numel()
+    change = new[:, :, :, p] - X[:, :, p]  # (K, N, 4, P)
+    vals = reference.new_empty(n, size, k, taps.shape[-1])
+    torch.add(torch.einsum("knbp,pbx->npkx", change, taps),
+              reference.index_select(1, j.flatten()).view(n, size, 1, -1), out=vals)
+    return vals.view(n, -1, reference.shape[-1])
+
+
+def _recompute(st: _Step | None, buffer, base: int, vals, rows, columns) -> torch.Tensor:
+    """Step ``st``'s windows from the previous step's ``vals`` ``(N, R, C)``: ``(N, P K J, C_out)``.
+
+    ``buffer`` ``(N, base + ..., C)`` holds the step's reference input (padded,
+    channels-last) in its first ``base`` rows; ``vals`` go after it and ``rows``
+    (:attr:`_Block.rows`) gathers, for every output and tap, the row it reads.
+    A convolution is then one product with its ``columns`` (:meth:`_LocalPlan._columns`),
+    a max pool a maximum over the taps; ``st=None`` only gathers (the chain's output).
+    """
+    buffer[:, base:base + vals.shape[1]] = vals
+    taken = buffer.index_select(1, rows)  # (N, P K J T, C)
+    n, channels = taken.shape[0], taken.shape[-1]
+    if st is None:
+        return taken
+    if st.kind == "pool":
+        return _halving_max(taken.view(n, -1, st.kernel, channels))
+    unfolded = taken.view(-1, st.kernel * channels)
+    bias = st.module.bias
+    out = unfolded @ columns if bias is None else torch.addmm(bias, unfolded, columns)
+    return out.view(n, -1, out.shape[-1])
 
 
 class SISScreen:
