@@ -72,6 +72,19 @@ def _halving_max(vals: torch.Tensor) -> torch.Tensor:
     return vals[..., 0, :]
 
 
+def _running_maxima(acts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prefix and suffix maxima along the length of ``acts`` ``(N, C, J)``: ``prefix[..., j]`` is the
+    maximum over outputs ``0..j``, ``suffix[..., j]`` over ``j..J-1``."""
+    return torch.cummax(acts, dim=-1).values, torch.cummax(acts.flip(-1), dim=-1).values.flip(-1)
+
+
+def _maxima_around(prefix: torch.Tensor, suffix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(before, after)`` ``(N, C, J + 1)``: the maxima over outputs before index ``i`` and from ``i``
+    on, ``-inf`` where there are none (``before[..., 0]``, ``after[..., J]``)."""
+    none = torch.full_like(prefix[:, :, :1], -math.inf)
+    return torch.cat([none, prefix], dim=-1), torch.cat([suffix, none], dim=-1)
+
+
 def local_plan(model, example: torch.Tensor, target=None) -> _LocalPlan:
     """The local-window plan of ``model`` for inputs like ``example`` ``(1, 4, L)``.
 
@@ -326,16 +339,14 @@ class _LocalPlan:
         if self._tap_path():  # the reference activations once, for f(x) and the edits
             acts, g = self._reference(X), self._global()
             ref = self._rest(acts[-1]).to(X.dtype)
-            prefix = torch.cummax(acts[g], dim=-1).values
-            suffix = torch.cummax(acts[g].flip(-1), dim=-1).values.flip(-1)
+            prefix, suffix = _running_maxima(acts[g])
             scores = self._by_taps(X, bases, acts, g, prefix, suffix, ref)
             return (scores - ref[:, None]).transpose(0, 1)  # (N, 4, L)
         ref = self._rest(self._reference(X)[-1]).to(X.dtype)
-        one_hot = bool(((X == 0) | (X == 1)).all() and (X.sum(dim=1) == 1).all())
-        if not one_hot:
+        codes = self._column_codes(X)
+        if codes is None or bool((codes == 4).any()):  # not clean one-hot: all four bases everywhere
             return (self.edit_scores(X, bases, ref) - ref[:, None]).transpose(0, 1)  # (N, 4, L)
-        present = X.argmax(dim=1)  # (N, L)
-        subs = (present + torch.arange(1, 4, device=X.device)[:, None, None]) % 4  # (3, N, L)
+        subs = (codes + torch.arange(1, 4, device=X.device)[:, None, None]) % 4  # (3, N, L)
         new = F.one_hot(subs, 4).to(X.dtype).transpose(-1, -2)  # (3, N, 4, L)
         scores = self.edit_scores(X, new, ref) - ref[:, None]  # (3, N, L)
         out = torch.zeros_like(X)
@@ -378,8 +389,7 @@ class _LocalPlan:
         g = self._global()
         prefix = suffix = None
         if g is not None:
-            prefix = torch.cummax(acts[g], dim=-1).values
-            suffix = torch.cummax(acts[g].flip(-1), dim=-1).values.flip(-1)
+            prefix, suffix = _running_maxima(acts[g])
             if self._tap_path():
                 if where is None:
                     return self._by_taps(X, raw_new, acts, g, prefix, suffix)
@@ -537,9 +547,7 @@ class _LocalPlan:
             window = best[:, :, p0:p1]
             torch.maximum(window, vals, out=window)
         pooled = torch.maximum(best, self._outside(st, length, prefix, suffix)).reshape(-1, channels, 1)
-        for step in self.steps[g + 1:]:
-            pooled = step.module(pooled)
-        return self._rest(pooled).reshape(k, n, length).to(X.dtype)
+        return self._rest(self._after_pool(pooled)).reshape(k, n, length).to(X.dtype)
 
     def _by_pairs(self, X, new, ref, where, acts, g, prefix, suffix, elements: int = 2 ** 18):
         """:meth:`_by_taps` for only the (input, position) pairs where ``where`` is True.
@@ -585,9 +593,7 @@ class _LocalPlan:
                 j = p[:, None] + st.pad - st.dilation * (st.kernel - 1 - taps)
                 vals = vals.masked_fill(((j < 0) | (j >= st.out_len))[:, :, None], -math.inf)
             chain_out = torch.maximum(_halving_max(vals), outside[i, p]).reshape(-1, channels, 1)
-            for step in self.steps[g + 1:]:
-                chain_out = step.module(chain_out)
-            out[:, i, p] = self._rest(chain_out).reshape(k, -1)
+            out[:, i, p] = self._rest(self._after_pool(chain_out)).reshape(k, -1)
         return out
 
     @staticmethod
@@ -597,10 +603,8 @@ class _LocalPlan:
         positions = torch.arange(length, device=prefix.device)
         lo = (positions + st.pad - reach).clamp(min=0)
         hi = (positions + st.pad).clamp(max=st.out_len - 1)
-        none = torch.full_like(prefix[:, :, :1], -math.inf)
-        before = torch.cat([none, prefix], dim=-1)[:, :, lo]  # max over outputs < lo
-        after = torch.cat([suffix, none], dim=-1)[:, :, (hi + 1).clamp(max=st.out_len)]  # max over > hi
-        return torch.maximum(before, after).transpose(1, 2)
+        before, after = _maxima_around(prefix, suffix)
+        return torch.maximum(before[:, :, lo], after[:, :, (hi + 1).clamp(max=st.out_len)]).transpose(1, 2)
 
     def _by_windows(self, X, new, ref, where, acts, g, prefix, suffix):
         """:meth:`edit_scores` for any chain, as windows of many positions at once.
@@ -654,9 +658,8 @@ class _LocalPlan:
             buffers[i] = reference.new_empty(n, reference.shape[-1] + room, reference.shape[1])
             buffers[i][:, :reference.shape[-1]] = reference.transpose(1, 2)
         first_rows = acts[1].transpose(1, 2).contiguous()  # (N, J, C)
-        if g is not None:  # max over outputs before index i / from index i on
-            none = torch.full_like(prefix[:, :, :1], -math.inf)
-            before, after = torch.cat([none, prefix], dim=-1), torch.cat([suffix, none], dim=-1)
+        if g is not None:
+            before, after = _maxima_around(prefix, suffix)
         for block in blocks:
             vals = _first_windows(self.steps[0], X, new, first_rows, block)
             for i in range(1, end):
