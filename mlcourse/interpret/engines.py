@@ -902,3 +902,256 @@ class SISScreen:
         low = self.link((logits - error).to(self.plan_dtype)).double()
         high = self.link((logits + error).to(self.plan_dtype)).double()
         return low, high
+
+    def start(self, inputs, rows: torch.Tensor, remaining: torch.Tensor):
+        """The screen of one backward selection over the inputs ``rows``, with ``remaining`` ``(R, L)`` unmasked.
+
+        Returns an object whose ``logits()`` are those of :meth:`__call__` for the
+        current masks and whose ``remove(which, positions)`` masks position
+        ``positions[k]`` of row ``which[k]``. A chain conv -> global max pool ->
+        elementwise (the 1-layer models) keeps its state from step to step
+        (:class:`_MaskingTracker`); any other chain recomputes each step.
+        """
+        if self.plan._tap_path() and self.plan._global() == 1:
+            return _MaskingTracker(self, inputs, rows, remaining)
+        return _Recomputing(self, inputs, rows, remaining)
+
+
+class _Recomputing:
+    """A backward selection's screen that scores every step afresh (:meth:`SISScreen.__call__`)."""
+
+    def __init__(self, screen: SISScreen, inputs, rows, remaining):
+        self.screen, self.inputs, self.rows, self.remaining = screen, inputs, rows, remaining.clone()
+
+    def logits(self) -> torch.Tensor:
+        return self.screen(self.inputs, self.rows, self.remaining)
+
+    def remove(self, which: torch.Tensor, positions: torch.Tensor) -> None:
+        self.remaining[which, positions] = False
+
+
+class _MaskingTracker:
+    """Approximate logits of every "mask one more position" candidate, kept up to date as positions are masked.
+
+    For a chain conv -> global max pool -> elementwise. Masking candidate ``q``
+    changes the convolution's outputs ``j`` in its window ``V(q)`` (those whose
+    taps read ``q``) by ``D[q, j] = W_t (masked_q - x_q)``, the same at every step
+    (a remaining column still holds its original value). Channel ``c``'s pooled value
+    is then ``max(outside[c, q], inside[c, q])``: the maximum over the outputs
+    outside the window (prefix and suffix maxima), and ``inside[c, q] = max_j conv[j]
+    + D[q, j]`` over the window. Each step masks one position ``p`` per input, which
+    changes the convolution only in ``V(p)``; the state is kept across steps:
+
+    * ``conv`` holds the current outputs (``-inf`` padded by ``T - 1`` on both
+      sides); masking ``p`` recomputes its window from the masked input (a
+      convolution of ``2 T - 1`` columns, so no rounding builds up over the steps);
+    * ``inside[c, q]`` is computed only when needed and kept: it becomes *stale*
+      when a step changes an output in ``V(q)`` (``q`` within ``T - 1`` positions of
+      the masked one), and it is needed only where it can beat the outside maximum.
+      ``inside <= max_{V(q)} conv + max_j D[q, j]`` (float rounding is monotone), so
+      where the monotone maps after the pool give that bound no more than the
+      outside maximum, the pooled value is the outside maximum exactly;
+    * ``D`` is a table: one row per distinct change (4 for one-hot DNA and one
+      masked value) and channel.
+
+    Every step then costs a few passes over ``(R, C, L)`` and ``T`` values for each
+    stale channel that matters, instead of ``T`` values for every channel of every
+    candidate.
+    """
+
+    def __init__(self, screen: SISScreen, inputs, rows, remaining):
+        self.screen, self.plan = screen, screen.plan
+        st = self.plan.steps[0]
+        self.weight, self.bias = st.module.weight, st.module.bias
+        self.pad, self.taps, self.out_len = st.pad, st.kernel, st.out_len
+        self.after = self.plan.steps[2:]
+        self.remaining = remaining.to(inputs.X.device).clone()
+        original = inputs.X[rows].to(self.weight.dtype)
+        self.masked = inputs.fully_masked[rows].to(self.weight.dtype)
+        n, length, channels, taps = original.shape[0], original.shape[-1], self.weight.shape[0], self.taps
+        # table[k C + c, u]: distinct change k (masked column - original column) in output q + pad - (T - 1) + u,
+        # which reads q through tap T - 1 - u
+        changes, codes = torch.unique((self.masked - original).transpose(1, 2).reshape(-1, 4), dim=0,
+                                      return_inverse=True)
+        self.codes = codes.reshape(n, length)
+        table = torch.einsum("kb,cbu->kcu", changes, self.weight.flip(-1))  # (K, C, T)
+        self.table = table.reshape(-1, taps)
+        self.rise = table.amax(dim=-1)[self.codes].permute(0, 2, 1).contiguous()  # (R, C, L): max_j D[q, j]
+        self.padded = F.pad(torch.where(self.remaining[:, None], original, self.masked), (self.pad, self.pad))
+        self.window = min(taps, self.out_len)  # outputs recomputed per masked position
+        self.conv = F.pad(F.conv1d(self.padded, self.weight, self.bias), (taps - 1, taps - 1), value=-math.inf)
+        self.inside = torch.full((n, channels, length), -math.inf, dtype=self.weight.dtype, device=original.device)
+        self.stale = torch.ones(n, channels, length, dtype=torch.bool, device=original.device)
+        monotone = all(_monotone(step.module) for step in self.after)
+        self.after_map = self._after if monotone else (lambda values: values)
+
+    def _outside(self, length: int) -> torch.Tensor:
+        """``(R, C, L)``: the maximum over the outputs outside ``V(q)`` = ``q + pad - (T - 1) .. q + pad``.
+
+        That is the larger of ``prefix[q + pad - T]`` and ``suffix[q + pad + 1]``
+        (``-inf`` off the ends): two shifted copies of the prefix and suffix maxima.
+        """
+        taps, pad, out_len = self.taps, self.pad, self.out_len
+        prefix, suffix = _running_maxima(self.conv[:, :, taps - 1:taps - 1 + out_len])
+        before = F.pad(prefix, (taps - pad, length - out_len - taps + pad), value=-math.inf)
+        after = F.pad(suffix, (-(pad + 1), length + pad + 1 - out_len), value=-math.inf)
+        return torch.maximum(before, after)
+
+    def _after(self, values):
+        for step in self.after:
+            values = step.module(values)
+        return values
+
+    def logits(self) -> torch.Tensor:
+        """``(R, L)`` float64: the approximate logit of masking each remaining position (NaN elsewhere)."""
+        with torch.inference_mode():
+            taps, length = self.taps, self.remaining.shape[1]
+            outside = self._outside(length)
+            windows = self.conv[:, :, self.pad:self.pad + length + taps - 1]
+            bound = F.max_pool1d(windows, taps, 1) + self.rise  # (R, C, L)
+            matters = (self.after_map(bound) > self.after_map(outside)) & self.remaining[:, None]
+            self._refresh(matters & self.stale)
+            pooled = torch.where(matters, torch.maximum(self.inside, outside), outside)
+            rows, positions = torch.nonzero(self.remaining, as_tuple=True)
+            chain = self._after(pooled[rows, :, positions][:, :, None])
+            out = torch.full(self.remaining.shape, math.nan, dtype=torch.float64)
+            with self.plan._cut():
+                out[rows.cpu(), positions.cpu()] = self.plan._rest(chain).reshape(-1).double().cpu()
+            return out
+
+    def _refresh(self, needed: torch.Tensor) -> None:
+        """Recompute ``inside`` where ``needed`` ``(R, C, L)``: ``T`` window outputs each, plus ``D``."""
+        flat = needed.view(-1).nonzero().squeeze(1)  # (r C + c) L + q
+        if not flat.numel():
+            return
+        channels, span = self.conv.shape[1:]
+        length = needed.shape[-1]
+        rc, q = flat // length, flat % length
+        windows = self.conv.view(-1).unfold(0, self.taps, 1)  # row (r C + c) span + j: outputs j .. j + T - 1
+        outputs = windows.index_select(0, rc * span + q + self.pad)  # (n, T): the outputs of V(q)
+        code = self.codes.view(-1).index_select(0, rc // channels * length + q)
+        change = self.table.index_select(0, code * channels + rc % channels)
+        self.inside.view(-1).index_copy_(0, flat, _halving_max((outputs + change)[:, :, None])[:, 0])
+        self.stale.view(-1).index_fill_(0, flat, False)
+
+    def remove(self, which: torch.Tensor, positions: torch.Tensor) -> None:
+        self.remaining[which, positions] = False
+
+
+class _MaskingTracker:
+    """Approximate logits of every "mask one more position" candidate, kept up to date as positions are masked.
+
+    For a chain conv -> global max pool -> elementwise. Masking candidate ``q``
+    changes the convolution's outputs ``j`` in its window ``V(q)`` (those whose
+    taps read ``q``) by ``D[q, j] = W_t (masked_q - x_q)``, the same at every step
+    (a remaining column still holds its original value). Channel ``c``'s pooled value
+    is then ``max(outside[c, q], inside[c, q])``: the maximum over the outputs
+    outside the window (prefix and suffix maxima), and ``inside[c, q] = max_j conv[j]
+    + D[q, j]`` over the window. Each step masks one position ``p`` per input, which
+    changes the convolution only in ``V(p)``; the state is kept across steps:
+
+    * ``conv`` holds the current outputs (``-inf`` padded by ``T - 1`` on both
+      sides); masking ``p`` recomputes its window from the masked input (a
+      convolution of ``2 T - 1`` columns, so no rounding builds up over the steps);
+    * ``inside[c, q]`` is computed only when needed and kept: it becomes *stale*
+      when a step changes an output in ``V(q)`` (``q`` within ``T - 1`` positions of
+      the masked one), and it is needed only where it can beat the outside maximum.
+      ``inside <= max_{V(q)} conv + max_j D[q, j]`` (float rounding is monotone), so
+      where the monotone maps after the pool give that bound no more than the
+      outside maximum, the pooled value is the outside maximum exactly;
+    * ``D`` is a table: one row per distinct change (4 for one-hot DNA and one
+      masked value) and channel.
+
+    Every step then costs a few passes over ``(R, C, L)`` and ``T`` values for each
+    stale channel that matters, instead of ``T`` values for every channel of every
+    candidate.
+    """
+
+    def __init__(self, screen: SISScreen, inputs, rows, remaining):
+        self.screen, self.plan = screen, screen.plan
+        st = self.plan.steps[0]
+        self.weight, self.bias = st.module.weight, st.module.bias
+        self.pad, self.taps, self.out_len = st.pad, st.kernel, st.out_len
+        self.after = self.plan.steps[2:]
+        self.remaining = remaining.to(inputs.X.device).clone()
+        original = inputs.X[rows].to(self.weight.dtype)
+        self.masked = inputs.fully_masked[rows].to(self.weight.dtype)
+        n, length, channels, taps = original.shape[0], original.shape[-1], self.weight.shape[0], self.taps
+        # table[k C + c, u]: distinct change k (masked column - original column) in output q + pad - (T - 1) + u,
+        # which reads q through tap T - 1 - u
+        changes, codes = torch.unique((self.masked - original).transpose(1, 2).reshape(-1, 4), dim=0,
+                                      return_inverse=True)
+        self.codes = codes.reshape(n, length)
+        table = torch.einsum("kb,cbu->kcu", changes, self.weight.flip(-1))  # (K, C, T)
+        self.table = table.reshape(-1, taps)
+        self.rise = table.amax(dim=-1)[self.codes].permute(0, 2, 1).contiguous()  # (R, C, L): max_j D[q, j]
+        self.padded = F.pad(torch.where(self.remaining[:, None], original, self.masked), (self.pad, self.pad))
+        self.window = min(taps, self.out_len)  # outputs recomputed per masked position
+        self.conv = F.pad(F.conv1d(self.padded, self.weight, self.bias), (taps - 1, taps - 1), value=-math.inf)
+        self.inside = torch.full((n, channels, length), -math.inf, dtype=self.weight.dtype, device=original.device)
+        self.stale = torch.ones(n, channels, length, dtype=torch.bool, device=original.device)
+        monotone = all(_monotone(step.module) for step in self.after)
+        self.after_map = self._after if monotone else (lambda values: values)
+
+    def _outside(self, length: int) -> torch.Tensor:
+        """``(R, C, L)``: the maximum over the outputs outside ``V(q)`` = ``q + pad - (T - 1) .. q + pad``.
+
+        That is the larger of ``prefix[q + pad - T]`` and ``suffix[q + pad + 1]``
+        (``-inf`` off the ends): two shifted copies of the prefix and suffix maxima.
+        """
+        taps, pad, out_len = self.taps, self.pad, self.out_len
+        prefix, suffix = _running_maxima(self.conv[:, :, taps - 1:taps - 1 + out_len])
+        before = F.pad(prefix, (taps - pad, length - out_len - taps + pad), value=-math.inf)
+        after = F.pad(suffix, (-(pad + 1), length + pad + 1 - out_len), value=-math.inf)
+        return torch.maximum(before, after)
+
+    def _after(self, values):
+        for step in self.after:
+            values = step.module(values)
+        return values
+
+    def logits(self) -> torch.Tensor:
+        """``(R, L)`` float64: the approximate logit of masking each remaining position (NaN elsewhere)."""
+        with torch.inference_mode():
+            taps, length = self.taps, self.remaining.shape[1]
+            outside = self._outside(length)
+            windows = self.conv[:, :, self.pad:self.pad + length + taps - 1]
+            bound = F.max_pool1d(windows, taps, 1) + self.rise  # (R, C, L)
+            matters = (self.after_map(bound) > self.after_map(outside)) & self.remaining[:, None]
+            self._refresh(matters & self.stale)
+            pooled = torch.where(matters, torch.maximum(self.inside, outside), outside)
+            rows, positions = torch.nonzero(self.remaining, as_tuple=True)
+            chain = self._after(pooled[rows, :, positions][:, :, None])
+            out = torch.full(self.remaining.shape, math.nan, dtype=torch.float64)
+            with self.plan._cut():
+                out[rows.cpu(), positions.cpu()] = self.plan._rest(chain).reshape(-1).double().cpu()
+            return out
+
+    def _refresh(self, needed: torch.Tensor) -> None:
+        """Recompute ``inside`` where ``needed`` ``(R, C, L)``: ``T`` window outputs each, plus ``D``."""
+        r, c, q = torch.nonzero(needed, as_tuple=True)
+        if not r.numel():
+            return
+        channels, span = self.conv.shape[1:]
+        windows = self.conv.view(-1).unfold(0, self.taps, 1)  # row (r C + c) span + j: outputs j .. j + T - 1
+        outputs = windows.index_select(0, (r * channels + c) * span + q + self.pad)  # (n, T): the outputs of V(q)
+        change = self.table.index_select(0, self.codes[r, q] * channels + c)
+        self.inside[r, c, q] = (outputs + change).amax(dim=1)
+        self.stale[r, c, q] = False
+
+    def remove(self, which: torch.Tensor, positions: torch.Tensor) -> None:
+        """Mask ``positions[k]`` of row ``which[k]``: recompute the convolution's window there, mark stale."""
+        if not which.numel():
+            return
+        with torch.inference_mode():
+            taps, width, length = self.taps, self.window, self.remaining.shape[1]
+            self.remaining[which, positions] = False
+            self.padded[which, :, positions + self.pad] = self.masked[which, :, positions]
+            start = (positions + self.pad - (taps - 1)).clamp(0, self.out_len - width)  # first recomputed output
+            columns = self.padded.unfold(2, width + taps - 1, 1)[which, :, start]  # (n, 4, W + T - 1)
+            outputs = F.conv1d(columns, self.weight, self.bias)  # (n, C, W)
+            at = start[:, None] + torch.arange(width, device=start.device)
+            self.conv[which[:, None], :, taps - 1 + at] = outputs.transpose(1, 2)
+            # candidates whose window V(q) meets the recomputed outputs
+            near = (start[:, None] - self.pad + torch.arange(width + taps - 1, device=start.device)).clamp(0, length - 1)
+            self.stale[which[:, None], :, near] = True

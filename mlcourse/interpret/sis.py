@@ -242,7 +242,7 @@ def _backward_selection(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, rem
 
     Returns ``order`` (R, F) (removal order, -1 padded), ``scores`` (R, F) and ``start`` (R,),
     the scores before any removal (computed unless given). With a ``screen`` only the
-    shortlisted candidates are scored by ``f``.
+    shortlisted candidates are scored by ``f`` (:func:`_screened_removal`).
     """
     remaining = remaining.clone()
     n_rows, n_features = remaining.shape
@@ -250,31 +250,65 @@ def _backward_selection(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, rem
         start = score(inputs, rows, remaining)
     order = torch.full((n_rows, n_features), -1, dtype=torch.long)
     scores = torch.full((n_rows, n_features), math.nan, dtype=torch.float64)
+    tracker = None if screen is None else screen.start(inputs, rows, remaining)
     for step in range(int(remaining.sum(dim=1).max()) if n_rows else 0):
-        owner, feature = torch.nonzero(remaining, as_tuple=True)  # every candidate removal
-        keep = remaining[owner]
-        keep[torch.arange(owner.numel()), feature] = False
-        if screen is None:
-            values = score(inputs, rows[owner], keep)
-        else:  # only candidates that may be the best; f scores those whose value is not known
-            low, high = screen.bounds(screen(inputs, rows, remaining)[owner, feature])
-            floor = torch.full((n_rows,), -math.inf, dtype=torch.float64).scatter_reduce(0, owner, low, "amax")
-            near = high >= floor[owner]
-            owner, feature, keep, values = owner[near], feature[near], keep[near], low[near]
-            unknown = (low != high)[near]
-            values[unknown] = score(inputs, rows[owner[unknown]], keep[unknown])
-        best = torch.full((n_rows,), -math.inf, dtype=torch.float64)
-        best = best.scatter_reduce(0, owner, values, "amax")
-        ties = values == best[owner]  # break ties towards the lowest feature index
-        chosen = torch.full((n_rows,), n_features, dtype=torch.long)
-        chosen = chosen.scatter_reduce(0, owner[ties], feature[ties], "amin")
+        if tracker is None:
+            chosen, best = _best_removal(score, inputs, rows, remaining)
+        else:
+            chosen, best = _screened_removal(score, inputs, rows, remaining, tracker)
         active = torch.nonzero(chosen < n_features).reshape(-1)
         remaining[active, chosen[active]] = False
         order[active, step] = chosen[active]
-        if screen is not None:  # record f's own score of the choice (a known value may differ in the last bit)
-            best[active] = score(inputs, rows[active], remaining[active])
         scores[active, step] = best[active]
+        if tracker is not None:
+            tracker.remove(active, chosen[active])
     return order, scores, start
+
+
+def _best_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remaining: torch.Tensor):
+    """One step of backward selection: every candidate removal of every row scored by ``f``.
+
+    Returns ``chosen`` (R,), the feature whose removal leaves the highest score
+    (ties: the lowest index; ``F`` for a row with nothing left), and ``best`` (R,), that score.
+    """
+    n_rows, n_features = remaining.shape
+    owner, feature = torch.nonzero(remaining, as_tuple=True)  # every candidate removal
+    keep = remaining[owner]
+    keep[torch.arange(owner.numel()), feature] = False
+    values = score(inputs, rows[owner], keep)
+    best = torch.full((n_rows,), -math.inf, dtype=torch.float64)
+    best = best.scatter_reduce(0, owner, values, "amax")
+    ties = values == best[owner]  # break ties towards the lowest feature index
+    chosen = torch.full((n_rows,), n_features, dtype=torch.long)
+    chosen = chosen.scatter_reduce(0, owner[ties], feature[ties], "amin")
+    return chosen, best
+
+
+def _screened_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remaining: torch.Tensor, tracker):
+    """:func:`_best_removal` with the screen's bounds: ``f`` scores only the candidates that may be the best.
+
+    ``tracker`` (:meth:`mlcourse.interpret.engines.SISScreen.start`) gives every
+    candidate's approximate logit, and :meth:`~mlcourse.interpret.engines.SISScreen.bounds`
+    the interval its score lies in. A candidate whose highest score is below the
+    best lowest one of its row cannot be chosen; of the others, ``f`` scores those
+    whose interval is not one value. The choice follows the rule of :func:`_best_removal`;
+    its recorded score is ``f``'s or the value the bounds pin it to.
+    """
+    n_features = remaining.shape[1]
+    low, high = tracker.screen.bounds(tracker.logits())
+    low = low.masked_fill(~remaining, -math.inf)
+    high = high.masked_fill(~remaining, -math.inf)
+    near = remaining & (high >= low.amax(dim=1, keepdim=True))
+    values = low.masked_fill(~near, -math.inf)
+    owner, feature = torch.nonzero(near & (low != high), as_tuple=True)
+    if owner.numel():
+        keep = remaining[owner]
+        keep[torch.arange(owner.numel()), feature] = False
+        values[owner, feature] = score(inputs, rows[owner], keep)
+    best = values.amax(dim=1)
+    # the first candidate at the best value: the lowest feature index among ties
+    chosen = (near & (values == best[:, None])).to(torch.uint8).argmax(dim=1)
+    return chosen.masked_fill(~remaining.any(dim=1), n_features), best
 
 
 def _smallest_sufficient(order, scores, start, count, threshold):
