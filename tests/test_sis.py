@@ -356,6 +356,7 @@ def test_masking_tracker_state_after_many_steps_equals_a_fresh_computation():
         if step % 7 == 6:
             fresh = screen.start(inputs, rows, remaining)
             assert torch.allclose(tracker.conv, fresh.conv, atol=1e-5, rtol=0)
+            assert torch.allclose(tracker.bound, fresh.bound, atol=1e-5, rtol=0)
             assert torch.equal(tracker.remaining, fresh.remaining)
             got, want = tracker.logits(), fresh.logits()
             assert torch.equal(got.isnan(), ~remaining)

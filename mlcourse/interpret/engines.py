@@ -980,6 +980,8 @@ class _MaskingTracker:
         self.padded = F.pad(torch.where(self.remaining[:, None], original, self.masked), (self.pad, self.pad))
         self.window = min(taps, self.out_len)  # outputs recomputed per masked position
         self.conv = F.pad(F.conv1d(self.padded, self.weight, self.bias), (taps - 1, taps - 1), value=-math.inf)
+        windows = self.conv[:, :, self.pad:self.pad + length + taps - 1]
+        self.bound = F.max_pool1d(windows, taps, 1) + self.rise  # (R, C, L): max_{V(q)} conv + max_j D[q, j]
         self.inside = torch.full((n, channels, length), -math.inf, dtype=self.weight.dtype, device=original.device)
         self.stale = torch.ones(n, channels, length, dtype=torch.bool, device=original.device)
         monotone = all(_monotone(step.module) for step in self.after)
@@ -1007,9 +1009,7 @@ class _MaskingTracker:
         with torch.inference_mode():
             taps, length = self.taps, self.remaining.shape[1]
             outside = self._outside(length)
-            windows = self.conv[:, :, self.pad:self.pad + length + taps - 1]
-            bound = F.max_pool1d(windows, taps, 1) + self.rise  # (R, C, L)
-            matters = (self.after_map(bound) > self.after_map(outside)) & self.remaining[:, None]
+            matters = (self.after_map(self.bound) > self.after_map(outside)) & self.remaining[:, None]
             self._refresh(matters & self.stale)
             pooled = torch.where(matters, torch.maximum(self.inside, outside), outside)
             rows, positions = torch.nonzero(self.remaining, as_tuple=True)
@@ -1088,10 +1088,21 @@ class _MaskingTracker:
         self.padded = F.pad(torch.where(self.remaining[:, None], original, self.masked), (self.pad, self.pad))
         self.window = min(taps, self.out_len)  # outputs recomputed per masked position
         self.conv = F.pad(F.conv1d(self.padded, self.weight, self.bias), (taps - 1, taps - 1), value=-math.inf)
+        windows = self.conv[:, :, self.pad:self.pad + length + taps - 1]
+        self.bound = F.max_pool1d(windows, taps, 1) + self.rise  # (R, C, L): max_{V(q)} conv + max_j D[q, j]
         self.inside = torch.full((n, channels, length), -math.inf, dtype=self.weight.dtype, device=original.device)
         self.stale = torch.ones(n, channels, length, dtype=torch.bool, device=original.device)
         monotone = all(_monotone(step.module) for step in self.after)
         self.after_map = self._after if monotone else (lambda values: values)
+
+    def _bounds(self, conv: torch.Tensor, first, count: int) -> torch.Tensor:
+        """``max_{V(q)} conv + max_j D[q, j]`` for ``count`` positions from ``first`` (a tensor: one per row of
+        ``conv``, which holds the padded outputs from position ``first``'s window on): ``(n, C, count)``."""
+        maxima = F.max_pool1d(conv[:, :, self.pad:self.pad + count + self.taps - 1], self.taps, 1)
+        if isinstance(first, int):
+            return maxima + self.rise[:, :, first:first + count]
+        return maxima + self.rise.gather(2, (first[:, None, None] + torch.arange(count, device=conv.device))
+                                         .expand(-1, maxima.shape[1], -1))
 
     def _outside(self, length: int) -> torch.Tensor:
         """``(R, C, L)``: the maximum over the outputs outside ``V(q)`` = ``q + pad - (T - 1) .. q + pad``.
@@ -1115,9 +1126,7 @@ class _MaskingTracker:
         with torch.inference_mode():
             taps, length = self.taps, self.remaining.shape[1]
             outside = self._outside(length)
-            windows = self.conv[:, :, self.pad:self.pad + length + taps - 1]
-            bound = F.max_pool1d(windows, taps, 1) + self.rise  # (R, C, L)
-            matters = (self.after_map(bound) > self.after_map(outside)) & self.remaining[:, None]
+            matters = (self.after_map(self.bound) > self.after_map(outside)) & self.remaining[:, None]
             self._refresh(matters & self.stale)
             pooled = torch.where(matters, torch.maximum(self.inside, outside), outside)
             rows, positions = torch.nonzero(self.remaining, as_tuple=True)
@@ -1152,6 +1161,12 @@ class _MaskingTracker:
             outputs = F.conv1d(columns, self.weight, self.bias)  # (n, C, W)
             at = start[:, None] + torch.arange(width, device=start.device)
             self.conv[which[:, None], :, taps - 1 + at] = outputs.transpose(1, 2)
-            # candidates whose window V(q) meets the recomputed outputs
-            near = (start[:, None] - self.pad + torch.arange(width + taps - 1, device=start.device)).clamp(0, length - 1)
-            self.stale[which[:, None], :, near] = True
+            # candidates q whose window V(q) meets the recomputed outputs: stale, with a new bound
+            count = width + taps - 1
+            near = start[:, None] - self.pad + torch.arange(count, device=start.device)  # (n, count)
+            segment = self.conv.unfold(2, count + taps - 1, 1)[which, :, start]  # outputs of their windows
+            bound = F.max_pool1d(segment, taps, 1)  # (n, C, count)
+            row, k = torch.nonzero((near >= 0) & (near < length), as_tuple=True)
+            r, q = which[row], near[row, k]
+            self.bound[r, :, q] = bound[row, :, k] + self.rise[r, :, q]
+            self.stale[r, :, q] = True
