@@ -1007,8 +1007,7 @@ class _MaskingTracker:
     def logits(self) -> torch.Tensor:
         """``(R, L)`` float64: the approximate logit of masking each remaining position (NaN elsewhere)."""
         with torch.inference_mode():
-            taps, length = self.taps, self.remaining.shape[1]
-            outside = self._outside(length)
+            outside = self._outside(self.remaining.shape[1])
             matters = (self.after_map(self.bound) > self.after_map(outside)) & self.remaining[:, None]
             self._refresh(matters & self.stale)
             pooled = torch.where(matters, torch.maximum(self.inside, outside), outside)
@@ -1033,120 +1032,6 @@ class _MaskingTracker:
         change = self.table.index_select(0, code * channels + rc % channels)
         self.inside.view(-1).index_copy_(0, flat, _halving_max((outputs + change)[:, :, None])[:, 0])
         self.stale.view(-1).index_fill_(0, flat, False)
-
-    def remove(self, which: torch.Tensor, positions: torch.Tensor) -> None:
-        self.remaining[which, positions] = False
-
-
-class _MaskingTracker:
-    """Approximate logits of every "mask one more position" candidate, kept up to date as positions are masked.
-
-    For a chain conv -> global max pool -> elementwise. Masking candidate ``q``
-    changes the convolution's outputs ``j`` in its window ``V(q)`` (those whose
-    taps read ``q``) by ``D[q, j] = W_t (masked_q - x_q)``, the same at every step
-    (a remaining column still holds its original value). Channel ``c``'s pooled value
-    is then ``max(outside[c, q], inside[c, q])``: the maximum over the outputs
-    outside the window (prefix and suffix maxima), and ``inside[c, q] = max_j conv[j]
-    + D[q, j]`` over the window. Each step masks one position ``p`` per input, which
-    changes the convolution only in ``V(p)``; the state is kept across steps:
-
-    * ``conv`` holds the current outputs (``-inf`` padded by ``T - 1`` on both
-      sides); masking ``p`` recomputes its window from the masked input (a
-      convolution of ``2 T - 1`` columns, so no rounding builds up over the steps);
-    * ``inside[c, q]`` is computed only when needed and kept: it becomes *stale*
-      when a step changes an output in ``V(q)`` (``q`` within ``T - 1`` positions of
-      the masked one), and it is needed only where it can beat the outside maximum.
-      ``inside <= max_{V(q)} conv + max_j D[q, j]`` (float rounding is monotone), so
-      where the monotone maps after the pool give that bound no more than the
-      outside maximum, the pooled value is the outside maximum exactly;
-    * ``D`` is a table: one row per distinct change (4 for one-hot DNA and one
-      masked value) and channel.
-
-    Every step then costs a few passes over ``(R, C, L)`` and ``T`` values for each
-    stale channel that matters, instead of ``T`` values for every channel of every
-    candidate.
-    """
-
-    def __init__(self, screen: SISScreen, inputs, rows, remaining):
-        self.screen, self.plan = screen, screen.plan
-        st = self.plan.steps[0]
-        self.weight, self.bias = st.module.weight, st.module.bias
-        self.pad, self.taps, self.out_len = st.pad, st.kernel, st.out_len
-        self.after = self.plan.steps[2:]
-        self.remaining = remaining.to(inputs.X.device).clone()
-        original = inputs.X[rows].to(self.weight.dtype)
-        self.masked = inputs.fully_masked[rows].to(self.weight.dtype)
-        n, length, channels, taps = original.shape[0], original.shape[-1], self.weight.shape[0], self.taps
-        # table[k C + c, u]: distinct change k (masked column - original column) in output q + pad - (T - 1) + u,
-        # which reads q through tap T - 1 - u
-        changes, codes = torch.unique((self.masked - original).transpose(1, 2).reshape(-1, 4), dim=0,
-                                      return_inverse=True)
-        self.codes = codes.reshape(n, length)
-        table = torch.einsum("kb,cbu->kcu", changes, self.weight.flip(-1))  # (K, C, T)
-        self.table = table.reshape(-1, taps)
-        self.rise = table.amax(dim=-1)[self.codes].permute(0, 2, 1).contiguous()  # (R, C, L): max_j D[q, j]
-        self.padded = F.pad(torch.where(self.remaining[:, None], original, self.masked), (self.pad, self.pad))
-        self.window = min(taps, self.out_len)  # outputs recomputed per masked position
-        self.conv = F.pad(F.conv1d(self.padded, self.weight, self.bias), (taps - 1, taps - 1), value=-math.inf)
-        windows = self.conv[:, :, self.pad:self.pad + length + taps - 1]
-        self.bound = F.max_pool1d(windows, taps, 1) + self.rise  # (R, C, L): max_{V(q)} conv + max_j D[q, j]
-        self.inside = torch.full((n, channels, length), -math.inf, dtype=self.weight.dtype, device=original.device)
-        self.stale = torch.ones(n, channels, length, dtype=torch.bool, device=original.device)
-        monotone = all(_monotone(step.module) for step in self.after)
-        self.after_map = self._after if monotone else (lambda values: values)
-
-    def _bounds(self, conv: torch.Tensor, first, count: int) -> torch.Tensor:
-        """``max_{V(q)} conv + max_j D[q, j]`` for ``count`` positions from ``first`` (a tensor: one per row of
-        ``conv``, which holds the padded outputs from position ``first``'s window on): ``(n, C, count)``."""
-        maxima = F.max_pool1d(conv[:, :, self.pad:self.pad + count + self.taps - 1], self.taps, 1)
-        if isinstance(first, int):
-            return maxima + self.rise[:, :, first:first + count]
-        return maxima + self.rise.gather(2, (first[:, None, None] + torch.arange(count, device=conv.device))
-                                         .expand(-1, maxima.shape[1], -1))
-
-    def _outside(self, length: int) -> torch.Tensor:
-        """``(R, C, L)``: the maximum over the outputs outside ``V(q)`` = ``q + pad - (T - 1) .. q + pad``.
-
-        That is the larger of ``prefix[q + pad - T]`` and ``suffix[q + pad + 1]``
-        (``-inf`` off the ends): two shifted copies of the prefix and suffix maxima.
-        """
-        taps, pad, out_len = self.taps, self.pad, self.out_len
-        prefix, suffix = _running_maxima(self.conv[:, :, taps - 1:taps - 1 + out_len])
-        before = F.pad(prefix, (taps - pad, length - out_len - taps + pad), value=-math.inf)
-        after = F.pad(suffix, (-(pad + 1), length + pad + 1 - out_len), value=-math.inf)
-        return torch.maximum(before, after)
-
-    def _after(self, values):
-        for step in self.after:
-            values = step.module(values)
-        return values
-
-    def logits(self) -> torch.Tensor:
-        """``(R, L)`` float64: the approximate logit of masking each remaining position (NaN elsewhere)."""
-        with torch.inference_mode():
-            taps, length = self.taps, self.remaining.shape[1]
-            outside = self._outside(length)
-            matters = (self.after_map(self.bound) > self.after_map(outside)) & self.remaining[:, None]
-            self._refresh(matters & self.stale)
-            pooled = torch.where(matters, torch.maximum(self.inside, outside), outside)
-            rows, positions = torch.nonzero(self.remaining, as_tuple=True)
-            chain = self._after(pooled[rows, :, positions][:, :, None])
-            out = torch.full(self.remaining.shape, math.nan, dtype=torch.float64)
-            with self.plan._cut():
-                out[rows.cpu(), positions.cpu()] = self.plan._rest(chain).reshape(-1).double().cpu()
-            return out
-
-    def _refresh(self, needed: torch.Tensor) -> None:
-        """Recompute ``inside`` where ``needed`` ``(R, C, L)``: ``T`` window outputs each, plus ``D``."""
-        r, c, q = torch.nonzero(needed, as_tuple=True)
-        if not r.numel():
-            return
-        channels, span = self.conv.shape[1:]
-        windows = self.conv.view(-1).unfold(0, self.taps, 1)  # row (r C + c) span + j: outputs j .. j + T - 1
-        outputs = windows.index_select(0, (r * channels + c) * span + q + self.pad)  # (n, T): the outputs of V(q)
-        change = self.table.index_select(0, self.codes[r, q] * channels + c)
-        self.inside[r, c, q] = (outputs + change).amax(dim=1)
-        self.stale[r, c, q] = False
 
     def remove(self, which: torch.Tensor, positions: torch.Tensor) -> None:
         """Mask ``positions[k]`` of row ``which[k]``: recompute the convolution's window there, mark stale."""
