@@ -363,3 +363,9 @@ def test_masking_tracker_state_after_many_steps_equals_a_fresh_computation():
             assert torch.allclose(got[remaining], want[remaining], atol=1e-5, rtol=0)
             # and both are the stateless screen's values
             assert torch.allclose(got[remaining], screen(inputs, rows, remaining)[remaining], atol=1e-5, rtol=0)
+
+
+def test_sliding_max_is_max_pool():
+    values = torch.randn(3, 5, 70, generator=torch.Generator().manual_seed(0))
+    for width in (1, 2, 3, 7, 8, 24, 70):
+        assert torch.equal(engines._sliding_max(values, width), torch.nn.functional.max_pool1d(values, width, 1))

@@ -72,6 +72,27 @@ def _halving_max(vals: torch.Tensor) -> torch.Tensor:
     return vals[..., 0, :]
 
 
+def _sliding_max(values: torch.Tensor, width: int) -> torch.Tensor:
+    """``F.max_pool1d(values, width, 1)``: the maximum of every ``width`` consecutive entries of the last axis.
+
+    By doubling: ``power`` holds the maxima of runs of ``size`` entries (1, 2, 4, ...),
+    and the runs of the binary digits of ``width`` are combined side by side. A few
+    elementwise maxima instead of ``width`` comparisons per output (several times
+    faster than ``max_pool1d`` on the CPU), and exactly the same values.
+    """
+    out, offset, power, size = None, 0, values, 1
+    count = values.shape[-1] - width + 1
+    while True:
+        if width & size:
+            piece = power[..., offset:offset + count]
+            out = piece if out is None else torch.maximum(out, piece)
+            offset += size
+        if 2 * size > width:
+            return out
+        power = torch.maximum(power[..., :-size], power[..., size:])
+        size *= 2
+
+
 def _running_maxima(acts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Prefix and suffix maxima along the length of ``acts`` ``(N, C, J)``: ``prefix[..., j]`` is the
     maximum over outputs ``0..j``, ``suffix[..., j]`` over ``j..J-1``."""
@@ -981,7 +1002,7 @@ class _MaskingTracker:
         self.window = min(taps, self.out_len)  # outputs recomputed per masked position
         self.conv = F.pad(F.conv1d(self.padded, self.weight, self.bias), (taps - 1, taps - 1), value=-math.inf)
         windows = self.conv[:, :, self.pad:self.pad + length + taps - 1]
-        self.bound = F.max_pool1d(windows, taps, 1) + self.rise  # (R, C, L): max_{V(q)} conv + max_j D[q, j]
+        self.bound = _sliding_max(windows, taps) + self.rise  # (R, C, L): max_{V(q)} conv + max_j D[q, j]
         self.inside = torch.full((n, channels, length), -math.inf, dtype=self.weight.dtype, device=original.device)
         self.stale = torch.ones(n, channels, length, dtype=torch.bool, device=original.device)
         monotone = all(_monotone(step.module) for step in self.after)
@@ -1050,7 +1071,7 @@ class _MaskingTracker:
             count = width + taps - 1
             near = start[:, None] - self.pad + torch.arange(count, device=start.device)  # (n, count)
             segment = self.conv.unfold(2, count + taps - 1, 1)[which, :, start]  # outputs of their windows
-            bound = F.max_pool1d(segment, taps, 1)  # (n, C, count)
+            bound = _sliding_max(segment, taps)  # (n, C, count)
             row, k = torch.nonzero((near >= 0) & (near < length), as_tuple=True)
             r, q = which[row], near[row, k]
             self.bound[r, :, q] = bound[row, :, k] + self.rise[r, :, q]
