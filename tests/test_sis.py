@@ -369,3 +369,21 @@ def test_sliding_max_is_max_pool():
     values = torch.randn(3, 5, 70, generator=torch.Generator().manual_seed(0))
     for width in (1, 2, 3, 7, 8, 24, 70):
         assert torch.equal(engines._sliding_max(values, width), torch.nn.functional.max_pool1d(values, width, 1))
+
+
+def test_screen_without_room_for_the_tracker_recomputes_and_agrees(monkeypatch):
+    """Inputs too many for the tracker's state go through the screen that recomputes each step: same SISes."""
+    model = _saturating_cnn(0)
+    X = one_hot([random_seq(40, 200 + i) for i in range(4)])
+    masked = sis.dna_background(X[0])
+    options = dict(baseline=masked, mask_shape=(1, 40), output="probability", batch_size=64)
+    threshold = max(float(probability(model)(X).median()), float(probability(model)(masked[None])[0])) + 1e-3
+    tracked = sis.sis_collections(model, X, threshold=threshold, fast=True, **options)
+    monkeypatch.setattr(engines.SISScreen, "TRACKER_ELEMENTS", 0)
+    inputs = sis._Inputs(X, masked, (1, 40), None, single=False, device=torch.device("cpu"))
+    screen = engines.SISScreen.build(model, inputs, 64, "probability")
+    assert isinstance(screen.start(inputs, torch.arange(4), torch.ones(4, 40, dtype=torch.bool)), engines._Recomputing)
+    recomputed = sis.sis_collections(model, X, threshold=threshold, fast=True, **options)
+    plain = sis.sis_collections(model, X, threshold=threshold, **options)
+    features = [[[s.features.tolist() for s in c] for c in found] for found in (tracked, recomputed, plain)]
+    assert features[0] == features[1] == features[2]

@@ -860,7 +860,7 @@ class SISScreen:
     input is kept; those whose probability is not pinned to one float by the
     bound are scored by ``f`` itself, and the choice is made with the usual rule
     (highest, ties to the lowest position); the recorded score of the choice is
-    always ``f``'s. The true best is always shortlisted, so the removal order is
+    ``f``'s, or the one value the bounds pin it to. The true best is always shortlisted, so the removal order is
     that of the plain path, ties included -- up to the last bit of ``torch.sigmoid``,
     whose vectorised kernel and scalar tail can differ by one unit: ``f`` itself
     then depends on where an input sits in a batch, and the plain path, which
@@ -869,6 +869,8 @@ class SISScreen:
 
     # bound on |approximate - exact logit|, relative to 1 + |logit| (float32 rounding is ~1e-7)
     LOGIT_ERROR = 1e-5
+    # entries the state of :class:`_MaskingTracker` may hold (its (R, C, L) tensors and its table of D)
+    TRACKER_ELEMENTS = 2 ** 27
 
     def __init__(self, plan, batch_size: int, dtype: torch.dtype, link):
         self.plan, self.batch_size, self.plan_dtype, self.link = plan, batch_size, dtype, link
@@ -931,11 +933,24 @@ class SISScreen:
         current masks and whose ``remove(which, positions)`` masks position
         ``positions[k]`` of row ``which[k]``. A chain conv -> global max pool ->
         elementwise (the 1-layer models) keeps its state from step to step
-        (:class:`_MaskingTracker`); any other chain recomputes each step.
+        (:class:`_MaskingTracker`) when it fits ``TRACKER_ELEMENTS``; any other
+        chain, or inputs too many or not one-hot enough for its tables, recomputes
+        each step, ``batch_size`` inputs at a time.
         """
         if self.plan._tap_path() and self.plan._global() == 1:
-            return _MaskingTracker(self, inputs, rows, remaining)
+            conv = self.plan.steps[0].module
+            changes, codes = _distinct_changes(inputs, rows, conv.weight.dtype)
+            state = rows.numel() * conv.out_channels * inputs.shape[-1]  # entries of each (R, C, L) tensor
+            if 4 * state + changes.shape[0] * conv.weight.numel() <= self.TRACKER_ELEMENTS:
+                return _MaskingTracker(self, inputs, rows, remaining, changes, codes)
         return _Recomputing(self, inputs, rows, remaining)
+
+
+def _distinct_changes(inputs, rows: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct columns ``masked - original`` of the inputs ``rows`` ``(K, 4)``, and each position's ``(R, L)``."""
+    change = (inputs.fully_masked[rows] - inputs.X[rows]).to(dtype).transpose(1, 2).reshape(-1, 4)
+    changes, codes = torch.unique(change, dim=0, return_inverse=True)
+    return changes, codes.reshape(rows.numel(), -1)
 
 
 class _Recomputing:
@@ -980,7 +995,7 @@ class _MaskingTracker:
     candidate.
     """
 
-    def __init__(self, screen: SISScreen, inputs, rows, remaining):
+    def __init__(self, screen: SISScreen, inputs, rows, remaining, changes, codes):
         self.screen, self.plan = screen, screen.plan
         st = self.plan.steps[0]
         self.weight, self.bias = st.module.weight, st.module.bias
@@ -990,11 +1005,9 @@ class _MaskingTracker:
         original = inputs.X[rows].to(self.weight.dtype)
         self.masked = inputs.fully_masked[rows].to(self.weight.dtype)
         n, length, channels, taps = original.shape[0], original.shape[-1], self.weight.shape[0], self.taps
-        # table[k C + c, u]: distinct change k (masked column - original column) in output q + pad - (T - 1) + u,
-        # which reads q through tap T - 1 - u
-        changes, codes = torch.unique((self.masked - original).transpose(1, 2).reshape(-1, 4), dim=0,
-                                      return_inverse=True)
-        self.codes = codes.reshape(n, length)
+        # table[k C + c, u]: distinct change k (``changes[k]``, ``codes`` says where: see :func:`_distinct_changes`)
+        # in output q + pad - (T - 1) + u, which reads q through tap T - 1 - u
+        self.codes = codes
         table = torch.einsum("kb,cbu->kcu", changes, self.weight.flip(-1))  # (K, C, T)
         self.table = table.reshape(-1, taps)
         self.rise = table.amax(dim=-1)[self.codes].permute(0, 2, 1).contiguous()  # (R, C, L): max_j D[q, j]
