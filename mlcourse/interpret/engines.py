@@ -28,7 +28,10 @@ stays small whatever the length and width.
 * :func:`local_plan` finds the chain and returns a plan whose ``edit_scores``
   scores every single-column edit of a batch (ISM edits in the four bases;
   SIS the masked value) and whose ``ism`` gives the whole mutation map;
-* :class:`SISScreen` uses it to shortlist SIS's candidate removals.
+* :class:`SISScreen` uses it to shortlist SIS's candidate removals; for a
+  conv -> global max pool chain (the 1-layer models) its :class:`_MaskingTracker`
+  keeps a backward selection's state from step to step, since each step masks
+  one position and so changes one window of the convolution.
 """
 
 from __future__ import annotations
