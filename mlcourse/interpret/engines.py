@@ -889,6 +889,10 @@ class SISScreen:
                 out.append(self.plan.edit_scores(base, new, None, keep.to(base.device))[0].double().cpu())
         return torch.cat(out)
 
+    def interval(self, inputs, rows: torch.Tensor, remaining: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(low, high)`` ``(R, L)``: :meth:`bounds` of the candidates' approximate logits (:meth:`__call__`)."""
+        return self.bounds(self(inputs, rows, remaining))
+
     def bounds(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Lowest and highest probability the exact logit can give, for these approximate logits.
 

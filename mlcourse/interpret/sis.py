@@ -52,7 +52,7 @@ import torch
 
 from mlcourse.config import device_of, eval_mode
 from mlcourse.datasets.reviews import Vocab
-from mlcourse.interpret import engines
+from mlcourse.interpret import engines, image_engines
 from mlcourse.interpret.scoring import OUTPUTS, per_example, score
 
 __all__ = [
@@ -257,9 +257,14 @@ def _backward_selection(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, rem
         if screen is None:
             values = score(inputs, rows[owner], keep)
         else:  # only candidates that may be the best; f scores those whose value is not known
-            low, high = screen.bounds(screen(inputs, rows, remaining)[owner, feature])
+            low, high = screen.interval(inputs, rows, remaining)
+            low, high = low[owner, feature], high[owner, feature]
             floor = torch.full((n_rows,), -math.inf, dtype=torch.float64).scatter_reduce(0, owner, low, "amax")
-            near = high >= floor[owner]
+            # a known value at the floor wins every tie with a higher feature index
+            known = (low == high) & (low == floor[owner])
+            first = torch.full((n_rows,), n_features, dtype=torch.long)
+            first = first.scatter_reduce(0, owner[known], feature[known], "amin")
+            near = (high > floor[owner]) | ((high == floor[owner]) & (feature <= first[owner]))
             owner, feature, keep, values = owner[near], feature[near], keep[near], low[near]
             unknown = (low != high)[near]
             values[unknown] = score(inputs, rows[owner[unknown]], keep[unknown])
@@ -312,7 +317,12 @@ def _as_threshold(threshold) -> float:
 
 
 def _screen(fast: bool, model, inputs: _Inputs, batch_size: int, output: str, target):
-    return engines.SISScreen.build(model, inputs, batch_size, output, target) if fast else None
+    """The fast path's candidate screen: local windows of DNA positions or of image patches."""
+    if not fast:
+        return None
+    if len(inputs.shape) == 3:
+        return image_engines.ImageSISScreen.build(model, inputs, batch_size, output, target)
+    return engines.SISScreen.build(model, inputs, batch_size, output, target)
 
 
 def backward_selection(model, x, *, target=None, baseline=None, mask_shape=None, groups=None,
