@@ -247,6 +247,9 @@ class ImageSISScreen:
     # bound on |window logit - model logit|, relative to 1 + the largest |logit| of that input: float32
     # rounding is ~1e-7 (on x86 with oneDNN's direct convolutions the window logits were bit-identical)
     LOGIT_ERROR = 1e-6
+    # the model runs on at least this many rows at once (the first repeated): matrix kernels for a
+    # few rows round differently from those for many, and f's values should not depend on the batch
+    MIN_ROWS = 16
 
     def __init__(self, model, layers, inputs, batch_size: int, output: str, target, dtype):
         self.model, self.layers, self.batch_size = model, layers, batch_size
@@ -304,7 +307,7 @@ class ImageSISScreen:
         self.out_pad = (max(0, -int(out_first[:, 0].min())), max(0, int(out_last[:, 0].max()) - out_size[0] + 1),
                         max(0, -int(out_first[:, 1].min())), max(0, int(out_last[:, 1].max()) - out_size[1] + 1))
         signature = []
-        for i, step in enumerate(plan):
+        for step in plan:
             if step is not None:
                 box_first, box_last, region, region_size, _, _, _ = step
                 signature += [box_first - region, box_last - box_first, region_size]
@@ -347,11 +350,11 @@ class ImageSISScreen:
     def _chunk(self, inputs, inject, rows, remaining, low, high) -> None:
         """:meth:`interval` for a chunk of inputs, written into ``low`` and ``high``."""
         current = inputs.masked(rows, remaining.to(inputs.X.device))
-        acts = [current]
+        acts = [_at_least(current, self.MIN_ROWS)]
         for layer in self.layers:
             acts.append(layer.module(acts[-1]))
         reference = self._scores(_run_rest(self.model, inject, self.x_shape, acts[-1], column=True))
-        reference = reference.double().cpu()
+        reference = reference[:rows.numel()].double().cpu()
         same = remaining & self.unchanged[rows]
         low[same] = high[same] = reference[:, None].expand_as(low)[same]
         padded = {i: _pad(acts[i], p) for i, p in self.pads.items()}
@@ -363,7 +366,8 @@ class ImageSISScreen:
             for s in range(0, owner.numel(), self.batch_size):
                 o, k = owner[s:s + self.batch_size], slot[s:s + self.batch_size]
                 logits = self._candidates(inputs, masked, padded, final, inject, window,
-                                          o.to(current.device), k.to(current.device))
+                                          _at_least(o, self.MIN_ROWS).to(current.device),
+                                          _at_least(k, self.MIN_ROWS).to(current.device))[:o.numel()]
                 lo, hi = self._bounds(logits.double().cpu())
                 low[o, window.features.cpu()[k]], high[o, window.features.cpu()[k]] = lo, hi
 
@@ -457,3 +461,10 @@ def _scatter(maps: torch.Tensor, vals: torch.Tensor, starts: torch.Tensor) -> No
     h, w = vals.shape[-2:]
     view = maps.unfold(2, h, 1).unfold(3, w, 1)
     view[torch.arange(maps.shape[0], device=maps.device), :, starts[:, 0], starts[:, 1]] = vals
+
+
+def _at_least(batch: torch.Tensor, rows: int) -> torch.Tensor:
+    """``batch`` with its first row repeated until it has at least ``rows`` rows."""
+    if batch.shape[0] >= rows or batch.shape[0] == 0:
+        return batch
+    return torch.cat([batch, batch[:1].expand(rows - batch.shape[0], *batch.shape[1:])])

@@ -267,7 +267,7 @@ def _backward_selection(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, rem
             near = (high > floor[owner]) | ((high == floor[owner]) & (feature <= first[owner]))
             owner, feature, keep, values = owner[near], feature[near], keep[near], low[near]
             unknown = (low != high)[near]
-            values[unknown] = score(inputs, rows[owner[unknown]], keep[unknown])
+            values[unknown] = _score_at_least(score, inputs, rows[owner[unknown]], keep[unknown], screen)
         best = torch.full((n_rows,), -math.inf, dtype=torch.float64)
         best = best.scatter_reduce(0, owner, values, "amax")
         ties = values == best[owner]  # break ties towards the lowest feature index
@@ -277,9 +277,18 @@ def _backward_selection(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, rem
         remaining[active, chosen[active]] = False
         order[active, step] = chosen[active]
         if screen is not None:  # record f's own score of the choice (a known value may differ in the last bit)
-            best[active] = score(inputs, rows[active], remaining[active])
+            best[active] = _score_at_least(score, inputs, rows[active], remaining[active], screen)
         scores[active, step] = best[active]
     return order, scores, start
+
+
+def _score_at_least(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, keep: torch.Tensor, screen):
+    """``score(inputs, rows, keep)`` in batches of at least the screen's ``MIN_ROWS`` (the first candidate
+    repeated): a model's matrix kernels for a few rows can round differently from those for many."""
+    n, pad = rows.numel(), max(0, getattr(screen, "MIN_ROWS", 1) - rows.numel())
+    if not n or not pad:
+        return score(inputs, rows, keep)
+    return score(inputs, torch.cat([rows, rows[:1].expand(pad)]), torch.cat([keep, keep[:1].expand(pad, -1)]))[:n]
 
 
 def _smallest_sufficient(order, scores, start, count, threshold):
