@@ -848,6 +848,8 @@ class SISScreen:
 
     # bound on |approximate - exact logit|, relative to 1 + |logit| (float32 rounding is ~1e-7)
     LOGIT_ERROR = 1e-5
+    # a value known from the bounds may differ from f's own in the last bit: the choice is rescored
+    KNOWN_IS_EXACT = False
 
     def __init__(self, plan, batch_size: int, dtype: torch.dtype, link):
         self.plan, self.batch_size, self.plan_dtype, self.link = plan, batch_size, dtype, link

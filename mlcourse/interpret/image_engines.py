@@ -250,6 +250,8 @@ class ImageSISScreen:
     # the model runs on at least this many rows at once (the first repeated): matrix kernels for a
     # few rows round differently from those for many, and f's values should not depend on the batch
     MIN_ROWS = 16
+    # known values are f's own (the reference's, or its softmax kernel's at both corners): no rescoring
+    KNOWN_IS_EXACT = True
 
     def __init__(self, model, layers, inputs, batch_size: int, output: str, target, dtype):
         self.model, self.layers, self.batch_size = model, layers, batch_size
@@ -438,7 +440,7 @@ class ImageSISScreen:
 def _pad(maps: torch.Tensor, pad, value=0) -> torch.Tensor:
     """``maps`` ``(..., H, W)`` with ``pad = (top, bottom, left, right)`` rows and columns of ``value`` added."""
     top, bottom, left, right = pad
-    return F.pad(maps, (left, right, top, bottom), value=value)
+    return F.pad(maps, (left, right, top, bottom), value=value).contiguous(memory_format=torch.channels_last)
 
 
 def _inside(start: torch.Tensor, extent: torch.Tensor, size) -> torch.Tensor:
@@ -451,9 +453,17 @@ def _inside(start: torch.Tensor, extent: torch.Tensor, size) -> torch.Tensor:
 
 
 def _gather(maps: torch.Tensor, owner: torch.Tensor, starts: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """``(N, C, h, w)``: the window of ``maps[owner[n]]`` ``(R, C, H, W)`` whose corner is ``starts[n]``."""
-    view = maps.unfold(2, h, 1).unfold(3, w, 1)  # (R, C, H - h + 1, W - w + 1, h, w)
-    return view[owner, :, starts[:, 0], starts[:, 1]]
+    """``(N, C, h, w)``: the window of ``maps[owner[n]]`` ``(R, C, H, W)`` whose corner is ``starts[n]``.
+
+    ``maps`` should be channels-last (:func:`_pad` makes it so): each window is then ``h w`` rows
+    of ``C`` contiguous values, picked by one ``index_select``; the result is channels-last too.
+    """
+    rows, height, width, channels = maps.shape[0], maps.shape[2], maps.shape[3], maps.shape[1]
+    flat = maps.permute(0, 2, 3, 1).reshape(rows * height * width, channels)
+    corner = (owner * height + starts[:, 0]) * width + starts[:, 1]
+    grid = (torch.arange(h, device=maps.device)[:, None] * width + torch.arange(w, device=maps.device)).reshape(-1)
+    taken = flat.index_select(0, (corner[:, None] + grid).reshape(-1))
+    return taken.view(owner.numel(), h, w, channels).permute(0, 3, 1, 2)
 
 
 def _scatter(maps: torch.Tensor, vals: torch.Tensor, starts: torch.Tensor) -> None:

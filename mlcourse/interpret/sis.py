@@ -276,7 +276,8 @@ def _backward_selection(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, rem
         active = torch.nonzero(chosen < n_features).reshape(-1)
         remaining[active, chosen[active]] = False
         order[active, step] = chosen[active]
-        if screen is not None:  # record f's own score of the choice (a known value may differ in the last bit)
+        if screen is not None and not screen.KNOWN_IS_EXACT:
+            # record f's own score of the choice (a known value may differ in the last bit)
             best[active] = _score_at_least(score, inputs, rows[active], remaining[active], screen)
         scores[active, step] = best[active]
     return order, scores, start
