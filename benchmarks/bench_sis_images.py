@@ -11,7 +11,9 @@ Measured in the same run, on the same ``--n`` test fours (the first ones with p(
   screened by the window engine of ``mlcourse.interpret.image_engines`` (the model scores only
   the candidates that may be the best and whose value the screen does not pin down);
 * the peer, the plain definition one digit at a time: ``sis_collection(fast=False)`` per digit,
-  every candidate of every step scored by a forward pass of the model (Carter et al.'s algorithm).
+  every candidate of every step scored by a forward pass of the model (Carter et al.'s algorithm);
+* for the record, the plain ``sis_collections(fast=False)`` over all digits together (what lecture
+  05 ran before ``fast=True`` covered images; ``--skip-batched`` leaves it out).
 
 The table gives seconds per digit, CPU (``time.process_time``) and wall, the ratio, and whether
 the SISes (features in order, per digit) are identical, compared without tolerance. Run::
@@ -47,6 +49,13 @@ def lecture_cnn(epochs: int):
     return cnn.eval(), fours, data.mean_image()
 
 
+def batched_same(found, reference) -> str:
+    """How many digits have the reference's SISes (features in order), e.g. ``"10/10"``."""
+    same = sum([[s.features.tolist() for s in a] == [s.features.tolist() for s in b]
+                for a, b in zip(found, reference)])
+    return f"{same}/{len(reference)}"
+
+
 def timed(run):
     start, cpu = time.perf_counter(), time.process_time()
     result = run()
@@ -59,6 +68,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     parser.add_argument("--epochs", type=int, default=10, help="most training epochs (lecture 05: 30 in full mode)")
     parser.add_argument("--patch", type=int, default=2, help="a feature is a patch x patch square (lecture: 2)")
+    parser.add_argument("--skip-batched", action="store_true",
+                        help="leave out the plain sis_collections over all digits (the path before fast=True)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -68,13 +79,20 @@ def main(argv=None):
                    output="probability")
     ours, t_ours, c_ours = timed(lambda: sis.sis_collections(cnn, fours, fast=True, **options))
     theirs, t_theirs, c_theirs = timed(lambda: [sis.sis_collection(cnn, x, **options) for x in fours])
+    rows = []
+    if not args.skip_batched:
+        batched, t_batched, c_batched = timed(lambda: sis.sis_collections(cnn, fours, **options))
+        rows.append({"method": "plain sis_collections(fast=False), all digits together (lecture 05 before)",
+                     "cpu s/digit": c_batched / len(fours), "wall s/digit": t_batched / len(fours),
+                     "identical": batched_same(batched, theirs)})
     same = [[s.features.tolist() for s in a] == [s.features.tolist() for s in b] for a, b in zip(ours, theirs)]
     n = len(fours)
     table = pd.DataFrame([
-        {"method": "mlcourse sis_collections(fast=True)", "cpu s/digit": c_ours / n, "wall s/digit": t_ours / n},
-        {"method": "plain sis_collection, one digit at a time", "cpu s/digit": c_theirs / n,
-         "wall s/digit": t_theirs / n},
-    ])
+        {"method": "mlcourse sis_collections(fast=True)", "cpu s/digit": c_ours / n, "wall s/digit": t_ours / n,
+         "identical": batched_same(ours, theirs)},
+        {"method": "plain sis_collection, one digit at a time (peer)", "cpu s/digit": c_theirs / n,
+         "wall s/digit": t_theirs / n, "identical": "reference"},
+    ] + rows)
     table["ratio (cpu)"] = table["cpu s/digit"] / table["cpu s/digit"][0]
     print(f"SIS collections of {n} MNIST fours, {args.patch}x{args.patch} patches, threshold 0.7 on p(4), "
           f"mean-image masking, {sum(map(len, ours))} SISes; torch threads={torch.get_num_threads()}, "

@@ -46,11 +46,11 @@ def explain(model, X, patch, fast, **extra):
                                fast=fast, **extra)
 
 
-@pytest.mark.parametrize("patch,scale", [(4, 1.0), (3, 1.0), (4, 6.0)])
-def test_fast_image_sis_equals_the_plain_path(patch, scale):
+@pytest.mark.parametrize("patch,scale,n", [(4, 1.0, 4), (3, 1.0, 3), (4, 6.0, 4)])
+def test_fast_image_sis_equals_the_plain_path(patch, scale, n):
     """Identical SISes, ties included: 3x3 patches leave narrower ones at the border (windows of other
     sizes); scale 6 saturates the softmax, so many candidates tie at exactly 1.0 (lowest index wins)."""
-    model, X = small_cnn(patch, scale), digits(4, seed=patch)
+    model, X = small_cnn(patch, scale), digits(n, seed=patch)
     fast = explain(model, X, patch, fast=True, batch_size=256)
     plain = explain(model, X, patch, fast=False, batch_size=256)
     assert sis_sets(fast) == sis_sets(plain)
@@ -92,3 +92,16 @@ def test_models_without_a_conv_chain_are_refused():
         sis.sis_collections(vision.mnist_mlp().eval().double(), X, **options)
     with pytest.raises(ValueError, match="fast=True on images needs"):
         sis.sis_collections(lambda b: small_cnn(0)(b), X, **options)
+
+
+def test_fast_image_sis_on_raw_logits_equals_the_plain_path():
+    """output="raw": the threshold is on the target's logit itself."""
+    model, X = small_cnn(2, 3.0), digits(3, seed=4)
+    with torch.no_grad():
+        logits = model(X)[:, 1]
+        empty = float(model(X.mean(dim=0)[None])[0, 1])
+    options = dict(threshold=(2 * empty + float(logits.max())) / 3, target=1, baseline=X.mean(dim=0),
+                   groups=features.patch_groups(28, 28, 4), output="raw", batch_size=256)
+    fast = sis.sis_collections(model, X, fast=True, **options)
+    assert sis_sets(fast) == sis_sets(sis.sis_collections(model, X, **options))
+    assert sum(map(len, fast)) >= 1

@@ -111,10 +111,10 @@ def image_chain(model, example: torch.Tensor, target=None):
     Runs the model once and keeps the leaf modules from the first ``Conv2d``
     that reads the input while each reads only the previous one's output
     (once) and is a ``Conv2d`` (zero padding), an elementwise module or a
-    ``MaxPool2d`` without padding. Returns ``(layers, rest)`` where
-    ``rest(maps)`` is the model's score when the chain's output is ``maps``
-    (see :func:`_cut`); None when there is no such chain or the model reads
-    its input again later.
+    ``MaxPool2d`` without padding. Returns the chain's ``_Layer`` list; None
+    when there is no such chain or the model reads its input again after it
+    (the rest of the model, run on the chain's output by :func:`_cut`, must
+    give the model's output).
     """
     if not isinstance(model, nn.Module) or example.ndim != 4:
         return None
@@ -250,12 +250,14 @@ class ImageSISScreen:
     # the model runs on at least this many rows at once (the first repeated): matrix kernels for a
     # few rows round differently from those for many, and f's values should not depend on the batch
     MIN_ROWS = 16
-    # known values are f's own (the reference's, or its softmax kernel's at both corners): no rescoring
-    KNOWN_IS_EXACT = True
 
     def __init__(self, model, layers, inputs, batch_size: int, output: str, target, dtype):
         self.model, self.layers, self.batch_size = model, layers, batch_size
         self.output, self.target, self.dtype = output, target, dtype
+        # known values are f's own (the reference's, the logit itself, or the softmax kernel's at both
+        # corners), so the choice needs no rescoring; torch.sigmoid's vectorised body and scalar tail
+        # can differ in the last bit, so a sigmoid's known value is rescored (as for DNA)
+        self.KNOWN_IS_EXACT = not (output == "probability" and target is None)
         self.x_shape = inputs.shape
         changed = (inputs.X != inputs.fully_masked).reshape(inputs.X.shape[0], -1)
         labels = torch.broadcast_to(inputs.labels, inputs.shape).reshape(-1)

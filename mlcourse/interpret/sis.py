@@ -28,7 +28,9 @@ logit, or the softmax probability of class ``target``). To explain a
 and ``-threshold``. :func:`sis_collections` runs the whole procedure for many
 inputs at once: every removal step scores the candidates of all inputs
 together. ``fast=True`` screens the candidates of DNA CNNs with the
-local-window engine of :mod:`mlcourse.interpret.engines` (same result).
+local-window engine of :mod:`mlcourse.interpret.engines`, and those of image
+CNNs (``(C, H, W)`` inputs, any ``groups``) with the window engine of
+:mod:`mlcourse.interpret.image_engines` (same result).
 
 What a "feature" is comes from the mask: ``mask_shape`` (a shape that
 broadcasts against ``x``: every element is one feature) or ``groups`` (an
@@ -426,10 +428,14 @@ def sis_collection(model, x, *, threshold, target=None, baseline=None, mask_shap
     batch_size : int
         Masked inputs per model call.
     fast : bool
-        Shortlist each step's candidates with the local-window engine
-        (:class:`mlcourse.interpret.engines.SISScreen`); for DNA positions
-        (``mask_shape=(1, L)``) of a CNN that starts with convolutions (the Zeng et
-        al. models), else a ``ValueError``. Same result, far fewer FLOPs.
+        Shortlist each step's candidates with a local-window engine: for DNA
+        positions (``mask_shape=(1, L)``) of a CNN that starts with convolutions
+        (the Zeng et al. models; :class:`mlcourse.interpret.engines.SISScreen`), or
+        for images ``(C, H, W)`` of a CNN that starts with ``Conv2d`` / elementwise /
+        ``MaxPool2d`` modules, with one class ``target`` (e.g.
+        :func:`mlcourse.models.vision.mnist_cnn`;
+        :class:`mlcourse.interpret.image_engines.ImageSISScreen`); else a
+        ``ValueError``. Same result, far fewer FLOPs.
 
     Returns
     -------
