@@ -21,12 +21,14 @@ Like :class:`mlcourse.interpret.engines.SISScreen` for DNA, the result only
 bits, so :meth:`ImageSISScreen.interval` gives each candidate's score as an
 interval, and :func:`~mlcourse.interpret.sis.sis_collections` lets the model
 itself score the candidates that might be the best and whose value the
-interval does not pin down. Two values are pinned exactly: a candidate whose
-patch already equals the masked value leaves the input unchanged (its score is
-the reference's, computed by the model's own modules), and a softmax
-probability whose other classes sum to less than a quarter of the dtype's
-epsilon rounds to exactly 1.0 (a saturated classifier ties many candidates at
-1.0; the lowest feature index wins, as in the plain path).
+interval does not pin down. A candidate whose patch already equals the masked
+value leaves the input unchanged: its score is the reference's, computed by the
+model's own modules. Otherwise the interval of a softmax probability is the
+softmax of the logits at the corners of their error box, computed by torch's
+own kernel in the model's dtype (it rounds monotonically while the target class
+leads), so a saturated probability is pinned to one float and the many
+candidates that tie there need no forward pass (the lowest feature index wins,
+as in the plain path).
 """
 
 from __future__ import annotations
