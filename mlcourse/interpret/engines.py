@@ -848,6 +848,8 @@ class SISScreen:
 
     # bound on |approximate - exact logit|, relative to 1 + |logit| (float32 rounding is ~1e-7)
     LOGIT_ERROR = 1e-5
+    # a value known from the bounds may differ from f's own in the last bit: the choice is rescored
+    KNOWN_IS_EXACT = False
 
     def __init__(self, plan, batch_size: int, dtype: torch.dtype, link):
         self.plan, self.batch_size, self.plan_dtype, self.link = plan, batch_size, dtype, link
@@ -888,6 +890,10 @@ class SISScreen:
                 base, new = inputs.masked(part, keep), inputs.fully_masked[part][None]
                 out.append(self.plan.edit_scores(base, new, None, keep.to(base.device))[0].double().cpu())
         return torch.cat(out)
+
+    def interval(self, inputs, rows: torch.Tensor, remaining: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(low, high)`` ``(R, L)``: :meth:`bounds` of the candidates' approximate logits (:meth:`__call__`)."""
+        return self.bounds(self(inputs, rows, remaining))
 
     def bounds(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Lowest and highest probability the exact logit can give, for these approximate logits.

@@ -28,7 +28,9 @@ logit, or the softmax probability of class ``target``). To explain a
 and ``-threshold``. :func:`sis_collections` runs the whole procedure for many
 inputs at once: every removal step scores the candidates of all inputs
 together. ``fast=True`` screens the candidates of DNA CNNs with the
-local-window engine of :mod:`mlcourse.interpret.engines` (same result).
+local-window engine of :mod:`mlcourse.interpret.engines`, and those of image
+CNNs (``(C, H, W)`` inputs, any ``groups``) with the window engine of
+:mod:`mlcourse.interpret.image_engines` (same result).
 
 What a "feature" is comes from the mask: ``mask_shape`` (a shape that
 broadcasts against ``x``: every element is one feature) or ``groups`` (an
@@ -52,7 +54,7 @@ import torch
 
 from mlcourse.config import device_of, eval_mode
 from mlcourse.datasets.reviews import Vocab
-from mlcourse.interpret import engines
+from mlcourse.interpret import engines, image_engines
 from mlcourse.interpret.scoring import OUTPUTS, per_example, score
 
 __all__ = [
@@ -257,12 +259,17 @@ def _backward_selection(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, rem
         if screen is None:
             values = score(inputs, rows[owner], keep)
         else:  # only candidates that may be the best; f scores those whose value is not known
-            low, high = screen.bounds(screen(inputs, rows, remaining)[owner, feature])
+            low, high = screen.interval(inputs, rows, remaining)
+            low, high = low[owner, feature], high[owner, feature]
             floor = torch.full((n_rows,), -math.inf, dtype=torch.float64).scatter_reduce(0, owner, low, "amax")
-            near = high >= floor[owner]
+            # a known value at the floor wins every tie with a higher feature index
+            known = (low == high) & (low == floor[owner])
+            first = torch.full((n_rows,), n_features, dtype=torch.long)
+            first = first.scatter_reduce(0, owner[known], feature[known], "amin")
+            near = (high > floor[owner]) | ((high == floor[owner]) & (feature <= first[owner]))
             owner, feature, keep, values = owner[near], feature[near], keep[near], low[near]
             unknown = (low != high)[near]
-            values[unknown] = score(inputs, rows[owner[unknown]], keep[unknown])
+            values[unknown] = _score_at_least(score, inputs, rows[owner[unknown]], keep[unknown], screen)
         best = torch.full((n_rows,), -math.inf, dtype=torch.float64)
         best = best.scatter_reduce(0, owner, values, "amax")
         ties = values == best[owner]  # break ties towards the lowest feature index
@@ -271,10 +278,20 @@ def _backward_selection(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, rem
         active = torch.nonzero(chosen < n_features).reshape(-1)
         remaining[active, chosen[active]] = False
         order[active, step] = chosen[active]
-        if screen is not None:  # record f's own score of the choice (a known value may differ in the last bit)
-            best[active] = score(inputs, rows[active], remaining[active])
+        if screen is not None and not screen.KNOWN_IS_EXACT:
+            # record f's own score of the choice (a known value may differ in the last bit)
+            best[active] = _score_at_least(score, inputs, rows[active], remaining[active], screen)
         scores[active, step] = best[active]
     return order, scores, start
+
+
+def _score_at_least(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, keep: torch.Tensor, screen):
+    """``score(inputs, rows, keep)`` in batches of at least the screen's ``MIN_ROWS`` (the first candidate
+    repeated): a model's matrix kernels for a few rows can round differently from those for many."""
+    n, pad = rows.numel(), max(0, getattr(screen, "MIN_ROWS", 1) - rows.numel())
+    if not n or not pad:
+        return score(inputs, rows, keep)
+    return score(inputs, torch.cat([rows, rows[:1].expand(pad)]), torch.cat([keep, keep[:1].expand(pad, -1)]))[:n]
 
 
 def _smallest_sufficient(order, scores, start, count, threshold):
@@ -312,7 +329,12 @@ def _as_threshold(threshold) -> float:
 
 
 def _screen(fast: bool, model, inputs: _Inputs, batch_size: int, output: str, target):
-    return engines.SISScreen.build(model, inputs, batch_size, output, target) if fast else None
+    """The fast path's candidate screen: local windows of DNA positions or of image patches."""
+    if not fast:
+        return None
+    if len(inputs.shape) == 3:
+        return image_engines.ImageSISScreen.build(model, inputs, batch_size, output, target)
+    return engines.SISScreen.build(model, inputs, batch_size, output, target)
 
 
 def backward_selection(model, x, *, target=None, baseline=None, mask_shape=None, groups=None,
@@ -406,10 +428,14 @@ def sis_collection(model, x, *, threshold, target=None, baseline=None, mask_shap
     batch_size : int
         Masked inputs per model call.
     fast : bool
-        Shortlist each step's candidates with the local-window engine
-        (:class:`mlcourse.interpret.engines.SISScreen`); for DNA positions
-        (``mask_shape=(1, L)``) of a CNN that starts with convolutions (the Zeng et
-        al. models), else a ``ValueError``. Same result, far fewer FLOPs.
+        Shortlist each step's candidates with a local-window engine: for DNA
+        positions (``mask_shape=(1, L)``) of a CNN that starts with convolutions
+        (the Zeng et al. models; :class:`mlcourse.interpret.engines.SISScreen`), or
+        for images ``(C, H, W)`` of a CNN that starts with ``Conv2d`` / elementwise /
+        ``MaxPool2d`` modules, with one class ``target`` (e.g.
+        :func:`mlcourse.models.vision.mnist_cnn`;
+        :class:`mlcourse.interpret.image_engines.ImageSISScreen`); else a
+        ``ValueError``. Same result, far fewer FLOPs.
 
     Returns
     -------
