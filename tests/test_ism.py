@@ -169,6 +169,7 @@ def test_element_budget_splits_chunks_and_keeps_the_result(name, one_thread, mon
     chunks.clear()
     monkeypatch.setattr(engines._LocalPlan, "ELEMENTS", 1)
     monkeypatch.setattr(engines._LocalPlan, "TAP_ELEMENTS", 1)
+    monkeypatch.setattr(engines._LocalPlan, "LOOKUP_ELEMENTS", 1)
     monkeypatch.setattr(engines._LocalPlan, "WINDOW_ELEMENTS", 1)
     split = saturation_mutagenesis(model, X, fast=True)
     assert chunks == [1] * 5

@@ -85,6 +85,13 @@ def _maxima_around(prefix: torch.Tensor, suffix: torch.Tensor) -> tuple[torch.Te
     return torch.cat([none, prefix], dim=-1), torch.cat([suffix, none], dim=-1)
 
 
+def _substitutions(dtype, device) -> torch.Tensor:
+    """``(5, 3, 4)``: for a column holding base ``a`` (code 4: N), the columns of its three
+    substitutions, ``e_{(a + k + 1) % 4}`` for edit ``k`` (the N row is never read)."""
+    codes = torch.arange(5, device=device)[:, None] + torch.arange(1, 4, device=device)
+    return F.one_hot(codes % 4, 4).to(dtype)
+
+
 def local_plan(model, example: torch.Tensor, target=None) -> _LocalPlan:
     """The local-window plan of ``model`` for inputs like ``example`` ``(1, 4, L)``.
 
@@ -273,11 +280,14 @@ class _LocalPlan:
                 setattr(parent, name, step.module)
             self._inject = None
 
-    # Entries one ISM chunk may hold. The tap path's tensors are (4 edits, sequences, L, C) at
+    # Entries one ISM chunk may hold. The lookup path (:meth:`_by_candidates`) holds the pooled
+    # values of every edit, (sequences, L, 3 edits, C): LOOKUP_ELEMENTS bounds them, and its other
+    # tensors are smaller. The running-maximum path's tensors are (4 edits, sequences, L, C) at
     # every tap, and chunks that stay in the cache are fastest: TAP_ELEMENTS bounds four times
     # the widest layer. The window path keeps every layer's reference activations of the chunk
     # (ELEMENTS bounds their sum) and, per position, the windows of its edits (WINDOW_ELEMENTS);
     # it pays a little per position and chunk, so long sequences should not go one at a time.
+    LOOKUP_ELEMENTS = 2 ** 20
     TAP_ELEMENTS = 2 ** 16
     ELEMENTS = 2 ** 20
     WINDOW_ELEMENTS = 2 ** 18
@@ -292,7 +302,9 @@ class _LocalPlan:
         """
         out = torch.zeros_like(X)
         acts = self._reference(X[:1])
-        if self._tap_path():
+        if self._lookup_path() and self._column_codes(X) is not None:
+            fits = self.LOOKUP_ELEMENTS // (4 * X.shape[-1] * acts[1].shape[1])
+        elif self._tap_path():
             fits = self.TAP_ELEMENTS // (4 * max(a.numel() for a in acts))
         else:
             fits = min(self.ELEMENTS // sum(a.numel() for a in acts),
@@ -327,31 +339,47 @@ class _LocalPlan:
         return entries
 
     def _chunk(self, X):
-        """ISM of a chunk of sequences: every base at every position, via :meth:`edit_scores`.
+        """ISM of a chunk of sequences: every base at every position.
 
-        On the tap path of :meth:`_by_taps` the four bases are columns of the
-        weights, the same at every position, so scoring the identity base too is
-        cheapest; elsewhere each clean one-hot column gets only its three real
-        substitutions (``(a + 1) % 4``, ``(a + 2) % 4``, ``(a + 3) % 4``). The caller sets
+        Each clean one-hot column gets only its three real substitutions
+        (``(a + 1) % 4``, ``(a + 2) % 4``, ``(a + 3) % 4``), scored by the lookup
+        path (:meth:`_by_candidates`) when the chain is a convolution and a global
+        max pool, else by :meth:`edit_scores`. With an N column, or on the
+        running-maximum path of :meth:`_by_taps` (where the four bases are columns
+        of the weights, the same at every position, so scoring the identity base
+        too is cheapest), all four bases are scored everywhere. The caller sets
         identity entries to exactly 0.
         """
         bases = torch.eye(4, dtype=X.dtype, device=X.device)[:, None, :, None]  # (4, 1, 4, 1)
-        if self._tap_path():  # the reference activations once, for f(x) and the edits
-            acts, g = self._reference(X), self._global()
-            ref = self._rest(acts[-1]).to(X.dtype)
-            prefix, suffix = _running_maxima(acts[g])
-            scores = self._by_taps(X, bases, acts, g, prefix, suffix, ref)
-            return (scores - ref[:, None]).transpose(0, 1)  # (N, 4, L)
-        ref = self._rest(self._reference(X)[-1]).to(X.dtype)
         codes = self._column_codes(X)
-        if codes is None or bool((codes == 4).any()):  # not clean one-hot: all four bases everywhere
+        clean = codes is not None and not bool((codes == 4).any())
+        acts = self._reference(X)
+        ref = self._rest(acts[-1]).to(X.dtype)
+        if self._tap_path():  # the reference activations once, for f(x) and the edits
+            g = self._global()
+            prefix, suffix = _running_maxima(acts[g])
+            if not (clean and self._lookup_path()):
+                scores = self._by_taps(X, bases, acts, g, prefix, suffix, ref)
+                return (scores - ref[:, None]).transpose(0, 1)  # (N, 4, L)
+            scores = self._by_candidates(X, _substitutions(X.dtype, X.device), acts, prefix, suffix, codes, ref)
+        elif not clean:  # not clean one-hot: all four bases everywhere
             return (self.edit_scores(X, bases, ref) - ref[:, None]).transpose(0, 1)  # (N, 4, L)
-        subs = (codes + torch.arange(1, 4, device=X.device)[:, None, None]) % 4  # (3, N, L)
-        new = F.one_hot(subs, 4).to(X.dtype).transpose(-1, -2)  # (3, N, 4, L)
-        scores = self.edit_scores(X, new, ref) - ref[:, None]  # (3, N, L)
+        else:
+            new = F.one_hot(self._substituted(codes), 4).to(X.dtype).transpose(-1, -2)  # (3, N, 4, L)
+            scores = self.edit_scores(X, new, ref)
         out = torch.zeros_like(X)
-        out.scatter_(1, subs.transpose(0, 1), scores.transpose(0, 1))
+        out.scatter_(1, self._substituted(codes).transpose(0, 1), (scores - ref[:, None]).transpose(0, 1))
         return out
+
+    @staticmethod
+    def _substituted(codes):
+        """``(3, N, L)``: the bases of the three substitutions of each column, ``(a + k + 1) % 4``."""
+        return (codes + torch.arange(1, 4, device=codes.device)[:, None, None]) % 4
+
+    def _lookup_path(self) -> bool:
+        """True when ISM's edits go through :meth:`_by_candidates`: the tap path with the global max
+        pool right after the convolution."""
+        return self._tap_path() and self._global() == 1
 
     def _tap_path(self) -> bool:
         """True when :meth:`edit_scores` scores every position at once (:meth:`_by_taps`, :meth:`_by_pairs`).
@@ -413,7 +441,8 @@ class _LocalPlan:
         """
         codes = self._column_codes(X)
         if g == 1 and new.shape[1] == 1 and new.shape[-1] == 1 and codes is not None:
-            return self._by_candidates(X, new, acts, prefix, suffix, codes, ref)
+            columns = new[:, 0, :, 0].expand(5, *new.shape[:1], 4)  # the same edits whatever the base
+            return self._by_candidates(X, columns, acts, prefix, suffix, codes, ref)
         return self._by_running_max(X, new, acts, g, prefix, suffix)
 
     @staticmethod
@@ -426,84 +455,112 @@ class _LocalPlan:
             return None
         return torch.where(zero, 4, X.argmax(dim=1))
 
-    def _by_candidates(self, X, new, acts, prefix, suffix, codes, ref):
-        """Scores of the edits ``new`` ``(K, 1, 4, 1)`` at every position, visiting only the taps that can matter.
+    def _by_candidates(self, X, columns, acts, prefix, suffix, codes, ref):
+        """Scores ``(K, N, L)`` of the edits ``columns`` ``(5, K, 4)`` at every position, visiting only the
+        taps that can matter: edit ``k`` writes ``columns[a, k]`` where the base code is ``a`` (4: N).
 
-        The change a swap makes is a table lookup: an edit at ``p`` changes output
-        ``j = p + pad - t`` by ``delta[c, t, a, k] = W[c, :, t] @ new_k - W[c, a, t]``
-        (``a`` the base at ``p``; for an all-zero column the old term is 0), with
-        no multiplication left. ``rise[c, t, a]``, the largest entry over the
-        edits, bounds what an edit can add to an output through that tap, and
-        ``reach[c]``, its largest entry over taps and the bases present, what any
-        edit can add to any output of channel ``c``.
+        *The change is a lookup.* Writing ``x'`` over base ``a`` at ``p`` changes output
+        ``j = p + pad - t`` of channel ``c`` by ``delta[c, t, a, k] = W[c, :, t] @ x' - W[c, a, t]``
+        (:meth:`_swap_tables`; the old term of an N is 0), and the pooled value becomes
+        ``max(outside[p], max_t conv[j] + delta[c, t, a_p, k])``: a (max, +) product,
+        with ``outside[p]`` the maximum over the outputs the edit does not reach.
 
-        The skips are exact. Channel ``c``'s pooled value after an edit at ``p`` is
-        ``max(outside[p], max_t conv[j] + delta[c, t, a_p, k])``, with ``outside[p]``
-        the maximum over the outputs the edit does not reach. A term can only
-        matter if ``conv[j] + rise[c, t, a_p] > outside[p]``; float rounding is
-        monotone, so a term that fails the test rounds to at most ``outside[p]``
-        and leaves the pooled value as it is. The test is made in two stages:
+        *Most terms cannot matter, and are skipped exactly.* ``rise[c, t, a]``, the
+        largest ``delta`` over the edits, bounds what any edit adds through that tap,
+        and ``reach[c]`` (over the taps and the bases present) what any edit adds to
+        channel ``c``. A term matters only if ``conv[j] + rise > outside[p]``; float
+        rounding is monotone, so a term that fails rounds to at most ``outside[p]``
+        and leaves the pooled value as it is. The test runs in two stages:
 
-        1. *candidates*: outputs with ``conv[j] + reach[c] > min outside[p]`` over
-           the ``T`` positions ``p`` that reach ``j`` (a few outputs near the top of
-           each channel, since ``reach`` is well below the spread of a 24-tap sum);
-        2. *terms*: each candidate's ``T`` taps, kept where ``conv[j] + rise > outside[p]``.
+        1. *candidates*: outputs with ``conv[j] + reach[c] > least[j]``, the least
+           ``outside[p]`` over the ``T`` positions that read ``j`` (a few outputs near
+           the top of each channel: ``reach`` is well below the spread of a 24-tap sum);
+        2. *terms*: a candidate's taps read ``T`` consecutive positions, so its
+           ``outside`` and base codes are one contiguous window of each (padded with
+           ``+inf``, which no term beats); a term is kept where it passes the test.
 
-        The pooled values start as the outside maxima (already the answer where
-        nothing is kept) and take the kept terms by a scatter-maximum. Then only
-        the rows that can differ from the reference go through the rest of the
-        model: those with a kept term above a channel's reference maximum, or an
-        edit inside a channel's top window (where the outside maximum is lower);
-        every other row, and every edit that puts back the base already there,
-        has a pooled vector equal to the reference's and gets exactly its score.
+        The pooled values ``(N, L, K, C)`` start as the outside maxima (the answer
+        where nothing is kept) and take the kept terms by one scatter-maximum. Only
+        the rows that can differ from the reference go through the rest of the model
+        (:meth:`_pooled_scores`). Every index is into a flat tensor (``index_select``):
+        multi-dimensional fancy indexing costs several times more per entry.
         """
         st = self.steps[0]
         conv = acts[1]  # (N, C, J)
         n, channels, out_len = conv.shape
-        length, k, taps = X.shape[-1], new.shape[0], st.kernel
-        weight = st.module.weight.to(X.dtype)  # (C, 4, T)
-        w_new = torch.einsum("cbt,kb->ctk", weight, new[:, 0, :, 0])  # (C, T, K): W_t x'
-        w_old = F.pad(weight.transpose(1, 2), (0, 1))  # (C, T, 5): W_t x for each code, 0 for N
-        delta = (w_new[:, :, None, :] - w_old[..., None]).reshape(-1, k)  # (C T 5, K)
-        rise = delta.amax(dim=1)  # (C T 5,)
+        length, k, taps, pad = X.shape[-1], columns.shape[1], st.kernel, st.pad
+        span = length + 2 * pad  # padded positions
+        delta, rise, same = self._swap_tables(columns.to(X.dtype))
         present = torch.bincount(codes.flatten(), minlength=5) > 0
-        reach = rise.reshape(channels, taps, 5)[:, :, present].amax(dim=(1, 2))  # (C,)
-        outside = self._outside(st, length, prefix, suffix).transpose(1, 2)  # (N, C, L), contiguous
-        # 1. candidates: the least outside maximum over the positions reaching each output (+inf off the ends)
-        least = -F.max_pool1d(F.pad(-outside, (st.pad, st.pad), value=-math.inf), taps, 1)  # (N, C, J)
-        flat = (conv + reach[:, None] > least).flatten().nonzero().squeeze(1)  # into (N, C, J)
-        nc, j = flat // out_len, flat % out_len
-        # 2. terms: every tap of every candidate, the edit at p = j - pad + t, kept where it can matter
-        p = j[:, None] - st.pad + torch.arange(taps, device=X.device)  # (H, T)
-        inside = (p >= 0) & (p < length)
-        p = p.clamp(0, length - 1)
-        i = nc // channels
-        code = codes.flatten()[(i * length)[:, None] + p]  # (H, T)
-        term = (nc % channels * taps)[:, None] + torch.arange(taps, device=X.device)  # c T + t
-        table = term * 5 + code  # rows of delta
-        value = conv.flatten()[flat]  # (H,)
-        keep = (value[:, None] + rise[table] > outside.flatten()[(nc * length)[:, None] + p]) & inside
-        kept = keep.flatten().nonzero().squeeze(1)  # into (H, T)
-        h = kept // taps
-        i, c, p = i[h], nc[h] % channels, p.flatten()[kept]
-        vals = value[h, None] + delta[table.flatten()[kept]]  # (P, K)
-        pooled = outside.transpose(1, 2)[:, :, None, :].expand(n, length, k, channels).contiguous()  # (N, L, K, C)
-        row = (i * length + p)[:, None] * k + torch.arange(k, device=X.device)  # (P, K): rows of (N L K)
-        pooled.view(-1).scatter_reduce_(0, (row * channels + c[:, None]).flatten(), vals.flatten(), "amax")
+        reach = rise.view(channels, taps, 5)[:, :, present].amax(dim=(1, 2))  # (C,)
+        outside = self._outside(st, length, prefix, suffix)  # (N, C, L)
+        walls = F.pad(outside, (pad, pad), value=math.inf)  # (N, C, span): no edit off the ends
+        # 1. candidates (flat into (N, C, J)), with their channel row nc = i C + c
+        least = -F.max_pool1d(-walls, taps, 1)  # (N, C, J)
+        flat = (conv + reach[:, None] > least).view(-1).nonzero().squeeze(1)
+        nc = flat.div(out_len, rounding_mode="floor")
+        j, i = flat - nc * out_len, nc.div(channels, rounding_mode="floor")
+        value = conv.view(-1).index_select(0, flat)  # (H,)
+        # 2. terms: candidate h's tap t is the edit at padded position j + t
+        window_outside = walls.view(-1).unfold(0, taps, 1).index_select(0, nc * span + j)  # (H, T)
+        padded_codes = F.pad(codes, (pad, pad), value=4).view(-1)
+        window_codes = padded_codes.unfold(0, taps, 1).index_select(0, i * span + j)  # (H, T)
+        tap_rows = torch.arange(0, taps * 5, 5, device=X.device)
+        table = (((nc - i * channels) * (taps * 5))[:, None] + tap_rows + window_codes).view(-1)  # rows of delta
+        keep = value[:, None] + rise.index_select(0, table).view_as(window_outside) > window_outside
+        kept = keep.view(-1).nonzero().squeeze(1)  # into (H, T)
+        h = kept.div(taps, rounding_mode="floor")
+        vals = value.index_select(0, h)[:, None] + delta.index_select(0, table.index_select(0, kept))  # (P, K)
+        p = j.index_select(0, h) - pad + (kept - h * taps)
+        row = ((i.index_select(0, h) * length + p) * k)[:, None] + torch.arange(k, device=X.device)  # of (N L K)
+        nc = nc.index_select(0, h)
+        pooled = outside.transpose(1, 2)[:, :, None, :].expand(n, length, k, channels).contiguous()
+        entry = row * channels + (nc - nc.div(channels, rounding_mode="floor") * channels)[:, None]
+        pooled.view(-1).scatter_reduce_(0, entry.view(-1), vals.view(-1), "amax")
+        # rows that can differ: a term above its channel's maximum, or an edit in a channel's top window
         reference = prefix[:, :, -1]  # (N, C): each channel's maximum over the whole sequence
         differs = torch.zeros(n * length * k, dtype=torch.bool, device=X.device)
-        differs[row[vals > reference.flatten()[i * channels + c][:, None]]] = True
+        differs[row[vals > reference.view(-1).index_select(0, nc)[:, None]]] = True
         top_window = (outside < reference[:, :, None]).any(dim=1)  # (N, L)
-        differs = differs.reshape(n, length, k) | top_window[:, :, None]
-        differs &= ~(X.transpose(1, 2)[:, :, None, :] == new[:, 0, :, 0]).all(dim=-1)  # puts back the base
+        differs = differs.view(n, length, k) | top_window[:, :, None]
+        differs &= ~same.index_select(0, codes.view(-1)).view(n, length, k)  # puts back the base
         if ref is None:
             ref = self._rest(self._after_pool(reference[:, :, None])).to(X.dtype)
-        scores = ref[:, None, None].expand(n, length, k).clone()
-        rows = differs.flatten().nonzero().squeeze(1)
-        if rows.numel():
-            chain_out = self._after_pool(pooled.view(-1, channels)[rows][:, :, None])
-            scores.view(-1)[rows] = self._rest(chain_out).to(X.dtype)
-        return scores.permute(2, 0, 1)  # (K, N, L)
+        return self._pooled_scores(pooled.view(-1, channels), differs.view(-1), ref, n, length, k)
+
+    def _pooled_scores(self, pooled, differs, ref, n: int, length: int, k: int) -> torch.Tensor:
+        """Scores ``(K, N, L)`` from the pooled rows ``(N L K, C)`` of every edit: the rest of the model
+        for the rows where ``differs``, ``ref[i]`` exactly elsewhere (their pooled vector is the
+        reference's). When most rows differ, scoring them all costs less than gathering them."""
+        scores = ref[:, None, None].expand(n, length, k).reshape(-1)
+        rows = differs.nonzero().squeeze(1)
+        if 2 * rows.numel() > differs.numel():
+            chain_out = self._after_pool(pooled[:, :, None])
+            scores = torch.where(differs, self._rest(chain_out).to(ref.dtype), scores)
+        elif rows.numel():
+            chain_out = self._after_pool(pooled.index_select(0, rows)[:, :, None])
+            scores = scores.index_put((rows,), self._rest(chain_out).to(ref.dtype))
+        return scores.view(n, length, k).permute(2, 0, 1)  # (K, N, L)
+
+    def _swap_tables(self, columns):
+        """The first convolution's lookup tables for the edits ``columns`` ``(5, K, 4)``, cached per call:
+
+        * ``delta`` ``(C T 5, K)``, row ``(c T + t) 5 + a``: ``W[c, :, t] @ columns[a, k] - W[c, a, t]``
+          (the old term is 0 for code 4, an N), what edit ``k`` adds to an output reading it through tap ``t``;
+        * ``rise`` ``(C T 5,)``: the largest entry of each row of ``delta``;
+        * ``same`` ``(5, K)``: True where edit ``k`` writes the column already there.
+        """
+        key = (columns.dtype, str(columns.device), tuple(columns.flatten().tolist()))
+        cache = self.__dict__.setdefault("_swap_cache", {})
+        if key not in cache:
+            weight = self.steps[0].module.weight.to(columns.dtype)  # (C, 4, T)
+            written = torch.einsum("cbt,akb->ctak", weight, columns)  # (C, T, 5, K)
+            old = F.pad(weight.transpose(1, 2), (0, 1))  # (C, T, 5): W_t x for each code
+            delta = (written - old[..., None]).reshape(-1, columns.shape[1]).contiguous()
+            present = F.pad(torch.eye(4, dtype=columns.dtype, device=columns.device), (0, 0, 0, 1))  # (5, 4)
+            same = (columns == present[:, None]).all(dim=-1)
+            cache[key] = delta, delta.amax(dim=1), same
+        return cache[key]
 
     def _after_pool(self, pooled):
         """The chain's output ``(B, C, 1)`` from pooled values: the elementwise steps after the global pool."""
@@ -546,7 +603,8 @@ class _LocalPlan:
                 vals = step.module(vals)
             window = best[:, :, p0:p1]
             torch.maximum(window, vals, out=window)
-        pooled = torch.maximum(best, self._outside(st, length, prefix, suffix)).reshape(-1, channels, 1)
+        outside = self._outside(st, length, prefix, suffix).transpose(1, 2)  # (N, L, C)
+        pooled = torch.maximum(best, outside).reshape(-1, channels, 1)
         return self._rest(self._after_pool(pooled)).reshape(k, n, length).to(X.dtype)
 
     def _by_pairs(self, X, new, ref, where, acts, g, prefix, suffix, elements: int = 2 ** 18):
@@ -562,7 +620,7 @@ class _LocalPlan:
         st, conv_out = self.steps[0], acts[1]
         k, n, length = new.shape[0], X.shape[0], X.shape[-1]
         reach = st.dilation * (st.kernel - 1)
-        outside = self._outside(st, length, prefix, suffix)  # (N, L, C)
+        outside = self._outside(st, length, prefix, suffix).transpose(1, 2)  # (N, L, C)
         # windows[i, p, u, c] = output j = p + pad - d (T - 1 - u) (-inf off the ends): a view in
         # which each window is one contiguous block, channels innermost
         fill = -math.inf if g == 1 else 0.0  # elementwise modules before the pool: mask afterwards
@@ -598,13 +656,13 @@ class _LocalPlan:
 
     @staticmethod
     def _outside(st: _Step, length: int, prefix, suffix) -> torch.Tensor:
-        """``(N, L, C)``: the global maximum over the outputs an edit at each position does not reach."""
+        """``(N, C, L)``: the global maximum over the outputs an edit at each position does not reach."""
         reach = st.dilation * (st.kernel - 1)
         positions = torch.arange(length, device=prefix.device)
         lo = (positions + st.pad - reach).clamp(min=0)
         hi = (positions + st.pad).clamp(max=st.out_len - 1)
         before, after = _maxima_around(prefix, suffix)
-        return torch.maximum(before[:, :, lo], after[:, :, (hi + 1).clamp(max=st.out_len)]).transpose(1, 2)
+        return torch.maximum(before.index_select(2, lo), after.index_select(2, (hi + 1).clamp(max=st.out_len)))
 
     def _by_windows(self, X, new, ref, where, acts, g, prefix, suffix):
         """:meth:`edit_scores` for any chain, as windows of many positions at once.
