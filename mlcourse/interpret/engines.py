@@ -302,7 +302,7 @@ class _LocalPlan:
         """
         out = torch.zeros_like(X)
         acts = self._reference(X[:1])
-        if self._lookup_path() and self._column_codes(X) is not None:
+        if self._lookup_path():
             fits = self.LOOKUP_ELEMENTS // (4 * X.shape[-1] * acts[1].shape[1])
         elif self._tap_path():
             fits = self.TAP_ELEMENTS // (4 * max(a.numel() for a in acts))
@@ -449,11 +449,11 @@ class _LocalPlan:
     def _column_codes(X):
         """``(N, L)`` int64: the base of each one-hot column of ``X``, 4 for an all-zero column (N);
         None when some column is neither."""
-        zero = (X == 0).all(dim=1)
-        one_hot = ((X == 0) | (X == 1)).all(dim=1) & (X.sum(dim=1) == 1)
-        if not bool((zero | one_hot).all()):
+        counts = X.sum(dim=1)
+        if not bool(((X == 0) | (X == 1)).all()) or not bool((counts <= 1).all()):
             return None
-        return torch.where(zero, 4, X.argmax(dim=1))
+        bases = (X * torch.arange(4, dtype=X.dtype, device=X.device)[:, None]).sum(dim=1)
+        return torch.where(counts == 0, 4, bases.long())
 
     def _by_candidates(self, X, columns, acts, prefix, suffix, codes, ref):
         """Scores ``(K, N, L)`` of the edits ``columns`` ``(5, K, 4)`` at every position, visiting only the
@@ -490,66 +490,63 @@ class _LocalPlan:
         n, channels, out_len = conv.shape
         length, k, taps, pad = X.shape[-1], columns.shape[1], st.kernel, st.pad
         span = length + 2 * pad  # padded positions
-        delta, rise, same = self._swap_tables(columns.to(X.dtype))
+        delta, rise = self._swap_tables(columns.to(X.dtype))
         present = torch.bincount(codes.flatten(), minlength=5) > 0
         reach = rise.view(channels, taps, 5)[:, :, present].amax(dim=(1, 2))  # (C,)
         outside = self._outside(st, length, prefix, suffix)  # (N, C, L)
         walls = F.pad(outside, (pad, pad), value=math.inf)  # (N, C, span): no edit off the ends
-        # 1. candidates (flat into (N, C, J)), with their channel row nc = i C + c
+        # 1. candidates: sequence i, channel c, output j
         least = -F.max_pool1d(-walls, taps, 1)  # (N, C, J)
-        flat = (conv + reach[:, None] > least).view(-1).nonzero().squeeze(1)
-        nc = flat.div(out_len, rounding_mode="floor")
-        j, i = flat - nc * out_len, nc.div(channels, rounding_mode="floor")
-        value = conv.view(-1).index_select(0, flat)  # (H,)
+        i, c, j = torch.nonzero(conv + reach[:, None] > least, as_tuple=True)
+        nc = i * channels + c
+        value = conv.view(-1).index_select(0, nc * out_len + j)  # (H,)
         # 2. terms: candidate h's tap t is the edit at padded position j + t
         window_outside = walls.view(-1).unfold(0, taps, 1).index_select(0, nc * span + j)  # (H, T)
         padded_codes = F.pad(codes, (pad, pad), value=4).view(-1)
-        window_codes = padded_codes.unfold(0, taps, 1).index_select(0, i * span + j)  # (H, T)
-        tap_rows = torch.arange(0, taps * 5, 5, device=X.device)
-        table = (((nc - i * channels) * (taps * 5))[:, None] + tap_rows + window_codes).view(-1)  # rows of delta
-        keep = value[:, None] + rise.index_select(0, table).view_as(window_outside) > window_outside
-        kept = keep.view(-1).nonzero().squeeze(1)  # into (H, T)
-        h = kept.div(taps, rounding_mode="floor")
-        vals = value.index_select(0, h)[:, None] + delta.index_select(0, table.index_select(0, kept))  # (P, K)
-        p = j.index_select(0, h) - pad + (kept - h * taps)
-        row = ((i.index_select(0, h) * length + p) * k)[:, None] + torch.arange(k, device=X.device)  # of (N L K)
-        nc = nc.index_select(0, h)
+        table = padded_codes.unfold(0, taps, 1).index_select(0, i * span + j)  # (H, T): base codes, then
+        table += (c * (taps * 5))[:, None] + torch.arange(0, taps * 5, 5, device=X.device)  # rows of delta
+        keep = value[:, None] + rise.index_select(0, table.view(-1)).view_as(table) > window_outside
+        h, t = torch.nonzero(keep, as_tuple=True)
+        vals = value.index_select(0, h)[:, None] + delta.index_select(0, table[keep])  # (P, K)
+        # the pooled entry of tap t, edit e: ((i L + j - pad + t) K + e) C + c
+        first = (i * length + j - pad) * (k * channels) + c  # (H,): tap 0, edit 0
+        entry = (first.index_select(0, h) + t * (k * channels))[:, None] + torch.arange(0, k * channels, channels,
+                                                                                      device=X.device)
         pooled = outside.transpose(1, 2)[:, :, None, :].expand(n, length, k, channels).contiguous()
-        entry = row * channels + (nc - nc.div(channels, rounding_mode="floor") * channels)[:, None]
         pooled.view(-1).scatter_reduce_(0, entry.view(-1), vals.view(-1), "amax")
-        # rows that can differ: a term above its channel's maximum, or an edit in a channel's top window
         reference = prefix[:, :, -1]  # (N, C): each channel's maximum over the whole sequence
-        differs = torch.zeros(n * length * k, dtype=torch.bool, device=X.device)
-        differs[row[vals > reference.view(-1).index_select(0, nc)[:, None]]] = True
-        top_window = (outside < reference[:, :, None]).any(dim=1)  # (N, L)
-        differs = differs.view(n, length, k) | top_window[:, :, None]
-        differs &= ~same.index_select(0, codes.view(-1)).view(n, length, k)  # puts back the base
         if ref is None:
             ref = self._rest(self._after_pool(reference[:, :, None])).to(X.dtype)
+        differs = (pooled != reference[:, None, None]).any(dim=-1)  # (N, L, K)
         return self._pooled_scores(pooled.view(-1, channels), differs.view(-1), ref, n, length, k)
+
+    # Rows the rest of the model scores at once: its intermediate tensors then stay in the cache.
+    HEAD_ROWS = 2 ** 13
 
     def _pooled_scores(self, pooled, differs, ref, n: int, length: int, k: int) -> torch.Tensor:
         """Scores ``(K, N, L)`` from the pooled rows ``(N L K, C)`` of every edit: the rest of the model
         for the rows where ``differs``, ``ref[i]`` exactly elsewhere (their pooled vector is the
-        reference's). When most rows differ, scoring them all costs less than gathering them."""
+        reference's), ``HEAD_ROWS`` rows at a time. When most rows differ, scoring them all costs
+        less than gathering them."""
         scores = ref[:, None, None].expand(n, length, k).reshape(-1)
         rows = differs.nonzero().squeeze(1)
         if 2 * rows.numel() > differs.numel():
-            chain_out = self._after_pool(pooled[:, :, None])
-            scores = torch.where(differs, self._rest(chain_out).to(ref.dtype), scores)
-        elif rows.numel():
-            chain_out = self._after_pool(pooled.index_select(0, rows)[:, :, None])
-            scores = scores.index_put((rows,), self._rest(chain_out).to(ref.dtype))
+            rows = None
+        else:
+            pooled = pooled.index_select(0, rows)
+        chain_out = torch.cat([self._rest(self._after_pool(pooled[s:s + self.HEAD_ROWS, :, None]))
+                               for s in range(0, pooled.shape[0], self.HEAD_ROWS)]).to(ref.dtype)
+        if rows is None:
+            scores = torch.where(differs, chain_out, scores)
+        else:
+            scores = scores.index_put((rows,), chain_out)
         return scores.view(n, length, k).permute(2, 0, 1)  # (K, N, L)
 
     def _swap_tables(self, columns):
         """The first convolution's lookup tables for the edits ``columns`` ``(5, K, 4)``, cached per call:
-
-        * ``delta`` ``(C T 5, K)``, row ``(c T + t) 5 + a``: ``W[c, :, t] @ columns[a, k] - W[c, a, t]``
-          (the old term is 0 for code 4, an N), what edit ``k`` adds to an output reading it through tap ``t``;
-        * ``rise`` ``(C T 5,)``: the largest entry of each row of ``delta``;
-        * ``same`` ``(5, K)``: True where edit ``k`` writes the column already there.
-        """
+        ``delta`` ``(C T 5, K)``, row ``(c T + t) 5 + a``: ``W[c, :, t] @ columns[a, k] - W[c, a, t]`` (the
+        old term is 0 for code 4, an N), what edit ``k`` adds to an output reading it through tap ``t``;
+        and ``rise`` ``(C T 5,)``, the largest entry of each row."""
         key = (columns.dtype, str(columns.device), tuple(columns.flatten().tolist()))
         cache = self.__dict__.setdefault("_swap_cache", {})
         if key not in cache:
@@ -557,9 +554,7 @@ class _LocalPlan:
             written = torch.einsum("cbt,akb->ctak", weight, columns)  # (C, T, 5, K)
             old = F.pad(weight.transpose(1, 2), (0, 1))  # (C, T, 5): W_t x for each code
             delta = (written - old[..., None]).reshape(-1, columns.shape[1]).contiguous()
-            present = F.pad(torch.eye(4, dtype=columns.dtype, device=columns.device), (0, 0, 0, 1))  # (5, 4)
-            same = (columns == present[:, None]).all(dim=-1)
-            cache[key] = delta, delta.amax(dim=1), same
+            cache[key] = delta, delta.amax(dim=1)
         return cache[key]
 
     def _after_pool(self, pooled):
