@@ -502,17 +502,19 @@ class _LocalPlan:
         value = conv.view(-1).index_select(0, nc * out_len + j)  # (H,)
         # 2. terms: candidate h's tap t is the edit at padded position j + t
         window_outside = walls.view(-1).unfold(0, taps, 1).index_select(0, nc * span + j)  # (H, T)
-        padded_codes = F.pad(codes, (pad, pad), value=4).view(-1)
-        table = padded_codes.unfold(0, taps, 1).index_select(0, i * span + j)  # (H, T): base codes, then
-        table += (c * (taps * 5))[:, None] + torch.arange(0, taps * 5, 5, device=X.device)  # rows of delta
+        # the row of delta of tap t at padded position q = j + t is (c T + t) 5 + a_q = (c T - j) 5 + (5 q + a_q)
+        padded_codes = F.pad(codes, (pad, pad), value=4) + torch.arange(0, 5 * span, 5, device=X.device)
+        table = padded_codes.view(-1).unfold(0, taps, 1).index_select(0, i * span + j)  # (H, T)
+        table += ((c * taps - j) * 5)[:, None]
         keep = value[:, None] + rise.index_select(0, table.view(-1)).view_as(table) > window_outside
         h, t = torch.nonzero(keep, as_tuple=True)
-        vals = value.index_select(0, h)[:, None] + delta.index_select(0, table[keep])  # (P, K)
+        terms = table.view(-1).index_select(0, h * taps + t)
+        vals = value.index_select(0, h)[:, None] + delta.index_select(0, terms)  # (P, K)
         # the pooled entry of tap t, edit e: ((i L + j - pad + t) K + e) C + c
         first = (i * length + j - pad) * (k * channels) + c  # (H,): tap 0, edit 0
         entry = (first.index_select(0, h) + t * (k * channels))[:, None] + torch.arange(0, k * channels, channels,
                                                                                       device=X.device)
-        pooled = outside.transpose(1, 2)[:, :, None, :].expand(n, length, k, channels).contiguous()
+        pooled = outside.transpose(1, 2).contiguous()[:, :, None, :].expand(n, length, k, channels).contiguous()
         pooled.view(-1).scatter_reduce_(0, entry.view(-1), vals.view(-1), "amax")
         reference = prefix[:, :, -1]  # (N, C): each channel's maximum over the whole sequence
         if ref is None:
@@ -651,13 +653,17 @@ class _LocalPlan:
 
     @staticmethod
     def _outside(st: _Step, length: int, prefix, suffix) -> torch.Tensor:
-        """``(N, C, L)``: the global maximum over the outputs an edit at each position does not reach."""
+        """``(N, C, L)``: the global maximum over the outputs an edit at each position does not reach.
+
+        An edit at ``p`` reaches outputs ``p + pad - reach .. p + pad``; the maximum before them is
+        ``prefix[p + pad - reach - 1]`` and after them ``suffix[p + pad + 1]``, ``-inf`` where there are none:
+        both are shifted copies of ``prefix`` and ``suffix`` (``F.pad`` with negative widths crops).
+        """
         reach = st.dilation * (st.kernel - 1)
-        positions = torch.arange(length, device=prefix.device)
-        lo = (positions + st.pad - reach).clamp(min=0)
-        hi = (positions + st.pad).clamp(max=st.out_len - 1)
-        before, after = _maxima_around(prefix, suffix)
-        return torch.maximum(before.index_select(2, lo), after.index_select(2, (hi + 1).clamp(max=st.out_len)))
+        shift = reach + 1 - st.pad  # prefix[j] is the "before" maximum of position j + shift
+        before = F.pad(prefix, (shift, length - shift - st.out_len), value=-math.inf)
+        after = F.pad(suffix, (-(st.pad + 1), length + st.pad + 1 - st.out_len), value=-math.inf)
+        return torch.maximum(before, after)
 
     def _by_windows(self, X, new, ref, where, acts, g, prefix, suffix):
         """:meth:`edit_scores` for any chain, as windows of many positions at once.
