@@ -227,3 +227,23 @@ def test_global_max_skips_are_exact(case, one_thread):
     expected = naive_ism(lambda b: model(b)[:, 0], X)
     got = saturation_mutagenesis(model, X, fast=True)
     assert torch.allclose(got, expected, atol=1e-10), (case, (got - expected).abs().max())
+
+
+@pytest.mark.parametrize("length", [40, 1000])
+def test_global_max_lookup_scores_the_rows_that_differ_in_blocks(length, one_thread, monkeypatch):
+    """The lookup path of the 1-layer models scores every row where most positions sit in a channel's
+    top window (short sequences), else only the rows whose pooled vector differs from the reference;
+    its head goes a few rows at a time, and clean columns get three substitutions, N columns four."""
+    from mlcourse.interpret import engines
+
+    monkeypatch.setattr(engines._LocalPlan, "HEAD_ROWS", 7)
+    torch.manual_seed(6)
+    model = build("1layer", length).eval()
+    X = random_dna(3, length, seed=8)
+    X[2, :, length // 2] = 0  # an N column: that chunk scores all four bases
+    with torch.inference_mode():
+        assert engines.local_plan(model, X[:1])._lookup_path()
+    plain = saturation_mutagenesis(model, X, fast=False)
+    for batch_size in (4, 64):  # one sequence per chunk (two clean, one with an N), or all at once
+        got = saturation_mutagenesis(model, X, fast=True, batch_size=batch_size)
+        assert torch.allclose(got, plain, atol=1e-5), (length, batch_size, (got - plain).abs().max())

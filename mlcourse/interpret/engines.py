@@ -287,7 +287,7 @@ class _LocalPlan:
     # the widest layer. The window path keeps every layer's reference activations of the chunk
     # (ELEMENTS bounds their sum) and, per position, the windows of its edits (WINDOW_ELEMENTS);
     # it pays a little per position and chunk, so long sequences should not go one at a time.
-    LOOKUP_ELEMENTS = 2 ** 20
+    LOOKUP_ELEMENTS = 2 ** 18
     TAP_ELEMENTS = 2 ** 16
     ELEMENTS = 2 ** 20
     WINDOW_ELEMENTS = 2 ** 18
@@ -519,30 +519,34 @@ class _LocalPlan:
         reference = prefix[:, :, -1]  # (N, C): each channel's maximum over the whole sequence
         if ref is None:
             ref = self._rest(self._after_pool(reference[:, :, None])).to(X.dtype)
-        differs = (pooled != reference[:, None, None]).any(dim=-1)  # (N, L, K)
-        return self._pooled_scores(pooled.view(-1, channels), differs.view(-1), ref, n, length, k)
+        # a row can differ from the reference only where an edit sits in some channel's top window or
+        # a term beats the maximum; where most positions sit in a top window, score every row
+        in_top_window = (outside < reference[:, :, None]).any(dim=1)  # (N, L)
+        differs = None
+        if 2 * int(in_top_window.sum()) < in_top_window.numel():
+            differs = (pooled != reference[:, None, None]).any(dim=-1).view(-1)  # (N L K,)
+        return self._pooled_scores(pooled.view(-1, channels), differs, ref, n, length, k)
 
     # Rows the rest of the model scores at once: its intermediate tensors then stay in the cache.
     HEAD_ROWS = 2 ** 13
 
     def _pooled_scores(self, pooled, differs, ref, n: int, length: int, k: int) -> torch.Tensor:
-        """Scores ``(K, N, L)`` from the pooled rows ``(N L K, C)`` of every edit: the rest of the model
-        for the rows where ``differs``, ``ref[i]`` exactly elsewhere (their pooled vector is the
-        reference's), ``HEAD_ROWS`` rows at a time. When most rows differ, scoring them all costs
-        less than gathering them."""
-        scores = ref[:, None, None].expand(n, length, k).reshape(-1)
-        rows = differs.nonzero().squeeze(1)
-        if 2 * rows.numel() > differs.numel():
-            rows = None
+        """Scores ``(K, N, L)`` from the pooled rows ``(N L K, C)`` of every edit: the rest of the model for
+        the rows where ``differs`` (all rows when None), ``ref[i]`` exactly elsewhere (their pooled vector
+        is the reference's), ``HEAD_ROWS`` rows at a time."""
+        if differs is None:
+            scores = self._head(pooled, ref.dtype)
         else:
-            pooled = pooled.index_select(0, rows)
-        chain_out = torch.cat([self._rest(self._after_pool(pooled[s:s + self.HEAD_ROWS, :, None]))
-                               for s in range(0, pooled.shape[0], self.HEAD_ROWS)]).to(ref.dtype)
-        if rows is None:
-            scores = torch.where(differs, chain_out, scores)
-        else:
-            scores = scores.index_put((rows,), chain_out)
+            rows = differs.nonzero().squeeze(1)
+            scores = ref[:, None, None].expand(n, length, k).reshape(-1)
+            if rows.numel():
+                scores = scores.index_put((rows,), self._head(pooled.index_select(0, rows), ref.dtype))
         return scores.view(n, length, k).permute(2, 0, 1)  # (K, N, L)
+
+    def _head(self, pooled, dtype) -> torch.Tensor:
+        """The model's output for pooled rows ``(B, C)`` (the steps after the pool, then the rest)."""
+        return torch.cat([self._rest(self._after_pool(pooled[s:s + self.HEAD_ROWS, :, None]))
+                          for s in range(0, pooled.shape[0], self.HEAD_ROWS)]).to(dtype)
 
     def _swap_tables(self, columns):
         """The first convolution's lookup tables for the edits ``columns`` ``(5, K, 4)``, cached per call:
