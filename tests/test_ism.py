@@ -247,3 +247,20 @@ def test_global_max_lookup_scores_the_rows_that_differ_in_blocks(length, one_thr
     for batch_size in (4, 64):  # one sequence per chunk (two clean, one with an N), or all at once
         got = saturation_mutagenesis(model, X, fast=True, batch_size=batch_size)
         assert torch.allclose(got, plain, atol=1e-5), (length, batch_size, (got - plain).abs().max())
+
+
+@pytest.mark.parametrize("pad", [0, 1, 3])
+def test_window_minima_of_outside_maxima_equal_a_sliding_minimum(pad):
+    """The lookup path's least outside maximum per output (few elementwise passes, valid because the
+    outside maxima fall then rise) equals the sliding-window minimum, ties included."""
+    import math
+    from types import SimpleNamespace
+
+    from mlcourse.interpret.engines import _LocalPlan, _running_maxima, _window_minima
+    g = torch.Generator().manual_seed(pad)
+    conv = torch.randint(0, 4, (5, 3, 30), generator=g).double()  # small integers: many ties
+    conv[0, 0] = 1.0  # a constant channel
+    step = SimpleNamespace(dilation=1, kernel=6, pad=pad, out_len=30)
+    outside = _LocalPlan._outside(step, 30 - 2 * pad + 5, *_running_maxima(conv))
+    walls = nn.functional.pad(outside, (pad, pad), value=math.inf)
+    assert torch.equal(_window_minima(walls, 6), -nn.functional.max_pool1d(-walls, 6, 1))

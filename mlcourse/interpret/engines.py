@@ -92,6 +92,23 @@ def _substitutions(dtype, device) -> torch.Tensor:
     return F.one_hot(codes % 4, 4).to(dtype)
 
 
+def _window_minima(valley: torch.Tensor, width: int) -> torch.Tensor:
+    """``(..., S - width + 1)``: the minimum of each window of ``width`` consecutive entries of ``valley``
+    ``(..., S)``, a sequence that never rises after it falls (as the maximum of a non-decreasing and a
+    non-increasing one, such as the outside maxima of :meth:`_LocalPlan._outside`).
+
+    Such a sequence falls to its minimum, at ``p0``, then rises: a window that holds ``p0`` has the
+    minimum itself, one that ends before ``p0`` its last entry and one that starts after ``p0`` its
+    first. So the smaller end of every window, or the minimum where the window holds ``p0``: a few
+    elementwise passes instead of ``width`` comparisons per window, and the same values.
+    """
+    lowest, p0 = valley.min(dim=-1, keepdim=True)
+    count = valley.shape[-1] - width + 1
+    start = torch.arange(count, device=valley.device)
+    holds = (start <= p0) & (p0 < start + width)
+    return torch.where(holds, lowest, torch.minimum(valley[..., :count], valley[..., width - 1:]))
+
+
 def local_plan(model, example: torch.Tensor, target=None) -> _LocalPlan:
     """The local-window plan of ``model`` for inputs like ``example`` ``(1, 4, L)``.
 
@@ -473,8 +490,8 @@ class _LocalPlan:
         and leaves the pooled value as it is. The test runs in two stages:
 
         1. *candidates*: outputs with ``conv[j] + reach[c] > least[j]``, the least
-           ``outside[p]`` over the ``T`` positions that read ``j`` (a few outputs near
-           the top of each channel: ``reach`` is well below the spread of a 24-tap sum);
+           ``outside[p]`` over the ``T`` positions that read ``j`` (:func:`_window_minima`; a few
+           outputs near the top of each channel: ``reach`` is well below the spread of a 24-tap sum);
         2. *terms*: a candidate's taps read ``T`` consecutive positions, so its
            ``outside`` and base codes are one contiguous window of each (padded with
            ``+inf``, which no term beats); a term is kept where it passes the test.
@@ -496,7 +513,7 @@ class _LocalPlan:
         outside = self._outside(st, length, prefix, suffix)  # (N, C, L)
         walls = F.pad(outside, (pad, pad), value=math.inf)  # (N, C, span): no edit off the ends
         # 1. candidates: sequence i, channel c, output j
-        least = -F.max_pool1d(-walls, taps, 1)  # (N, C, J)
+        least = _window_minima(walls, taps)  # (N, C, J)
         i, c, j = torch.nonzero(conv + reach[:, None] > least, as_tuple=True)
         nc = i * channels + c
         value = conv.view(-1).index_select(0, nc * out_len + j)  # (H,)
