@@ -92,6 +92,13 @@ def _substitutions(dtype, device) -> torch.Tensor:
     return F.one_hot(codes % 4, 4).to(dtype)
 
 
+def _shifted(values: torch.Tensor, shift: int, length: int) -> torch.Tensor:
+    """``(..., length)``: entry ``q`` is ``values[..., q - shift]``, ``-inf`` where that is off ``values``."""
+    width = length + abs(shift)
+    padded = F.pad(values, (width, width), value=-math.inf)  # values[j] at j + width
+    return padded[..., width - shift:width - shift + length]
+
+
 def _window_minima(valley: torch.Tensor, width: int) -> torch.Tensor:
     """``(..., S - width + 1)``: the minimum of each window of ``width`` consecutive entries of ``valley``
     ``(..., S)``, a sequence that never rises after it falls (as the maximum of a non-decreasing and a
@@ -304,7 +311,9 @@ class _LocalPlan:
     # the widest layer. The window path keeps every layer's reference activations of the chunk
     # (ELEMENTS bounds their sum) and, per position, the windows of its edits (WINDOW_ELEMENTS);
     # it pays a little per position and chunk, so long sequences should not go one at a time.
+    # HEAD_ROWS: the rows the rest of the model scores at once, so its intermediate tensors stay in the cache.
     LOOKUP_ELEMENTS = 2 ** 18
+    HEAD_ROWS = 2 ** 13
     TAP_ELEMENTS = 2 ** 16
     ELEMENTS = 2 ** 20
     WINDOW_ELEMENTS = 2 ** 18
@@ -544,9 +553,6 @@ class _LocalPlan:
             differs = (pooled != reference[:, None, None]).any(dim=-1).view(-1)  # (N L K,)
         return self._pooled_scores(pooled.view(-1, channels), differs, ref, n, length, k)
 
-    # Rows the rest of the model scores at once: its intermediate tensors then stay in the cache.
-    HEAD_ROWS = 2 ** 13
-
     def _pooled_scores(self, pooled, differs, ref, n: int, length: int, k: int) -> torch.Tensor:
         """Scores ``(K, N, L)`` from the pooled rows ``(N L K, C)`` of every edit: the rest of the model for
         the rows where ``differs`` (all rows when None), ``ref[i]`` exactly elsewhere (their pooled vector
@@ -678,12 +684,11 @@ class _LocalPlan:
 
         An edit at ``p`` reaches outputs ``p + pad - reach .. p + pad``; the maximum before them is
         ``prefix[p + pad - reach - 1]`` and after them ``suffix[p + pad + 1]``, ``-inf`` where there are none:
-        both are shifted copies of ``prefix`` and ``suffix`` (``F.pad`` with negative widths crops).
+        both are shifted copies of ``prefix`` and ``suffix`` (:func:`_shifted`).
         """
         reach = st.dilation * (st.kernel - 1)
-        shift = reach + 1 - st.pad  # prefix[j] is the "before" maximum of position j + shift
-        before = F.pad(prefix, (shift, length - shift - st.out_len), value=-math.inf)
-        after = F.pad(suffix, (-(st.pad + 1), length + st.pad + 1 - st.out_len), value=-math.inf)
+        before = _shifted(prefix, reach + 1 - st.pad, length)
+        after = _shifted(suffix, -(st.pad + 1), length)
         return torch.maximum(before, after)
 
     def _by_windows(self, X, new, ref, where, acts, g, prefix, suffix):
