@@ -17,9 +17,13 @@ convolution, and a global max pool over a window-edited map is
 prefix and suffix maxima.
 
 For a convolution followed by a global max pool (the 1-layer models) all
-positions are scored at once: per tap, a shifted slice of the reference output
-plus the weight column of the new base, and a running maximum over the taps
-(``_LocalPlan._by_taps``); SIS, which asks only for the positions still
+positions are scored at once. ISM's base swaps change an output by a lookup of
+weight differences, and only the few outputs near the top of each channel can
+beat the maximum outside an edit's window: those terms alone are visited, and
+the rest of the model runs for the rows whose pooled vector can differ
+(``_LocalPlan._by_candidates``); other edits take, per tap, a shifted slice of
+the reference output plus the change, and a running maximum over the taps
+(``_LocalPlan._by_running_max``); SIS, which asks only for the positions still
 present, gathers those (input, position) pairs (``_LocalPlan._by_pairs``).
 Deeper models go one position at a time through the windows of every layer.
 ISM runs in chunks of sequences sized by an activation budget, so its memory
