@@ -264,3 +264,14 @@ def test_window_minima_of_outside_maxima_equal_a_sliding_minimum(pad):
     outside = _LocalPlan._outside(step, 30 - 2 * pad + 5, *_running_maxima(conv))
     walls = nn.functional.pad(outside, (pad, pad), value=math.inf)
     assert torch.equal(_window_minima(walls, 6), -nn.functional.max_pool1d(-walls, 6, 1))
+
+
+@pytest.mark.parametrize("length, kernel, pad", [(5, 9, 3), (12, 4, 3), (8, 8, 7)])
+def test_global_max_lookup_with_wide_padding_on_short_inputs(length, kernel, pad, one_thread):
+    """The outside maxima as shifted prefix/suffix maxima, where an edit's window runs off both ends."""
+    torch.manual_seed(kernel)
+    model = nn.Sequential(nn.Conv1d(4, 3, kernel, padding=pad), nn.MaxPool1d(length + 2 * pad - kernel + 1),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(3, 1)).double().eval()
+    X = random_dna(2, length, seed=pad).double()
+    expected = naive_ism(lambda b: model(b)[:, 0], X)
+    assert torch.allclose(saturation_mutagenesis(model, X, fast=True), expected, atol=1e-10)

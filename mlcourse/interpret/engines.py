@@ -98,9 +98,9 @@ def _substitutions(dtype, device) -> torch.Tensor:
 
 def _shifted(values: torch.Tensor, shift: int, length: int) -> torch.Tensor:
     """``(..., length)``: entry ``q`` is ``values[..., q - shift]``, ``-inf`` where that is off ``values``."""
-    width = length + abs(shift)
-    padded = F.pad(values, (width, width), value=-math.inf)  # values[j] at j + width
-    return padded[..., width - shift:width - shift + length]
+    left, right = max(0, shift), max(0, length - shift - values.shape[-1])
+    padded = F.pad(values, (left, right), value=-math.inf)  # values[j] at j + left
+    return padded[..., left - shift:left - shift + length]
 
 
 def _window_minima(valley: torch.Tensor, width: int) -> torch.Tensor:
