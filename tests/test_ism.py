@@ -231,8 +231,8 @@ def test_global_max_skips_are_exact(case, one_thread):
 
 @pytest.mark.parametrize("length", [40, 1000])
 def test_global_max_lookup_scores_the_rows_that_differ_in_blocks(length, one_thread, monkeypatch):
-    """The lookup path of the 1-layer models scores every row where most positions sit in a channel's
-    top window (short sequences), else only the rows whose pooled vector differs from the reference;
+    """The lookup path of the 1-layer models scores every row where the channels' top windows cover most
+    positions (short sequences), else only the rows whose pooled vector differs from the reference;
     its head goes a few rows at a time, and clean columns get three substitutions, N columns four."""
     from mlcourse.interpret import engines
 

@@ -549,12 +549,11 @@ class _LocalPlan:
         reference = prefix[:, :, -1]  # (N, C): each channel's maximum over the whole sequence
         if ref is None:
             ref = self._rest(self._after_pool(reference[:, :, None])).to(X.dtype)
-        # a row can differ from the reference only where an edit sits in some channel's top window or
-        # a term beats the maximum; where most positions sit in a top window, score every row
-        in_top_window = (outside < reference[:, :, None]).any(dim=1)  # (N, L)
-        differs = None
-        if 2 * int(in_top_window.sum()) < in_top_window.numel():
-            differs = (pooled != reference[:, None, None]).any(dim=-1).view(-1)  # (N L K,)
+        # a row can differ from the reference only where an edit sits in some channel's top window (T of
+        # the L positions) or a term beats the maximum: where the C windows, placed at random, would cover
+        # most positions, every row is scored, else only those whose pooled vector is not the reference's
+        covered = 1 - (1 - min(1.0, taps / length)) ** channels
+        differs = None if covered > 0.5 else (pooled != reference[:, None, None]).any(dim=-1).view(-1)
         return self._pooled_scores(pooled.view(-1, channels), differs, ref, n, length, k)
 
     def _pooled_scores(self, pooled, differs, ref, n: int, length: int, k: int) -> torch.Tensor:
