@@ -317,7 +317,7 @@ class _LocalPlan:
     # it pays a little per position and chunk, so long sequences should not go one at a time.
     # HEAD_ROWS: the rows the rest of the model scores at once, so its intermediate tensors stay in the cache.
     LOOKUP_ELEMENTS = 2 ** 18
-    HEAD_ROWS = 2 ** 13
+    HEAD_ROWS = 2 ** 12
     TAP_ELEMENTS = 2 ** 16
     ELEMENTS = 2 ** 20
     WINDOW_ELEMENTS = 2 ** 18
