@@ -169,6 +169,7 @@ def test_element_budget_splits_chunks_and_keeps_the_result(name, one_thread, mon
     chunks.clear()
     monkeypatch.setattr(engines._LocalPlan, "ELEMENTS", 1)
     monkeypatch.setattr(engines._LocalPlan, "TAP_ELEMENTS", 1)
+    monkeypatch.setattr(engines._LocalPlan, "LOOKUP_ELEMENTS", 1)
     monkeypatch.setattr(engines._LocalPlan, "WINDOW_ELEMENTS", 1)
     split = saturation_mutagenesis(model, X, fast=True)
     assert chunks == [1] * 5
@@ -226,3 +227,51 @@ def test_global_max_skips_are_exact(case, one_thread):
     expected = naive_ism(lambda b: model(b)[:, 0], X)
     got = saturation_mutagenesis(model, X, fast=True)
     assert torch.allclose(got, expected, atol=1e-10), (case, (got - expected).abs().max())
+
+
+@pytest.mark.parametrize("length", [40, 1000])
+def test_global_max_lookup_scores_the_rows_that_differ_in_blocks(length, one_thread, monkeypatch):
+    """The lookup path of the 1-layer models scores every row where the channels' top windows cover most
+    positions (short sequences), else only the rows whose pooled vector differs from the reference;
+    its head goes a few rows at a time, and clean columns get three substitutions, N columns four."""
+    from mlcourse.interpret import engines
+
+    monkeypatch.setattr(engines._LocalPlan, "HEAD_ROWS", 7)
+    torch.manual_seed(6)
+    model = build("1layer", length).eval()
+    X = random_dna(3, length, seed=8)
+    X[2, :, length // 2] = 0  # an N column: that chunk scores all four bases
+    with torch.inference_mode():
+        assert engines.local_plan(model, X[:1])._lookup_path()
+    plain = saturation_mutagenesis(model, X, fast=False)
+    for batch_size in (4, 64):  # one sequence per chunk (two clean, one with an N), or all at once
+        got = saturation_mutagenesis(model, X, fast=True, batch_size=batch_size)
+        assert torch.allclose(got, plain, atol=1e-5), (length, batch_size, (got - plain).abs().max())
+
+
+@pytest.mark.parametrize("pad", [0, 1, 3])
+def test_window_minima_of_outside_maxima_equal_a_sliding_minimum(pad):
+    """The lookup path's least outside maximum per output (few elementwise passes, valid because the
+    outside maxima fall then rise) equals the sliding-window minimum, ties included."""
+    import math
+    from types import SimpleNamespace
+
+    from mlcourse.interpret.engines import _LocalPlan, _running_maxima, _window_minima
+    g = torch.Generator().manual_seed(pad)
+    conv = torch.randint(0, 4, (5, 3, 30), generator=g).double()  # small integers: many ties
+    conv[0, 0] = 1.0  # a constant channel
+    step = SimpleNamespace(dilation=1, kernel=6, pad=pad, out_len=30)
+    outside = _LocalPlan._outside(step, 30 - 2 * pad + 5, *_running_maxima(conv))
+    walls = nn.functional.pad(outside, (pad, pad), value=math.inf)
+    assert torch.equal(_window_minima(walls, 6), -nn.functional.max_pool1d(-walls, 6, 1))
+
+
+@pytest.mark.parametrize("length, kernel, pad", [(5, 9, 3), (12, 4, 3), (8, 8, 7)])
+def test_global_max_lookup_with_wide_padding_on_short_inputs(length, kernel, pad, one_thread):
+    """The outside maxima as shifted prefix/suffix maxima, where an edit's window runs off both ends."""
+    torch.manual_seed(kernel)
+    model = nn.Sequential(nn.Conv1d(4, 3, kernel, padding=pad), nn.MaxPool1d(length + 2 * pad - kernel + 1),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(3, 1)).double().eval()
+    X = random_dna(2, length, seed=pad).double()
+    expected = naive_ism(lambda b: model(b)[:, 0], X)
+    assert torch.allclose(saturation_mutagenesis(model, X, fast=True), expected, atol=1e-10)

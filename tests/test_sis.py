@@ -382,7 +382,7 @@ def test_screen_without_room_for_the_tracker_recomputes_and_agrees(monkeypatch):
     monkeypatch.setattr(engines.SISScreen, "TRACKER_ELEMENTS", 0)
     inputs = sis._Inputs(X, masked, (1, 40), None, single=False, device=torch.device("cpu"))
     screen = engines.SISScreen.build(model, inputs, 64, "probability")
-    assert isinstance(screen.start(inputs, torch.arange(4), torch.ones(4, 40, dtype=torch.bool)), engines._Recomputing)
+    assert isinstance(screen.start(inputs, torch.arange(4), torch.ones(4, 40, dtype=torch.bool)), engines.Recomputing)
     recomputed = sis.sis_collections(model, X, threshold=threshold, fast=True, **options)
     plain = sis.sis_collections(model, X, threshold=threshold, **options)
     features = [[[s.features.tolist() for s in c] for c in found] for found in (tracked, recomputed, plain)]

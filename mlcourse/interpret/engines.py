@@ -17,9 +17,13 @@ convolution, and a global max pool over a window-edited map is
 prefix and suffix maxima.
 
 For a convolution followed by a global max pool (the 1-layer models) all
-positions are scored at once: per tap, a shifted slice of the reference output
-plus the weight column of the new base, and a running maximum over the taps
-(``_LocalPlan._by_taps``); SIS, which asks only for the positions still
+positions are scored at once. ISM's base swaps change an output by a lookup of
+weight differences, and only the few outputs near the top of each channel can
+beat the maximum outside an edit's window: those terms alone are visited, and
+the rest of the model runs for the rows whose pooled vector can differ
+(``_LocalPlan._by_candidates``); other edits take, per tap, a shifted slice of
+the reference output plus the change, and a running maximum over the taps
+(``_LocalPlan._by_running_max``); SIS, which asks only for the positions still
 present, gathers those (input, position) pairs (``_LocalPlan._by_pairs``).
 Deeper models go one position at a time through the windows of every layer.
 ISM runs in chunks of sequences sized by an activation budget, so its memory
@@ -107,6 +111,37 @@ def _maxima_around(prefix: torch.Tensor, suffix: torch.Tensor) -> tuple[torch.Te
     on, ``-inf`` where there are none (``before[..., 0]``, ``after[..., J]``)."""
     none = torch.full_like(prefix[:, :, :1], -math.inf)
     return torch.cat([none, prefix], dim=-1), torch.cat([suffix, none], dim=-1)
+
+
+def _substitutions(dtype, device) -> torch.Tensor:
+    """``(5, 3, 4)``: for a column holding base ``a`` (code 4: N), the columns of its three
+    substitutions, ``e_{(a + k + 1) % 4}`` for edit ``k`` (the N row is never read)."""
+    codes = torch.arange(5, device=device)[:, None] + torch.arange(1, 4, device=device)
+    return F.one_hot(codes % 4, 4).to(dtype)
+
+
+def _shifted(values: torch.Tensor, shift: int, length: int) -> torch.Tensor:
+    """``(..., length)``: entry ``q`` is ``values[..., q - shift]``, ``-inf`` where that is off ``values``."""
+    left, right = max(0, shift), max(0, length - shift - values.shape[-1])
+    padded = F.pad(values, (left, right), value=-math.inf)  # values[j] at j + left
+    return padded[..., left - shift:left - shift + length]
+
+
+def _window_minima(valley: torch.Tensor, width: int) -> torch.Tensor:
+    """``(..., S - width + 1)``: the minimum of each window of ``width`` consecutive entries of ``valley``
+    ``(..., S)``, a sequence that never rises after it falls (as the maximum of a non-decreasing and a
+    non-increasing one, such as the outside maxima of :meth:`_LocalPlan._outside`).
+
+    Such a sequence falls to its minimum, at ``p0``, then rises: a window that holds ``p0`` has the
+    minimum itself, one that ends before ``p0`` its last entry and one that starts after ``p0`` its
+    first. So the smaller end of every window, or the minimum where the window holds ``p0``: a few
+    elementwise passes instead of ``width`` comparisons per window, and the same values.
+    """
+    lowest, p0 = valley.min(dim=-1, keepdim=True)
+    count = valley.shape[-1] - width + 1
+    start = torch.arange(count, device=valley.device)
+    holds = (start <= p0) & (p0 < start + width)
+    return torch.where(holds, lowest, torch.minimum(valley[..., :count], valley[..., width - 1:]))
 
 
 def local_plan(model, example: torch.Tensor, target=None) -> _LocalPlan:
@@ -297,11 +332,16 @@ class _LocalPlan:
                 setattr(parent, name, step.module)
             self._inject = None
 
-    # Entries one ISM chunk may hold. The tap path's tensors are (4 edits, sequences, L, C) at
+    # Entries one ISM chunk may hold. The lookup path (:meth:`_by_candidates`) holds the pooled
+    # values of every edit, (sequences, L, 3 edits, C): LOOKUP_ELEMENTS bounds them, and its other
+    # tensors are smaller. The running-maximum path's tensors are (4 edits, sequences, L, C) at
     # every tap, and chunks that stay in the cache are fastest: TAP_ELEMENTS bounds four times
     # the widest layer. The window path keeps every layer's reference activations of the chunk
     # (ELEMENTS bounds their sum) and, per position, the windows of its edits (WINDOW_ELEMENTS);
     # it pays a little per position and chunk, so long sequences should not go one at a time.
+    # HEAD_ROWS: the rows the rest of the model scores at once, so its intermediate tensors stay in the cache.
+    LOOKUP_ELEMENTS = 2 ** 18
+    HEAD_ROWS = 2 ** 12
     TAP_ELEMENTS = 2 ** 16
     ELEMENTS = 2 ** 20
     WINDOW_ELEMENTS = 2 ** 18
@@ -316,7 +356,9 @@ class _LocalPlan:
         """
         out = torch.zeros_like(X)
         acts = self._reference(X[:1])
-        if self._tap_path():
+        if self._lookup_path():
+            fits = self.LOOKUP_ELEMENTS // (4 * X.shape[-1] * acts[1].shape[1])
+        elif self._tap_path():
             fits = self.TAP_ELEMENTS // (4 * max(a.numel() for a in acts))
         else:
             fits = min(self.ELEMENTS // sum(a.numel() for a in acts),
@@ -351,31 +393,47 @@ class _LocalPlan:
         return entries
 
     def _chunk(self, X):
-        """ISM of a chunk of sequences: every base at every position, via :meth:`edit_scores`.
+        """ISM of a chunk of sequences: every base at every position.
 
-        On the tap path of :meth:`_by_taps` the four bases are columns of the
-        weights, the same at every position, so scoring the identity base too is
-        cheapest; elsewhere each clean one-hot column gets only its three real
-        substitutions (``(a + 1) % 4``, ``(a + 2) % 4``, ``(a + 3) % 4``). The caller sets
+        Each clean one-hot column gets only its three real substitutions
+        (``(a + 1) % 4``, ``(a + 2) % 4``, ``(a + 3) % 4``), scored by the lookup
+        path (:meth:`_by_candidates`) when the chain is a convolution and a global
+        max pool, else by :meth:`edit_scores`. With an N column, or on the
+        running-maximum path of :meth:`_by_taps` (where the four bases are columns
+        of the weights, the same at every position, so scoring the identity base
+        too is cheapest), all four bases are scored everywhere. The caller sets
         identity entries to exactly 0.
         """
         bases = torch.eye(4, dtype=X.dtype, device=X.device)[:, None, :, None]  # (4, 1, 4, 1)
-        if self._tap_path():  # the reference activations once, for f(x) and the edits
-            acts, g = self._reference(X), self._global()
-            ref = self._rest(acts[-1]).to(X.dtype)
-            prefix, suffix = _running_maxima(acts[g])
-            scores = self._by_taps(X, bases, acts, g, prefix, suffix, ref)
-            return (scores - ref[:, None]).transpose(0, 1)  # (N, 4, L)
-        ref = self._rest(self._reference(X)[-1]).to(X.dtype)
         codes = self._column_codes(X)
-        if codes is None or bool((codes == 4).any()):  # not clean one-hot: all four bases everywhere
+        clean = codes is not None and not bool((codes == 4).any())
+        acts = self._reference(X)
+        ref = self._rest(acts[-1]).to(X.dtype)
+        if self._tap_path():  # the reference activations once, for f(x) and the edits
+            g = self._global()
+            prefix, suffix = _running_maxima(acts[g])
+            if not (clean and self._lookup_path()):
+                scores = self._by_taps(X, bases, acts, g, prefix, suffix, ref)
+                return (scores - ref[:, None]).transpose(0, 1)  # (N, 4, L)
+            scores = self._by_candidates(X, _substitutions(X.dtype, X.device), acts, prefix, suffix, codes, ref)
+        elif not clean:  # not clean one-hot: all four bases everywhere
             return (self.edit_scores(X, bases, ref) - ref[:, None]).transpose(0, 1)  # (N, 4, L)
-        subs = (codes + torch.arange(1, 4, device=X.device)[:, None, None]) % 4  # (3, N, L)
-        new = F.one_hot(subs, 4).to(X.dtype).transpose(-1, -2)  # (3, N, 4, L)
-        scores = self.edit_scores(X, new, ref) - ref[:, None]  # (3, N, L)
+        else:
+            new = F.one_hot(self._substituted(codes), 4).to(X.dtype).transpose(-1, -2)  # (3, N, 4, L)
+            scores = self.edit_scores(X, new, ref)
         out = torch.zeros_like(X)
-        out.scatter_(1, subs.transpose(0, 1), scores.transpose(0, 1))
+        out.scatter_(1, self._substituted(codes).transpose(0, 1), (scores - ref[:, None]).transpose(0, 1))
         return out
+
+    @staticmethod
+    def _substituted(codes):
+        """``(3, N, L)``: the bases of the three substitutions of each column, ``(a + k + 1) % 4``."""
+        return (codes + torch.arange(1, 4, device=codes.device)[:, None, None]) % 4
+
+    def _lookup_path(self) -> bool:
+        """True when ISM's edits go through :meth:`_by_candidates`: the tap path with the global max
+        pool right after the convolution."""
+        return self._tap_path() and self._global() == 1
 
     def _tap_path(self) -> bool:
         """True when :meth:`edit_scores` scores every position at once (:meth:`_by_taps`, :meth:`_by_pairs`).
@@ -437,97 +495,123 @@ class _LocalPlan:
         """
         codes = self._column_codes(X)
         if g == 1 and new.shape[1] == 1 and new.shape[-1] == 1 and codes is not None:
-            return self._by_candidates(X, new, acts, prefix, suffix, codes, ref)
+            columns = new[:, 0, :, 0].expand(5, *new.shape[:1], 4)  # the same edits whatever the base
+            return self._by_candidates(X, columns, acts, prefix, suffix, codes, ref)
         return self._by_running_max(X, new, acts, g, prefix, suffix)
 
     @staticmethod
     def _column_codes(X):
         """``(N, L)`` int64: the base of each one-hot column of ``X``, 4 for an all-zero column (N);
         None when some column is neither."""
-        zero = (X == 0).all(dim=1)
-        one_hot = ((X == 0) | (X == 1)).all(dim=1) & (X.sum(dim=1) == 1)
-        if not bool((zero | one_hot).all()):
+        counts = X.sum(dim=1)
+        if not bool(((X == 0) | (X == 1)).all()) or not bool((counts <= 1).all()):
             return None
-        return torch.where(zero, 4, X.argmax(dim=1))
+        bases = (X * torch.arange(4, dtype=X.dtype, device=X.device)[:, None]).sum(dim=1)
+        return torch.where(counts == 0, 4, bases.long())
 
-    def _by_candidates(self, X, new, acts, prefix, suffix, codes, ref):
-        """Scores of the edits ``new`` ``(K, 1, 4, 1)`` at every position, visiting only the taps that can matter.
+    def _by_candidates(self, X, columns, acts, prefix, suffix, codes, ref):
+        """Scores ``(K, N, L)`` of the edits ``columns`` ``(5, K, 4)`` at every position, visiting only the
+        taps that can matter: edit ``k`` writes ``columns[a, k]`` where the base code is ``a`` (4: N).
 
-        The change a swap makes is a table lookup: an edit at ``p`` changes output
-        ``j = p + pad - t`` by ``delta[c, t, a, k] = W[c, :, t] @ new_k - W[c, a, t]``
-        (``a`` the base at ``p``; for an all-zero column the old term is 0), with
-        no multiplication left. ``rise[c, t, a]``, the largest entry over the
-        edits, bounds what an edit can add to an output through that tap, and
-        ``reach[c]``, its largest entry over taps and the bases present, what any
-        edit can add to any output of channel ``c``.
+        *The change is a lookup.* Writing ``x'`` over base ``a`` at ``p`` changes output
+        ``j = p + pad - t`` of channel ``c`` by ``delta[c, t, a, k] = W[c, :, t] @ x' - W[c, a, t]``
+        (:meth:`_swap_tables`; the old term of an N is 0), and the pooled value becomes
+        ``max(outside[p], max_t conv[j] + delta[c, t, a_p, k])``: a (max, +) product,
+        with ``outside[p]`` the maximum over the outputs the edit does not reach.
 
-        The skips are exact. Channel ``c``'s pooled value after an edit at ``p`` is
-        ``max(outside[p], max_t conv[j] + delta[c, t, a_p, k])``, with ``outside[p]``
-        the maximum over the outputs the edit does not reach. A term can only
-        matter if ``conv[j] + rise[c, t, a_p] > outside[p]``; float rounding is
-        monotone, so a term that fails the test rounds to at most ``outside[p]``
-        and leaves the pooled value as it is. The test is made in two stages:
+        *Most terms cannot matter, and are skipped exactly.* ``rise[c, t, a]``, the
+        largest ``delta`` over the edits, bounds what any edit adds through that tap,
+        and ``reach[c]`` (over the taps and the bases present) what any edit adds to
+        channel ``c``. A term matters only if ``conv[j] + rise > outside[p]``; float
+        rounding is monotone, so a term that fails rounds to at most ``outside[p]``
+        and leaves the pooled value as it is. The test runs in two stages:
 
-        1. *candidates*: outputs with ``conv[j] + reach[c] > min outside[p]`` over
-           the ``T`` positions ``p`` that reach ``j`` (a few outputs near the top of
-           each channel, since ``reach`` is well below the spread of a 24-tap sum);
-        2. *terms*: each candidate's ``T`` taps, kept where ``conv[j] + rise > outside[p]``.
+        1. *candidates*: outputs with ``conv[j] + reach[c] > least[j]``, the least
+           ``outside[p]`` over the ``T`` positions that read ``j`` (:func:`_window_minima`; a few
+           outputs near the top of each channel: ``reach`` is well below the spread of a 24-tap sum);
+        2. *terms*: a candidate's taps read ``T`` consecutive positions, so its
+           ``outside`` and base codes are one contiguous window of each (padded with
+           ``+inf``, which no term beats); a term is kept where it passes the test.
 
-        The pooled values start as the outside maxima (already the answer where
-        nothing is kept) and take the kept terms by a scatter-maximum. Then only
-        the rows that can differ from the reference go through the rest of the
-        model: those with a kept term above a channel's reference maximum, or an
-        edit inside a channel's top window (where the outside maximum is lower);
-        every other row, and every edit that puts back the base already there,
-        has a pooled vector equal to the reference's and gets exactly its score.
+        The pooled values ``(N, L, K, C)`` start as the outside maxima (the answer
+        where nothing is kept) and take the kept terms by one scatter-maximum. Only
+        the rows that can differ from the reference go through the rest of the model
+        (:meth:`_pooled_scores`). Every index is into a flat tensor (``index_select``):
+        multi-dimensional fancy indexing costs several times more per entry.
         """
         st = self.steps[0]
         conv = acts[1]  # (N, C, J)
         n, channels, out_len = conv.shape
-        length, k, taps = X.shape[-1], new.shape[0], st.kernel
-        weight = st.module.weight.to(X.dtype)  # (C, 4, T)
-        w_new = torch.einsum("cbt,kb->ctk", weight, new[:, 0, :, 0])  # (C, T, K): W_t x'
-        w_old = F.pad(weight.transpose(1, 2), (0, 1))  # (C, T, 5): W_t x for each code, 0 for N
-        delta = (w_new[:, :, None, :] - w_old[..., None]).reshape(-1, k)  # (C T 5, K)
-        rise = delta.amax(dim=1)  # (C T 5,)
+        length, k, taps, pad = X.shape[-1], columns.shape[1], st.kernel, st.pad
+        span = length + 2 * pad  # padded positions
+        delta, rise = self._swap_tables(columns.to(X.dtype))
         present = torch.bincount(codes.flatten(), minlength=5) > 0
-        reach = rise.reshape(channels, taps, 5)[:, :, present].amax(dim=(1, 2))  # (C,)
-        outside = self._outside(st, length, prefix, suffix).transpose(1, 2)  # (N, C, L), contiguous
-        # 1. candidates: the least outside maximum over the positions reaching each output (+inf off the ends)
-        least = -F.max_pool1d(F.pad(-outside, (st.pad, st.pad), value=-math.inf), taps, 1)  # (N, C, J)
-        flat = (conv + reach[:, None] > least).flatten().nonzero().squeeze(1)  # into (N, C, J)
-        nc, j = flat // out_len, flat % out_len
-        # 2. terms: every tap of every candidate, the edit at p = j - pad + t, kept where it can matter
-        p = j[:, None] - st.pad + torch.arange(taps, device=X.device)  # (H, T)
-        inside = (p >= 0) & (p < length)
-        p = p.clamp(0, length - 1)
-        i = nc // channels
-        code = codes.flatten()[(i * length)[:, None] + p]  # (H, T)
-        term = (nc % channels * taps)[:, None] + torch.arange(taps, device=X.device)  # c T + t
-        table = term * 5 + code  # rows of delta
-        value = conv.flatten()[flat]  # (H,)
-        keep = (value[:, None] + rise[table] > outside.flatten()[(nc * length)[:, None] + p]) & inside
-        kept = keep.flatten().nonzero().squeeze(1)  # into (H, T)
-        h = kept // taps
-        i, c, p = i[h], nc[h] % channels, p.flatten()[kept]
-        vals = value[h, None] + delta[table.flatten()[kept]]  # (P, K)
-        pooled = outside.transpose(1, 2)[:, :, None, :].expand(n, length, k, channels).contiguous()  # (N, L, K, C)
-        row = (i * length + p)[:, None] * k + torch.arange(k, device=X.device)  # (P, K): rows of (N L K)
-        pooled.view(-1).scatter_reduce_(0, (row * channels + c[:, None]).flatten(), vals.flatten(), "amax")
+        reach = rise.view(channels, taps, 5)[:, :, present].amax(dim=(1, 2))  # (C,)
+        outside = self._outside(st, length, prefix, suffix)  # (N, C, L)
+        walls = F.pad(outside, (pad, pad), value=math.inf)  # (N, C, span): no edit off the ends
+        # 1. candidates: sequence i, channel c, output j
+        least = _window_minima(walls, taps)  # (N, C, J)
+        i, c, j = torch.nonzero(conv + reach[:, None] > least, as_tuple=True)
+        nc = i * channels + c
+        value = conv.view(-1).index_select(0, nc * out_len + j)  # (H,)
+        # 2. terms: candidate h's tap t is the edit at padded position j + t
+        window_outside = walls.view(-1).unfold(0, taps, 1).index_select(0, nc * span + j)  # (H, T)
+        # the row of delta of tap t at padded position q = j + t is (c T + t) 5 + a_q = (c T - j) 5 + (5 q + a_q)
+        padded_codes = F.pad(codes, (pad, pad), value=4) + torch.arange(0, 5 * span, 5, device=X.device)
+        table = padded_codes.view(-1).unfold(0, taps, 1).index_select(0, i * span + j)  # (H, T)
+        table += ((c * taps - j) * 5)[:, None]
+        keep = value[:, None] + rise.index_select(0, table.view(-1)).view_as(table) > window_outside
+        h, t = torch.nonzero(keep, as_tuple=True)
+        terms = table.view(-1).index_select(0, h * taps + t)
+        vals = value.index_select(0, h)[:, None] + delta.index_select(0, terms)  # (P, K)
+        # the pooled entry of tap t, edit e: ((i L + j - pad + t) K + e) C + c
+        first = (i * length + j - pad) * (k * channels) + c  # (H,): tap 0, edit 0
+        entry = (first.index_select(0, h) + t * (k * channels))[:, None] + torch.arange(0, k * channels, channels,
+                                                                                      device=X.device)
+        pooled = outside.transpose(1, 2).contiguous()[:, :, None, :].expand(n, length, k, channels).contiguous()
+        pooled.view(-1).scatter_reduce_(0, entry.view(-1), vals.view(-1), "amax")
         reference = prefix[:, :, -1]  # (N, C): each channel's maximum over the whole sequence
-        differs = torch.zeros(n * length * k, dtype=torch.bool, device=X.device)
-        differs[row[vals > reference.flatten()[i * channels + c][:, None]]] = True
-        top_window = (outside < reference[:, :, None]).any(dim=1)  # (N, L)
-        differs = differs.reshape(n, length, k) | top_window[:, :, None]
-        differs &= ~(X.transpose(1, 2)[:, :, None, :] == new[:, 0, :, 0]).all(dim=-1)  # puts back the base
         if ref is None:
             ref = self._rest(self._after_pool(reference[:, :, None])).to(X.dtype)
-        scores = ref[:, None, None].expand(n, length, k).clone()
-        rows = differs.flatten().nonzero().squeeze(1)
-        if rows.numel():
-            chain_out = self._after_pool(pooled.view(-1, channels)[rows][:, :, None])
-            scores.view(-1)[rows] = self._rest(chain_out).to(X.dtype)
-        return scores.permute(2, 0, 1)  # (K, N, L)
+        # a row can differ from the reference only where an edit sits in some channel's top window (T of
+        # the L positions) or a term beats the maximum: where the C windows, placed at random, would cover
+        # most positions, every row is scored, else only those whose pooled vector is not the reference's
+        covered = 1 - (1 - min(1.0, taps / length)) ** channels
+        differs = None if covered > 0.5 else (pooled != reference[:, None, None]).any(dim=-1).view(-1)
+        return self._pooled_scores(pooled.view(-1, channels), differs, ref, n, length, k)
+
+    def _pooled_scores(self, pooled, differs, ref, n: int, length: int, k: int) -> torch.Tensor:
+        """Scores ``(K, N, L)`` from the pooled rows ``(N L K, C)`` of every edit: the rest of the model for
+        the rows where ``differs`` (all rows when None), ``ref[i]`` exactly elsewhere (their pooled vector
+        is the reference's), ``HEAD_ROWS`` rows at a time."""
+        if differs is None:
+            scores = self._head(pooled, ref.dtype)
+        else:
+            rows = differs.nonzero().squeeze(1)
+            scores = ref[:, None, None].expand(n, length, k).reshape(-1)
+            if rows.numel():
+                scores = scores.index_put((rows,), self._head(pooled.index_select(0, rows), ref.dtype))
+        return scores.view(n, length, k).permute(2, 0, 1)  # (K, N, L)
+
+    def _head(self, pooled, dtype) -> torch.Tensor:
+        """The model's output for pooled rows ``(B, C)`` (the steps after the pool, then the rest)."""
+        return torch.cat([self._rest(self._after_pool(pooled[s:s + self.HEAD_ROWS, :, None]))
+                          for s in range(0, pooled.shape[0], self.HEAD_ROWS)]).to(dtype)
+
+    def _swap_tables(self, columns):
+        """The first convolution's lookup tables for the edits ``columns`` ``(5, K, 4)``, cached per call:
+        ``delta`` ``(C T 5, K)``, row ``(c T + t) 5 + a``: ``W[c, :, t] @ columns[a, k] - W[c, a, t]`` (the
+        old term is 0 for code 4, an N), what edit ``k`` adds to an output reading it through tap ``t``;
+        and ``rise`` ``(C T 5,)``, the largest entry of each row."""
+        key = (columns.dtype, str(columns.device), tuple(columns.flatten().tolist()))
+        cache = self.__dict__.setdefault("_swap_cache", {})
+        if key not in cache:
+            weight = self.steps[0].module.weight.to(columns.dtype)  # (C, 4, T)
+            written = torch.einsum("cbt,akb->ctak", weight, columns)  # (C, T, 5, K)
+            old = F.pad(weight.transpose(1, 2), (0, 1))  # (C, T, 5): W_t x for each code
+            delta = (written - old[..., None]).reshape(-1, columns.shape[1]).contiguous()
+            cache[key] = delta, delta.amax(dim=1)
+        return cache[key]
 
     def _after_pool(self, pooled):
         """The chain's output ``(B, C, 1)`` from pooled values: the elementwise steps after the global pool."""
@@ -570,7 +654,8 @@ class _LocalPlan:
                 vals = step.module(vals)
             window = best[:, :, p0:p1]
             torch.maximum(window, vals, out=window)
-        pooled = torch.maximum(best, self._outside(st, length, prefix, suffix)).reshape(-1, channels, 1)
+        outside = self._outside(st, length, prefix, suffix).transpose(1, 2)  # (N, L, C)
+        pooled = torch.maximum(best, outside).reshape(-1, channels, 1)
         return self._rest(self._after_pool(pooled)).reshape(k, n, length).to(X.dtype)
 
     def _by_pairs(self, X, new, ref, where, acts, g, prefix, suffix, elements: int = 2 ** 18):
@@ -586,7 +671,7 @@ class _LocalPlan:
         st, conv_out = self.steps[0], acts[1]
         k, n, length = new.shape[0], X.shape[0], X.shape[-1]
         reach = st.dilation * (st.kernel - 1)
-        outside = self._outside(st, length, prefix, suffix)  # (N, L, C)
+        outside = self._outside(st, length, prefix, suffix).transpose(1, 2)  # (N, L, C)
         # windows[i, p, u, c] = output j = p + pad - d (T - 1 - u) (-inf off the ends): a view in
         # which each window is one contiguous block, channels innermost
         fill = -math.inf if g == 1 else 0.0  # elementwise modules before the pool: mask afterwards
@@ -622,13 +707,16 @@ class _LocalPlan:
 
     @staticmethod
     def _outside(st: _Step, length: int, prefix, suffix) -> torch.Tensor:
-        """``(N, L, C)``: the global maximum over the outputs an edit at each position does not reach."""
+        """``(N, C, L)``: the global maximum over the outputs an edit at each position does not reach.
+
+        An edit at ``p`` reaches outputs ``p + pad - reach .. p + pad``; the maximum before them is
+        ``prefix[p + pad - reach - 1]`` and after them ``suffix[p + pad + 1]``, ``-inf`` where there are none:
+        both are shifted copies of ``prefix`` and ``suffix`` (:func:`_shifted`).
+        """
         reach = st.dilation * (st.kernel - 1)
-        positions = torch.arange(length, device=prefix.device)
-        lo = (positions + st.pad - reach).clamp(min=0)
-        hi = (positions + st.pad).clamp(max=st.out_len - 1)
-        before, after = _maxima_around(prefix, suffix)
-        return torch.maximum(before[:, :, lo], after[:, :, (hi + 1).clamp(max=st.out_len)]).transpose(1, 2)
+        before = _shifted(prefix, reach + 1 - st.pad, length)
+        after = _shifted(suffix, -(st.pad + 1), length)
+        return torch.maximum(before, after)
 
     def _by_windows(self, X, new, ref, where, acts, g, prefix, suffix):
         """:meth:`edit_scores` for any chain, as windows of many positions at once.
@@ -872,6 +960,8 @@ class SISScreen:
 
     # bound on |approximate - exact logit|, relative to 1 + |logit| (float32 rounding is ~1e-7)
     LOGIT_ERROR = 1e-5
+    # a value known from the bounds may differ from f's own in the last bit: the choice is rescored
+    KNOWN_IS_EXACT = False
     # entries the state of :class:`_MaskingTracker` may hold (its (R, C, L) tensors and its table of D)
     TRACKER_ELEMENTS = 2 ** 27
 
@@ -915,6 +1005,10 @@ class SISScreen:
                 out.append(self.plan.edit_scores(base, new, None, keep.to(base.device))[0].double().cpu())
         return torch.cat(out)
 
+    def interval(self, inputs, rows: torch.Tensor, remaining: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(low, high)`` ``(R, L)``: :meth:`bounds` of the candidates' approximate logits (:meth:`__call__`)."""
+        return self.bounds(self(inputs, rows, remaining))
+
     def bounds(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Lowest and highest probability the exact logit can give, for these approximate logits.
 
@@ -932,13 +1026,13 @@ class SISScreen:
     def start(self, inputs, rows: torch.Tensor, remaining: torch.Tensor):
         """The screen of one backward selection over the inputs ``rows``, with ``remaining`` ``(R, L)`` unmasked.
 
-        Returns an object whose ``logits()`` are those of :meth:`__call__` for the
-        current masks and whose ``remove(which, positions)`` masks position
-        ``positions[k]`` of row ``which[k]``. A chain conv -> global max pool ->
-        elementwise (the 1-layer models) keeps its state from step to step
-        (:class:`_MaskingTracker`) when it fits ``TRACKER_ELEMENTS``; any other
+        Returns a tracker: its ``interval()`` is :meth:`interval` for the current
+        masks, its ``remove(which, positions)`` masks position ``positions[k]`` of
+        row ``which[k]``, and its ``screen`` is this screen. A chain conv -> global
+        max pool -> elementwise (the 1-layer models) keeps its state from step to
+        step (:class:`_MaskingTracker`) when it fits ``TRACKER_ELEMENTS``; any other
         chain, or inputs too many or not one-hot enough for its tables, recomputes
-        each step, ``batch_size`` inputs at a time.
+        each step (:class:`Recomputing`), ``batch_size`` inputs at a time.
         """
         if self.plan._tap_path() and self.plan._global() == 1:
             conv = self.plan.steps[0].module
@@ -946,7 +1040,7 @@ class SISScreen:
             state = rows.numel() * conv.out_channels * inputs.shape[-1]  # entries of each (R, C, L) tensor
             if 4 * state + changes.shape[0] * conv.weight.numel() <= self.TRACKER_ELEMENTS:
                 return _MaskingTracker(self, inputs, rows, remaining, changes, codes)
-        return _Recomputing(self, inputs, rows, remaining)
+        return Recomputing(self, inputs, rows, remaining)
 
 
 def _distinct_changes(inputs, rows: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -956,14 +1050,18 @@ def _distinct_changes(inputs, rows: torch.Tensor, dtype: torch.dtype) -> tuple[t
     return changes, codes.reshape(rows.numel(), -1)
 
 
-class _Recomputing:
-    """A backward selection's screen that scores every step afresh (:meth:`SISScreen.__call__`)."""
+class Recomputing:
+    """A backward selection's tracker that computes every step afresh: ``screen.interval`` of the current masks.
 
-    def __init__(self, screen: SISScreen, inputs, rows, remaining):
+    For any screen with ``interval(inputs, rows, remaining)`` (:class:`SISScreen`,
+    :class:`mlcourse.interpret.image_engines.ImageSISScreen`).
+    """
+
+    def __init__(self, screen, inputs, rows, remaining):
         self.screen, self.inputs, self.rows, self.remaining = screen, inputs, rows, remaining.clone()
 
-    def logits(self) -> torch.Tensor:
-        return self.screen(self.inputs, self.rows, self.remaining)
+    def interval(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.screen.interval(self.inputs, self.rows, self.remaining)
 
     def remove(self, which: torch.Tensor, positions: torch.Tensor) -> None:
         self.remaining[which, positions] = False
@@ -1040,6 +1138,10 @@ class _MaskingTracker:
         for step in self.after:
             values = step.module(values)
         return values
+
+    def interval(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`SISScreen.interval` for the current masks: :meth:`SISScreen.bounds` of :meth:`logits`."""
+        return self.screen.bounds(self.logits())
 
     def logits(self) -> torch.Tensor:
         """``(R, L)`` float64: the approximate logit of masking each remaining position (NaN elsewhere)."""

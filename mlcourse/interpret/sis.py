@@ -28,7 +28,9 @@ logit, or the softmax probability of class ``target``). To explain a
 and ``-threshold``. :func:`sis_collections` runs the whole procedure for many
 inputs at once: every removal step scores the candidates of all inputs
 together. ``fast=True`` screens the candidates of DNA CNNs with the
-local-window engine of :mod:`mlcourse.interpret.engines` (same result).
+local-window engine of :mod:`mlcourse.interpret.engines`, and those of image
+CNNs (``(C, H, W)`` inputs, any ``groups``) with the window engine of
+:mod:`mlcourse.interpret.image_engines` (same result).
 
 What a "feature" is comes from the mask: ``mask_shape`` (a shape that
 broadcasts against ``x``: every element is one feature) or ``groups`` (an
@@ -52,7 +54,7 @@ import torch
 
 from mlcourse.config import device_of, eval_mode
 from mlcourse.datasets.reviews import Vocab
-from mlcourse.interpret import engines
+from mlcourse.interpret import engines, image_engines
 from mlcourse.interpret.scoring import OUTPUTS, per_example, score
 
 __all__ = [
@@ -237,11 +239,11 @@ class _Inputs:
 
 
 def _backward_selection(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remaining: torch.Tensor,
-                        start: torch.Tensor | None = None, screen: engines.SISScreen | None = None):
+                        start: torch.Tensor | None = None, screen=None):
     """Backward selection for the inputs ``rows`` at once; ``remaining`` (R, F) are unmasked features.
 
     Returns ``order`` (R, F) (removal order, -1 padded), ``scores`` (R, F) and ``start`` (R,),
-    the scores before any removal (computed unless given). With a ``screen`` only the
+    the scores before any removal (computed unless given). With a ``screen`` (:func:`_screen`: DNA or image) only the
     shortlisted candidates are scored by ``f`` (:func:`_screened_removal`).
     """
     remaining = remaining.clone()
@@ -273,9 +275,7 @@ def _best_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remaining
     """
     n_rows, n_features = remaining.shape
     owner, feature = torch.nonzero(remaining, as_tuple=True)  # every candidate removal
-    keep = remaining[owner]
-    keep[torch.arange(owner.numel()), feature] = False
-    values = score(inputs, rows[owner], keep)
+    values = score(inputs, rows[owner], _without(remaining, owner, feature))
     best = torch.full((n_rows,), -math.inf, dtype=torch.float64)
     best = best.scatter_reduce(0, owner, values, "amax")
     ties = values == best[owner]  # break ties towards the lowest feature index
@@ -287,28 +287,55 @@ def _best_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remaining
 def _screened_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remaining: torch.Tensor, tracker):
     """:func:`_best_removal` with the screen's bounds: ``f`` scores only the candidates that may be the best.
 
-    ``tracker`` (:meth:`mlcourse.interpret.engines.SISScreen.start`) gives every
-    candidate's approximate logit, and :meth:`~mlcourse.interpret.engines.SISScreen.bounds`
-    the interval its score lies in. A candidate whose highest score is below the
-    best lowest one of its row cannot be chosen; of the others, ``f`` scores those
-    whose interval is not one value. The choice follows the rule of :func:`_best_removal`;
-    its recorded score is ``f``'s or the value the bounds pin it to.
+    ``tracker`` (the screen's ``start``: :meth:`mlcourse.interpret.engines.SISScreen.start`
+    or :meth:`mlcourse.interpret.image_engines.ImageSISScreen.start`) gives the
+    interval ``[low, high]`` each candidate's score lies in (one value where it is
+    known). The *floor* of a row is its best ``low``: a candidate whose ``high`` is
+    below it cannot be chosen, nor one that can at most tie with a known value at
+    the floor of a lower feature index (that one wins the tie). Of the others,
+    ``f`` scores those whose value is not known. The choice follows the rule of
+    :func:`_best_removal`; its recorded score is ``f``'s (rescored unless the
+    screen's ``KNOWN_IS_EXACT``: its known values are ``f``'s own).
     """
-    n_features = remaining.shape[1]
-    low, high = tracker.screen.bounds(tracker.logits())
+    n_rows, n_features = remaining.shape
+    low, high = tracker.interval()
     low = low.masked_fill(~remaining, -math.inf)
     high = high.masked_fill(~remaining, -math.inf)
-    near = remaining & (high >= low.amax(dim=1, keepdim=True))
+    floor = low.amax(dim=1, keepdim=True)
+    index = torch.arange(n_features).expand(n_rows, -1)
+    known = remaining & (low == high) & (low == floor)
+    first = index.masked_fill(~known, n_features).amin(dim=1, keepdim=True)  # F where none
+    near = remaining & ((high > floor) | ((high == floor) & (index <= first)))
     values = low.masked_fill(~near, -math.inf)
     owner, feature = torch.nonzero(near & (low != high), as_tuple=True)
     if owner.numel():
-        keep = remaining[owner]
-        keep[torch.arange(owner.numel()), feature] = False
-        values[owner, feature] = score(inputs, rows[owner], keep)
+        values[owner, feature] = _score_at_least(score, inputs, rows[owner], _without(remaining, owner, feature),
+                                                 tracker.screen)
     best = values.amax(dim=1)
     # the first candidate at the best value: the lowest feature index among ties
     chosen = (near & (values == best[:, None])).to(torch.uint8).argmax(dim=1)
-    return chosen.masked_fill(~remaining.any(dim=1), n_features), best
+    chosen = chosen.masked_fill(~remaining.any(dim=1), n_features)
+    if not tracker.screen.KNOWN_IS_EXACT:  # f's own score of the choice (a known value may differ in the last bit)
+        active = torch.nonzero(chosen < n_features).reshape(-1)
+        best[active] = _score_at_least(score, inputs, rows[active], _without(remaining, active, chosen[active]),
+                                       tracker.screen)
+    return chosen, best
+
+
+def _without(remaining: torch.Tensor, owner: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
+    """``remaining[owner]`` with feature ``feature[k]`` of row ``k`` removed: the masks of those candidates."""
+    keep = remaining[owner]
+    keep[torch.arange(owner.numel()), feature] = False
+    return keep
+
+
+def _score_at_least(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, keep: torch.Tensor, screen):
+    """``score(inputs, rows, keep)`` in batches of at least the screen's ``MIN_ROWS`` (the first candidate
+    repeated): a model's matrix kernels for a few rows can round differently from those for many."""
+    n, pad = rows.numel(), max(0, getattr(screen, "MIN_ROWS", 1) - rows.numel())
+    if not n or not pad:
+        return score(inputs, rows, keep)
+    return score(inputs, torch.cat([rows, rows[:1].expand(pad)]), torch.cat([keep, keep[:1].expand(pad, -1)]))[:n]
 
 
 def _smallest_sufficient(order, scores, start, count, threshold):
@@ -346,7 +373,12 @@ def _as_threshold(threshold) -> float:
 
 
 def _screen(fast: bool, model, inputs: _Inputs, batch_size: int, output: str, target):
-    return engines.SISScreen.build(model, inputs, batch_size, output, target) if fast else None
+    """The fast path's candidate screen: local windows of DNA positions or of image patches."""
+    if not fast:
+        return None
+    if len(inputs.shape) == 3:
+        return image_engines.ImageSISScreen.build(model, inputs, batch_size, output, target)
+    return engines.SISScreen.build(model, inputs, batch_size, output, target)
 
 
 def backward_selection(model, x, *, target=None, baseline=None, mask_shape=None, groups=None,
@@ -440,10 +472,14 @@ def sis_collection(model, x, *, threshold, target=None, baseline=None, mask_shap
     batch_size : int
         Masked inputs per model call.
     fast : bool
-        Shortlist each step's candidates with the local-window engine
-        (:class:`mlcourse.interpret.engines.SISScreen`); for DNA positions
-        (``mask_shape=(1, L)``) of a CNN that starts with convolutions (the Zeng et
-        al. models), else a ``ValueError``. Same result, far fewer FLOPs.
+        Shortlist each step's candidates with a local-window engine: for DNA
+        positions (``mask_shape=(1, L)``) of a CNN that starts with convolutions
+        (the Zeng et al. models; :class:`mlcourse.interpret.engines.SISScreen`), or
+        for images ``(C, H, W)`` of a CNN that starts with ``Conv2d`` / elementwise /
+        ``MaxPool2d`` modules, with one class ``target`` (e.g.
+        :func:`mlcourse.models.vision.mnist_cnn`;
+        :class:`mlcourse.interpret.image_engines.ImageSISScreen`); else a
+        ``ValueError``. Same result, far fewer FLOPs.
 
     Returns
     -------

@@ -1,0 +1,107 @@
+"""SIS on images, fast=True (the window screen of mlcourse.interpret.image_engines) against the plain definition.
+
+The models run in double precision: in float32 a small CNN's own output moves in the last bit
+with the batch an input sits in, and that noise, not the screen, would break exact ties (the
+benchmark checks float32 on lecture 05's trained CNN)."""
+
+import pytest
+import torch
+from torch import nn
+
+from mlcourse.interpret import features, image_engines, sis
+from mlcourse.models import vision
+
+
+def digits(n, seed):
+    """Stroke-like random images (N, 1, 28, 28): blurred ink in the middle, an empty border as in MNIST."""
+    g = torch.Generator().manual_seed(seed)
+    ink = (torch.rand(n, 1, 20, 20, generator=g) < 0.25).float()
+    ink = nn.functional.avg_pool2d(ink, 3, stride=1, padding=1).clamp(max=1)
+    return nn.functional.pad(ink, (4, 4, 4, 4)).double()
+
+
+def small_cnn(seed, scale=1.0):
+    """Lecture 05's architecture, narrower, with random weights (``scale`` > 1 saturates the softmax)."""
+    torch.manual_seed(seed)
+    model = vision.mnist_cnn(channels=(4, 8), hidden=16).eval().double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(scale)
+    return model
+
+
+def sis_sets(collections):
+    return [[s.features.tolist() for s in c] for c in collections]
+
+
+def explain(model, X, patch, fast, **extra):
+    mean = X.mean(dim=0)
+    with torch.no_grad():
+        p = torch.softmax(model(X), dim=1)
+        target = int(p.mean(dim=0).argmax())
+        empty = float(torch.softmax(model(mean[None]), dim=1)[0, target])
+    threshold = (2 * empty + float(p[:, target].max())) / 3  # above the empty image, below some digits
+    return sis.sis_collections(model, X, threshold=threshold, target=target, baseline=mean,
+                               groups=features.patch_groups(28, 28, patch), output="probability",
+                               fast=fast, **extra)
+
+
+@pytest.mark.parametrize("patch,scale,n", [(4, 1.0, 4), (5, 1.0, 4), (4, 6.0, 4)])
+def test_fast_image_sis_equals_the_plain_path(patch, scale, n):
+    """Identical SISes, ties included: 5x5 patches leave narrower ones at the border (windows of other
+    sizes); scale 6 saturates the softmax, so many candidates tie at exactly 1.0 (lowest index wins)."""
+    model, X = small_cnn(patch, scale), digits(n, seed=patch)
+    fast = explain(model, X, patch, fast=True, batch_size=256)
+    plain = explain(model, X, patch, fast=False, batch_size=256)
+    assert sis_sets(fast) == sis_sets(plain)
+    assert sum(map(len, plain)) >= 3
+    assert all(abs(a.score - b.score) <= 1e-6 for c, d in zip(fast, plain) for a, b in zip(c, d))
+
+
+def test_fast_backward_selection_equals_the_plain_one_on_single_images():
+    model, X = small_cnn(0, 6.0), digits(2, seed=5)
+    options = dict(target=3, baseline=X.mean(dim=0), groups=features.patch_groups(28, 28, 4), output="probability")
+    for x in X:
+        fast = sis.backward_selection(model, x, fast=True, **options)
+        plain = sis.backward_selection(model, x, **options)
+        assert fast.order.tolist() == plain.order.tolist()
+
+
+def test_screen_intervals_hold_the_model_score():
+    """Every candidate's value lies in its interval; a patch equal to the baseline gives the reference's value."""
+    model, X = small_cnn(1, 3.0), digits(3, seed=9)
+    mean = X.mean(dim=0)
+    inputs = sis._Inputs(X, mean, None, features.patch_groups(28, 28, 4), single=False, device=torch.device("cpu"))
+    screen = image_engines.ImageSISScreen.build(model, inputs, 128, "probability", 2)
+    remaining = torch.rand(3, 49, generator=torch.Generator().manual_seed(2)) < 0.7
+    low, high = screen.interval(inputs, torch.arange(3), remaining)
+    owner, feature = torch.nonzero(remaining, as_tuple=True)
+    keep = remaining[owner]
+    keep[torch.arange(owner.numel()), feature] = False
+    with torch.no_grad():
+        exact = torch.softmax(model(inputs.masked(owner, keep)), dim=1)[:, 2].double()
+    assert bool(((low[owner, feature] <= exact) & (exact <= high[owner, feature])).all())
+    assert bool(screen.unchanged.any())  # the empty border: those candidates are known exactly
+
+
+def test_models_without_a_conv_chain_are_refused():
+    X = digits(2, seed=1)
+    options = dict(threshold=0.5, target=0, baseline=X.mean(dim=0), groups=features.patch_groups(28, 28, 4),
+                   output="probability", fast=True)
+    with pytest.raises(ValueError, match="fast=True on images needs"):
+        sis.sis_collections(vision.mnist_mlp().eval().double(), X, **options)
+    with pytest.raises(ValueError, match="fast=True on images needs"):
+        sis.sis_collections(lambda b: small_cnn(0)(b), X, **options)
+
+
+def test_fast_image_sis_on_raw_logits_equals_the_plain_path():
+    """output="raw": the threshold is on the target's logit itself."""
+    model, X = small_cnn(2, 3.0), digits(3, seed=4)
+    with torch.no_grad():
+        logits = model(X)[:, 1]
+        empty = float(model(X.mean(dim=0)[None])[0, 1])
+    options = dict(threshold=(2 * empty + float(logits.max())) / 3, target=1, baseline=X.mean(dim=0),
+                   groups=features.patch_groups(28, 28, 4), output="raw", batch_size=256)
+    fast = sis.sis_collections(model, X, fast=True, **options)
+    assert sis_sets(fast) == sis_sets(sis.sis_collections(model, X, **options))
+    assert sum(map(len, fast)) >= 1
