@@ -294,8 +294,8 @@ def _screened_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remai
     below it cannot be chosen, nor one that can at most tie with a known value at
     the floor of a lower feature index (that one wins the tie). Of the others,
     ``f`` scores those whose value is not known. The choice follows the rule of
-    :func:`_best_removal`; its recorded score is ``f``'s (rescored unless the
-    screen's ``KNOWN_IS_EXACT``: its known values are ``f``'s own).
+    :func:`_best_removal`; its recorded score is ``f``'s (a known one is rescored
+    unless the screen's ``KNOWN_IS_EXACT``: its known values are ``f``'s own).
     """
     n_rows, n_features = remaining.shape
     low, high = tracker.interval()
@@ -307,7 +307,8 @@ def _screened_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remai
     first = index.masked_fill(~known, n_features).amin(dim=1, keepdim=True)  # F where none
     near = remaining & ((high > floor) | ((high == floor) & (index <= first)))
     values = low.masked_fill(~near, -math.inf)
-    owner, feature = torch.nonzero(near & (low != high), as_tuple=True)
+    unknown = near & (low != high)
+    owner, feature = torch.nonzero(unknown, as_tuple=True)
     if owner.numel():
         values[owner, feature] = _score_at_least(score, inputs, rows[owner], _without(remaining, owner, feature),
                                                  tracker.screen)
@@ -315,10 +316,12 @@ def _screened_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remai
     # the first candidate at the best value: the lowest feature index among ties
     chosen = (near & (values == best[:, None])).to(torch.uint8).argmax(dim=1)
     chosen = chosen.masked_fill(~remaining.any(dim=1), n_features)
-    if not tracker.screen.KNOWN_IS_EXACT:  # f's own score of the choice (a known value may differ in the last bit)
+    if not tracker.screen.KNOWN_IS_EXACT:  # f's own score of a known choice (it may differ in the last bit)
         active = torch.nonzero(chosen < n_features).reshape(-1)
-        best[active] = _score_at_least(score, inputs, rows[active], _without(remaining, active, chosen[active]),
-                                       tracker.screen)
+        active = active[~unknown[active, chosen[active]]]
+        if active.numel():
+            best[active] = _score_at_least(score, inputs, rows[active],
+                                           _without(remaining, active, chosen[active]), tracker.screen)
     return chosen, best
 
 
