@@ -962,7 +962,7 @@ class SISScreen:
     LOGIT_ERROR = 1e-5
     # a value known from the bounds may differ from f's own in the last bit: the choice is rescored
     KNOWN_IS_EXACT = False
-    # entries the state of :class:`_MaskingTracker` may hold (its (R, C, L) tensors and its table of D)
+    # entries the state of :class:`_MaskingTracker` may hold (its six (R, C, L) tensors and its table of D)
     TRACKER_ELEMENTS = 2 ** 27
 
     def __init__(self, plan, batch_size: int, dtype: torch.dtype, link):
@@ -1038,7 +1038,7 @@ class SISScreen:
             conv = self.plan.steps[0].module
             changes, codes = _distinct_changes(inputs, rows, conv.weight.dtype)
             state = rows.numel() * conv.out_channels * inputs.shape[-1]  # entries of each (R, C, L) tensor
-            if 4 * state + changes.shape[0] * conv.weight.numel() <= self.TRACKER_ELEMENTS:
+            if 6 * state + changes.shape[0] * conv.weight.numel() <= self.TRACKER_ELEMENTS:
                 return _MaskingTracker(self, inputs, rows, remaining, changes, codes)
         return Recomputing(self, inputs, rows, remaining)
 
@@ -1108,10 +1108,16 @@ class _MaskingTracker:
         n, length, channels, taps = original.shape[0], original.shape[-1], self.weight.shape[0], self.taps
         # table[k C + c, u]: distinct change k (``changes[k]``, ``codes`` says where: see :func:`_distinct_changes`)
         # in output q + pad - (T - 1) + u, which reads q through tap T - 1 - u
-        self.codes = codes
         table = torch.einsum("kb,cbu->kcu", changes, self.weight.flip(-1))  # (K, C, T)
         self.table = table.reshape(-1, taps)
-        self.rise = table.amax(dim=-1)[self.codes].permute(0, 2, 1).contiguous()  # (R, C, L): max_j D[q, j]
+        self.rise = table.amax(dim=-1)[codes].permute(0, 2, 1).contiguous()  # (R, C, L): max_j D[q, j]
+        # for entry (r, c, q) of the (R, C, L) state: its row of the table (k C + c, k = codes[r, q]), and the
+        # first output of V(q) in the flattened ``conv`` ((r C + c) span + q + pad, span = L + 2 (T - 1))
+        channel = torch.arange(channels, device=codes.device)[None, :, None]
+        self.change_row = (codes[:, None] * channels + channel).reshape(-1)
+        span = self.out_len + 2 * (taps - 1)  # the length of ``conv``, padded
+        first = (torch.arange(n, device=codes.device)[:, None, None] * channels + channel) * span
+        self.first_output = (first + torch.arange(length, device=codes.device) + self.pad).reshape(-1)
         self.padded = F.pad(torch.where(self.remaining[:, None], original, self.masked), (self.pad, self.pad))
         self.window = min(taps, self.out_len)  # outputs recomputed per masked position
         self.conv = F.pad(F.conv1d(self.padded, self.weight, self.bias), (taps - 1, taps - 1), value=-math.inf)
@@ -1162,13 +1168,9 @@ class _MaskingTracker:
         flat = needed.view(-1).nonzero().squeeze(1)  # (r C + c) L + q
         if not flat.numel():
             return
-        channels, span = self.conv.shape[1:]
-        length = needed.shape[-1]
-        rc, q = flat // length, flat % length
         windows = self.conv.view(-1).unfold(0, self.taps, 1)  # row (r C + c) span + j: outputs j .. j + T - 1
-        outputs = windows.index_select(0, rc * span + q + self.pad)  # (n, T): the outputs of V(q)
-        code = self.codes.view(-1).index_select(0, rc // channels * length + q)
-        change = self.table.index_select(0, code * channels + rc % channels)
+        outputs = windows.index_select(0, self.first_output.index_select(0, flat))  # (n, T): the outputs of V(q)
+        change = self.table.index_select(0, self.change_row.index_select(0, flat))
         self.inside.view(-1).index_copy_(0, flat, _halving_max((outputs + change)[:, :, None])[:, 0])
         self.stale.view(-1).index_fill_(0, flat, False)
 
