@@ -654,7 +654,10 @@ class _LocalPlan:
         ``p + Q`` both ends move by ``Q / S`` exactly (``S`` the strides up to
         this step divides ``Q``), so one computation per residue serves all its
         positions. A residue whose edits reach no output of some step (a stride
-        longer than the kernel's span) changes nothing and is left out.
+        longer than the kernel's span) changes nothing and is left out. After the
+        step that reads the first convolution's windows, a window at least as
+        wide as its map becomes the whole map (``step`` 0), with no outputs
+        past the ends to compute (short sequences).
         """
         cache = self.__dict__.setdefault("_layouts", {})
         if length in cache:
@@ -670,11 +673,13 @@ class _LocalPlan:
         for r in range(min(period, length)):
             lo = hi = r
             step, chain = period, []
-            for st in steps:
+            for i, st in enumerate(steps):
                 if st.kind != "pointwise":
                     reach = st.dilation * (st.kernel - 1)
                     lo, hi = -((reach - lo - st.pad) // st.stride), (hi + st.pad) // st.stride
                     step //= st.stride
+                    if reader is not None and i > reader and hi - lo + 1 >= st.out_len:
+                        lo, hi, step = 0, st.out_len - 1, 0  # the whole map, the same for every position
                 chain.append(_Window(lo, step, hi - lo + 1))
             if all(w.width > 0 for w in chain):
                 windows[r], counts[r] = chain, len(range(r, length, period))
@@ -715,7 +720,7 @@ class _LocalPlan:
                 continue
             if i != reader:
                 read(i, st.pad, 0.0 if st.kind == "conv" else -math.inf, lambda r, i=i: _Window(
-                    _input_start(self.steps[i], windows[r][i]), windows[r][i - 1].step,
+                    _input_start(self.steps[i], windows[r][i]), windows[r][i].step * self.steps[i].stride,
                     _input_width(self.steps[i], windows[r][i])))
             out_channels = st.module.out_channels if st.kind == "conv" else channels
             for ws in windows.values():
@@ -837,6 +842,8 @@ def _windows(reference: _Extended, window: _Window, ms, contiguous: bool) -> tor
     """``(N, M, width, C)``: rows ``window.start + window.step m ..`` of ``reference`` for each ``m`` of
     ``ms``; a view when ``ms`` are consecutive (``contiguous``), else a gather of whole windows."""
     rows = reference.values[:, reference.origin + window.start:]
+    if window.step == 0:
+        return rows[:, None, :window.width].expand(-1, ms.numel(), -1, -1)
     if contiguous:
         first = int(ms[0]) * window.step
         return rows[:, first:].unfold(1, window.width, window.step)[:, :ms.numel()].transpose(-1, -2)
@@ -854,13 +861,29 @@ def _step_input(st: _Step, reference: _Extended, previous: _Window, window: _Win
     start, width = _input_start(st, window), _input_width(st, window)
     n, m, k, _, channels = vals.shape
     inputs = vals.new_empty(n, m, k, width, channels)
-    inputs.copy_(_windows(reference, _Window(start, previous.step, width), ms, contiguous)[:, :, None])
+    inputs.copy_(_windows(reference, _Window(start, window.step * st.stride, width), ms, contiguous)[:, :, None])
+    if window.step == 0 and previous.step:
+        _write_moving(inputs, st, start, previous, vals, ms)
+        return inputs
     lo, hi = max(0, previous.start - start), min(width, previous.start + previous.width - start)
     if hi > lo:
         shift = start - previous.start
         inputs[:, :, :, lo:hi] = vals[:, :, :, lo + shift:hi + shift]
         _write_padding(inputs, st, start, previous.step, ms, lo, hi)
     return inputs
+
+
+def _write_moving(inputs, st: _Step, start: int, previous: _Window, vals, ms) -> None:
+    """Write the previous step's windows ``vals`` into input windows at a fixed place (the whole input).
+
+    Window ``m`` of the previous step then sits at an offset that grows with
+    ``m``; its entries that are real inputs (coordinates ``0 .. in_len - 1``)
+    which the step reads are written one by one, so the padding stays as it is.
+    """
+    coordinates = previous.start + previous.step * ms[:, None] + torch.arange(previous.width, device=ms.device)
+    real = (coordinates >= 0) & (coordinates < min(st.in_len, start + inputs.shape[-2]))  # (M, W_prev), read
+    window, entry = real.nonzero(as_tuple=True)
+    inputs[:, window, :, coordinates[window, entry] - start] = vals[:, window, :, entry]
 
 
 def _write_padding(inputs, st: _Step, start: int, step: int, ms, lo: int, hi: int) -> None:
@@ -918,7 +941,8 @@ def _spliced(reference: _Extended, window: _Window, vals, ms) -> torch.Tensor:
     ``(N, M, K, W, C)`` written in (entries past the ends fall in the margins and are cropped)."""
     n, m, k, width, channels = vals.shape
     span = reference.values.shape[1]
-    full = reference.values[None, :, None].expand(k, n, m, span, channels).contiguous()  # (K, N, M, span, C)
+    full = reference.values.new_empty(k, n, m, span, channels)  # a copy: never a view of the reference
+    full.copy_(reference.values[None, :, None])
     rows = (torch.arange(m, device=ms.device)[:, None] * span + reference.origin + window.start
             + window.step * ms[:, None] + torch.arange(width, device=ms.device))  # (M, W) into (M span)
     full.view(k, n, m * span, channels).index_copy_(2, rows.flatten(),
