@@ -267,11 +267,11 @@ class _LocalPlan:
     # Entries one ISM chunk may hold. The tap path's tensors are (4 edits, sequences, L, C) at
     # every tap, and chunks that stay in the cache are fastest: TAP_ELEMENTS bounds four times
     # the widest layer. The window path keeps every layer's reference activations of the chunk
-    # (ELEMENTS bounds their sum) and, per position, the windows of its edits (WINDOW_ELEMENTS);
-    # it pays a little per position and chunk, so long sequences should not go one at a time.
+    # (ELEMENTS bounds their sum) and, per block of positions, the windows of its edits
+    # (WINDOW_ELEMENTS bounds the largest: 2 ** 17 keeps ISM's added memory within 2x tangermeme's).
     TAP_ELEMENTS = 2 ** 16
     ELEMENTS = 2 ** 20
-    WINDOW_ELEMENTS = 2 ** 18
+    WINDOW_ELEMENTS = 2 ** 17
 
     def ism(self, X, batch_size):
         """``f(mutant) - f(x)`` for all four bases ``(N, 4, L)``, in chunks of sequences.
