@@ -21,7 +21,9 @@ positions are scored at once: per tap, a shifted slice of the reference output
 plus the weight column of the new base, and a running maximum over the taps
 (``_LocalPlan._by_taps``); SIS, which asks only for the positions still
 present, gathers those (input, position) pairs (``_LocalPlan._by_pairs``).
-Deeper models go one position at a time through the windows of every layer.
+Deeper models run every layer once per block of positions that share one
+window geometry (positions equal modulo the product of the strides,
+``_LocalPlan._by_windows``).
 ISM runs in chunks of sequences sized by an activation budget, so its memory
 stays small whatever the length and width.
 
@@ -268,10 +270,11 @@ class _LocalPlan:
     # every tap, and chunks that stay in the cache are fastest: TAP_ELEMENTS bounds four times
     # the widest layer. The window path keeps every layer's reference activations of the chunk
     # (ELEMENTS bounds their sum) and, per block of positions, the windows of its edits
-    # (WINDOW_ELEMENTS bounds the largest: 2 ** 17 keeps ISM's added memory within 2x tangermeme's).
+    # (WINDOW_ELEMENTS bounds the largest). Small chunks with large blocks are as fast as large
+    # chunks, and keep ISM's added memory within 2x tangermeme's.
     TAP_ELEMENTS = 2 ** 16
-    ELEMENTS = 2 ** 20
-    WINDOW_ELEMENTS = 2 ** 17
+    ELEMENTS = 2 ** 18
+    WINDOW_ELEMENTS = 2 ** 18
 
     def ism(self, X, batch_size):
         """``f(mutant) - f(x)`` for all four bases ``(N, 4, L)``, in chunks of sequences.
