@@ -23,29 +23,32 @@ def mirror() -> Path:
     return path
 
 
-# The test files that hold a worker longest (seconds on a loaded 2-core machine, `--durations`),
+# The test files that hold a worker longest (seconds on a loaded 2-core machine, `--durations`,
+# measured 2026-12-02 with a cold cache),
 # slowest first. `make test` hands out whole files (`--dist loadfile`, `--no-loadscope-reorder`):
 # starting with the longest ones keeps a long file from starting last and running alone at the
 # end. Files not named here follow, in the order pytest collects them. Re-measure as files grow:
 # `python -m pytest -n 2 --durations=40`.
 SLOWEST_FIRST = [
+    "lectures/03_cnn_architectures.ipynb",  # ~125 s with a cold sweep cache (CI), trains every sweep
     "tests/test_grading.py",  # grades 8 submissions of lab 1 in sandboxed kernels
-    "tests/test_site.py",  # runs lecture 04 and builds the whole site with Sphinx
-    "lectures/12_lime_shap_maxent.ipynb",
     "lectures/15_motifs_from_attributions.ipynb",
+    "tests/test_site.py",  # runs lecture 04 and builds the whole site with Sphinx
+    "tests/test_findings.py",  # several findings runs of small notebooks, each in a fresh kernel
+    "tests/test_grading_references.py",  # the reference runs of labs 2-5
+    "tests/test_lecture07.py",  # runs lecture 07 twice
+    "lectures/12_lime_shap_maxent.ipynb",
     "lectures/05_sis_mnist.ipynb",
     "lectures/08_filters_and_activations.ipynb",
-    "tests/test_grading_references.py",  # the reference runs of labs 2-5
+    "tests/test_compare.py",
+    "tests/test_modisco.py",
     "lectures/13_gradient_ascent.ipynb",
-    "tests/test_lecture07.py",  # runs lecture 07 twice
     "tests/test_sis.py",
     "lectures/07_sis_tf_binding.ipynb",
     "lectures/11_saliency_ig_deeplift.ipynb",
-    "lectures/03_cnn_architectures.ipynb",
-    "tests/test_findings.py",
     "lectures/10_cam_and_gradcam.ipynb",
-    "tests/test_modisco.py",
     "lectures/09_deconvnet_and_guided_backprop.ipynb",
+    "tests/test_browser.py",
     "lectures/14_variant_effects.ipynb",
     "tests/test_benchmark.py",
     "lectures/01_deepbind_motif_discovery.ipynb",
@@ -53,7 +56,6 @@ SLOWEST_FIRST = [
     "lectures/06_sis_beer_reviews.ipynb",
     "tests/test_lab_server.py",
     "lectures/04_saturated_mutagenesis.ipynb",
-    "tests/test_browser.py",
     "lectures/02_motif_occupancy.ipynb",
 ]
 

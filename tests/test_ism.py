@@ -177,6 +177,49 @@ def test_element_budget_splits_chunks_and_keeps_the_result(name, one_thread, mon
     assert torch.allclose(split, plain, atol=1e-5), (name, (split - plain).abs().max())
 
 
+def test_window_path_exact_in_double_precision_near_the_ends_and_on_maps_narrower_than_a_window(one_thread):
+    """The window path's residue classes on what the Zeng models do not use: padded convolutions and
+    pools (windows past the ends read the padding), a stride of 2, a non-monotone map and a last map
+    narrower than an edit's window (taken whole, the same for every position)."""
+    from mlcourse.interpret.engines import local_plan
+    torch.manual_seed(6)
+    model = nn.Sequential(
+        nn.Conv1d(4, 5, 6, padding=2), nn.ReLU(), nn.MaxPool1d(3, stride=2, padding=1),
+        nn.Conv1d(5, 4, 5, padding=2), nn.GELU(), nn.MaxPool1d(2), nn.Conv1d(4, 3, 3), nn.ReLU(),
+        nn.MaxPool1d(2), nn.Flatten(), nn.Linear(3, 2),
+    ).double().eval()
+    X = random_dna(3, 19, seed=8).double()
+    X[1, :, 0] = 0  # an N column at an end
+    with torch.inference_mode():
+        plan = local_plan(model, X[:1], 1)
+        assert not plan._tap_path()
+        assert any(w.step == 0 for ws in plan._layout(19).windows.values() for w in ws)
+    expected = naive_ism(lambda b: model(b)[:, 1], X)
+    got = saturation_mutagenesis(model, X, target=1, fast=True)
+    assert torch.allclose(got, expected, atol=1e-10), (got - expected).abs().max()
+
+
+def test_sparse_edits_of_one_input_leave_the_reference_untouched(one_thread):
+    """SIS's calls: one input, one masked value, a few positions of several residues. The chain's
+    whole output (no global max pool) is the reference with each window written in, never written
+    into the reference itself, which later positions read."""
+    from mlcourse.interpret.engines import local_plan
+    model = build("1layer_local_win9", 40).eval().double()
+    X = random_dna(1, 40, seed=9).double()
+    X[0, :, 30:34] = 0.25
+    where = torch.zeros(1, 40, dtype=torch.bool)
+    where[0, [4, 18, 22, 37]] = True  # 18 and 37 lie in different residues (the period is 9)
+    new = torch.full((1, 1, 4, 1), 0.25, dtype=torch.double)
+    with torch.inference_mode():
+        ref = model(X)
+        got = local_plan(model, X[:1]).edit_scores(X, new, ref, where)
+        for p in range(40):
+            edited = X.clone()
+            edited[0, :, p] = 0.25
+            want = model(edited)[0] if where[0, p] else ref[0]
+            assert abs(float(got[0, 0, p] - want)) < 1e-10, p
+
+
 @pytest.mark.parametrize("dilation", [1, 2])
 def test_global_max_models_exact_in_double_precision_with_padding_dilation_and_gelu(dilation, one_thread):
     """The running maximum over taps (1-layer global-max models) on what the Zeng models do not use:

@@ -25,7 +25,9 @@ the rest of the model runs for the rows whose pooled vector can differ
 the reference output plus the change, and a running maximum over the taps
 (``_LocalPlan._by_running_max``); SIS, which asks only for the positions still
 present, gathers those (input, position) pairs (``_LocalPlan._by_pairs``).
-Deeper models go one position at a time through the windows of every layer.
+Deeper models run every layer once per block of positions that share one
+window geometry (positions equal modulo the product of the strides,
+``_LocalPlan._by_windows``).
 ISM runs in chunks of sequences sized by an activation budget, so its memory
 stays small whatever the length and width.
 
@@ -200,15 +202,6 @@ class _Step:
     dilation: int = 1
     pad: int = 0
 
-    def affected(self, a: int, b: int) -> tuple[int, int]:
-        """Output positions whose receptive field meets input positions ``a..b``."""
-        if self.kind == "pointwise":
-            return a, b
-        reach = self.dilation * (self.kernel - 1)
-        lo = max(0, math.ceil((a + self.pad - reach) / self.stride))
-        hi = min(self.out_len - 1, (b + self.pad) // self.stride)
-        return lo, hi
-
 
 def _geometry(module: nn.Module, in_len: int, out_len: int) -> _Step | None:
     """A ``_Step`` for a supported module, else None (the chain stops there)."""
@@ -337,13 +330,14 @@ class _LocalPlan:
     # tensors are smaller. The running-maximum path's tensors are (4 edits, sequences, L, C) at
     # every tap, and chunks that stay in the cache are fastest: TAP_ELEMENTS bounds four times
     # the widest layer. The window path keeps every layer's reference activations of the chunk
-    # (ELEMENTS bounds their sum) and, per position, the windows of its edits (WINDOW_ELEMENTS);
-    # it pays a little per position and chunk, so long sequences should not go one at a time.
+    # (ELEMENTS bounds their sum) and, per block of positions, the windows of its edits
+    # (WINDOW_ELEMENTS bounds the largest). Small chunks with large blocks are as fast as large
+    # chunks, and keep ISM's added memory within 2x tangermeme's.
     # HEAD_ROWS: the rows the rest of the model scores at once, so its intermediate tensors stay in the cache.
     LOOKUP_ELEMENTS = 2 ** 18
     HEAD_ROWS = 2 ** 12
     TAP_ELEMENTS = 2 ** 16
-    ELEMENTS = 2 ** 20
+    ELEMENTS = 2 ** 18
     WINDOW_ELEMENTS = 2 ** 18
 
     def ism(self, X, batch_size):
@@ -370,27 +364,8 @@ class _LocalPlan:
         return out
 
     def _window_entries(self, length: int) -> int:
-        """Entries of the largest tensor the windows of one edit in the middle of the sequence need.
-
-        That is a convolution's or a pool's unfolded input (outputs x taps x
-        channels) or a window of outputs (outputs x channels), and without a
-        global max pool the chain's whole output, which the rest of the model reads.
-        """
-        lo = hi = length // 2
-        entries, channels = 1, self.x_shape[0]
-        for i, st in enumerate(self.steps):
-            if st.kind == "global":
-                break
-            lo, hi = st.affected(lo, hi)
-            width = max(1, hi - lo + 1)
-            if i and st.kind in ("conv", "pool"):
-                entries = max(entries, width * st.kernel * channels)
-            if st.kind == "conv":
-                channels = st.module.out_channels
-            entries = max(entries, width * channels)
-        if self._global() is None:
-            entries = max(entries, self._chain_length() * channels)
-        return entries
+        """Entries of the largest tensor one edit's windows need on the window path (:meth:`_layout`)."""
+        return self._layout(length).entries
 
     def _chunk(self, X):
         """ISM of a chunk of sequences: every base at every position.
@@ -722,164 +697,373 @@ class _LocalPlan:
         """:meth:`edit_scores` for any chain, as windows of many positions at once.
 
         An edit at position ``p`` changes each step's output only in a window of
-        outputs (:meth:`_Step.affected`). The positions go in blocks of ``P``
-        (:meth:`_block`), and every step of the chain runs once per block on the
-        ``N P K`` windows of the block's edits, whose rows sit channels-last, ``n``
-        major: the first convolution as the reference outputs plus the weights
-        that carry the changed column (:func:`_first_windows`), a convolution or a
-        pool as one gather of the rows each output reads tap by tap from the
-        reference input and the previous step's windows (:func:`_recompute`; a
-        convolution is then one matrix product), a global max pool as the larger
-        of the window's maximum and the maxima outside it (prefix and suffix
-        maxima), and the rest of the model once for the block's ``N P K`` chain
-        outputs. A block's windows all have its widest edit's width, moved
-        inside the sequence near the ends: the extra outputs are recomputed
-        reference values. ``WINDOW_ELEMENTS`` bounds a block's largest tensor.
+        outputs. With ``Q`` the product of the strides (:meth:`_layout`), the
+        positions ``p = r + Q m`` of one residue ``r`` have windows of the same
+        width at every step, each ``Q / S`` outputs after the last (``S`` the
+        strides so far): their geometry is that of ``r``, shifted. So the
+        positions of a residue go in blocks, and every step runs once per block
+        on the ``N M K`` windows of its edits (``M`` positions, ``K`` edits),
+        channels-last ``(N, M, K, width, C)``:
+
+        * the first convolution as the reference outputs plus the weights that
+          carry the changed column (:meth:`_first_windows`: no convolution),
+          over all the outputs the next conv or pool step reads;
+        * a later convolution or pool on its reference input with the previous
+          step's window written in (:meth:`_step_input`), then one convolution
+          of the windows or a maximum over the taps (:meth:`_step_output`);
+        * a global max pool as the larger of the window's maximum and the
+          maxima outside it (prefix and suffix maxima), or, without one, the
+          chain's reference output with the window written in;
+        * the rest of the model once for the block's ``N M K`` chain outputs.
+
+        Windows are not moved inside the sequence near its ends: their outputs
+        past an end are computed from the padding and margins of extended
+        reference tensors (:func:`_extend`) and never reach a real output (a
+        convolution or pool with padding gets its padding value written back, a
+        global max pool ignores them, the chain's output crops them).
+        ``WINDOW_ELEMENTS`` bounds a block's largest tensor.
         """
         n, length, k = X.shape[0], X.shape[-1], new.shape[0]
         if ref is None:
             ref = self._rest(acts[-1])
         out = ref.to(X.dtype).expand(k, length, n).permute(0, 2, 1).clone()
-        if where is None:
-            positions = torch.arange(length, device=X.device)
-        else:
-            positions = torch.nonzero(where.any(dim=0)).flatten()
-        if positions.numel() == 0:
-            return out
-        per_block = max(1, self.WINDOW_ELEMENTS // (n * k * self._window_entries(length)))
-        size = math.ceil(positions.numel() / math.ceil(positions.numel() / per_block))
-        cache = self.__dict__.setdefault("_blocks", {})
-        blocks = []
-        for s in range(0, positions.numel(), size):
-            key = (s, size, length, k)
-            if where is not None or key not in cache:
-                block = self._block(positions[s:s + size], k)
-                if where is not None:
-                    blocks.append(block)
-                    continue
-                cache[key] = block
-            blocks.append(cache[key])
-        end = len(self.steps) if g is None else g
-        # each step's reference input, channels-last, with room after it for a block's windows
-        buffers = {}
-        for i in [i for i in range(1, end) if self.steps[i].kind != "pointwise"] + ([end] if g is None else []):
-            st = self.steps[i] if i < end else None
-            reference = acts[i] if st is None or not st.pad else F.pad(
-                acts[i], (st.pad, st.pad), value=0.0 if st.kind == "conv" else -math.inf)
-            room = max(b.size * k * b.widths[i - 1] for b in blocks)
-            buffers[i] = reference.new_empty(n, reference.shape[-1] + room, reference.shape[1])
-            buffers[i][:, :reference.shape[-1]] = reference.transpose(1, 2)
-        first_rows = acts[1].transpose(1, 2).contiguous()  # (N, J, C)
+        present = None if where is None else where.any(dim=0)
+        layout = self._layout(length)
+        refs = {i: _extend(acts[i], *span) for i, span in layout.spans.items()}
         if g is not None:
             before, after = _maxima_around(prefix, suffix)
-        for block in blocks:
-            vals = _first_windows(self.steps[0], X, new, first_rows, block)
-            for i in range(1, end):
-                st = self.steps[i]
-                if st.kind == "pointwise":
-                    vals = st.module(vals.transpose(1, 2)).transpose(1, 2)
+        per_block = max(1, self.WINDOW_ELEMENTS // (n * k * layout.entries))
+        contiguous = where is None  # ISM: blocks are runs of consecutive m, read through views
+        for r, windows in layout.windows.items():
+            ms = torch.arange(layout.counts[r], device=X.device)
+            if present is not None:
+                ms = ms[present[r::layout.period]]
+            for s in range(0, ms.numel(), per_block):
+                block = ms[s:s + per_block]
+                vals = self._first_windows(X, new, refs[1], layout.first[r], r, layout.period, block, contiguous)
+                for i in range(1, len(windows)):
+                    st = self.steps[i]
+                    if st.kind == "pointwise":
+                        vals = _pointwise(st.module, vals)
+                        continue
+                    if i == layout.reader:  # the first windows are this step's input
+                        _write_padding(vals, st, _input_start(st, windows[i]), windows[0].step, block, 0, vals.shape[-2])
+                    else:
+                        vals = _step_input(st, refs[i], windows[i - 1], windows[i], vals, block, contiguous)
+                    vals = self._step_output(i, vals, windows[i].width)
+                if g is None:
+                    chain = _spliced(refs[len(self.steps)], windows[-1], vals, block)
                 else:
-                    vals = _recompute(st, buffers[i], acts[i].shape[-1] + 2 * st.pad, vals, block.rows[i],
-                                      self._columns(i) if st.kind == "conv" else None)
-            channels = vals.shape[-1]
-            if g is None:  # the chain's whole output, the windows in place
-                chain = _recompute(None, buffers[end], acts[end].shape[-1], vals, block.rows[end], None)
-                chain = chain.view(-1, acts[end].shape[-1], channels).transpose(1, 2)
-            else:
-                width, start = block.widths[g - 1], block.starts[g - 1]
-                inside = _halving_max(vals.reshape(n, block.size * k, width, channels))
-                outside = torch.maximum(before[:, :, start], after[:, :, start + width]).transpose(1, 2)
-                vals = torch.maximum(inside.view(n, block.size, k, channels), outside[:, :, None])
-                vals = vals.view(n, -1, channels)
-                for st in self.steps[g + 1:]:
-                    vals = st.module(vals.transpose(1, 2)).transpose(1, 2)
-                chain = vals.reshape(-1, channels, 1)
-            scores = self._rest(chain).reshape(n, block.size, k).permute(2, 0, 1).to(X.dtype)
-            p = block.positions
-            out[:, :, p] = scores if where is None else torch.where(where[:, p], scores, out[:, :, p])
+                    chain = self._after_pool(_global_max(vals, windows[-1], block, acts[g].shape[-1], before, after))
+                scores = self._rest(chain).reshape(n, block.numel(), k).permute(2, 0, 1).to(X.dtype)
+                p = r + layout.period * block
+                out[:, :, p] = scores if where is None else torch.where(where[:, p], scores, out[:, :, p])
         return out
 
-    def _chain_length(self) -> int:
-        """Length of the chain's output (a pointwise step keeps the length it had before a pool moved ahead)."""
-        return next(st.out_len for st in reversed(self.steps) if st.kind != "pointwise")
+    def _layout(self, length: int) -> _Layout:
+        """The windows of every residue class of positions for inputs of ``length`` (cached per length).
 
-    def _columns(self, i: int) -> torch.Tensor:
-        """``(T C_in, C_out)``: conv step ``i``'s weights for one product with unfolded rows (tap-major)."""
-        cache = self.__dict__.setdefault("_column_cache", {})
+        Step by step, the outputs an edit at ``p`` reaches are those whose
+        receptive field meets the previous step's reached outputs ``lo..hi``:
+        ``ceil((lo + pad - reach) / stride) .. floor((hi + pad) / stride)``. For
+        ``p + Q`` both ends move by ``Q / S`` exactly (``S`` the strides up to
+        this step divides ``Q``), so one computation per residue serves all its
+        positions. A residue whose edits reach no output of some step (a stride
+        longer than the kernel's span) changes nothing and is left out. After the
+        step that reads the first convolution's windows, a window at least as
+        wide as its map becomes the whole map (``step`` 0), with no outputs
+        past the ends to compute (short sequences).
+        """
+        cache = self.__dict__.setdefault("_layouts", {})
+        if length in cache:
+            return cache[length]
+        g = self._global()
+        steps = self.steps if g is None else self.steps[:g]
+        period = math.prod(st.stride for st in steps if st.kind != "pointwise")
+        reader = next((i for i, st in enumerate(steps) if i and st.kind != "pointwise"), None)
+        lengths = [length]
+        for st in steps:
+            lengths.append(lengths[-1] if st.kind == "pointwise" else st.out_len)
+        windows, counts, first = {}, {}, {}
+        for r in range(min(period, length)):
+            lo = hi = r
+            step, chain = period, []
+            for i, st in enumerate(steps):
+                if st.kind != "pointwise":
+                    reach = st.dilation * (st.kernel - 1)
+                    lo, hi = -((reach - lo - st.pad) // st.stride), (hi + st.pad) // st.stride
+                    step //= st.stride
+                    if reader is not None and i > reader and hi - lo + 1 >= st.out_len:
+                        lo, hi, step = 0, st.out_len - 1, 0  # the whole map, the same for every position
+                chain.append(_Window(lo, step, hi - lo + 1))
+            if all(w.width > 0 for w in chain):
+                windows[r], counts[r] = chain, len(range(r, length, period))
+                first[r] = chain[0] if reader is None else _Window(
+                    _input_start(steps[reader], chain[reader]), chain[0].step, _input_width(steps[reader], chain[reader]))
+        spans, entries = self._spans(windows, counts, first, reader, lengths)
+        cache[length] = layout = _Layout(period, windows, counts, first, reader, spans, entries)
+        return layout
+
+    def _spans(self, windows, counts, first, reader, lengths):
+        """What :meth:`_by_windows` reads from each extended reference, and a block's largest entries per window.
+
+        ``spans[i]`` is ``(pad, fill, lo, hi)`` for the reference ``acts[i]`` (of
+        length ``lengths[i]``): the padding its step adds (``fill``: a
+        convolution's zeros, a pool's ``-inf``) and the coordinates
+        ``lo .. hi - 1`` that the windows of every residue read. ``acts[1]`` is
+        the first convolution's output (read by the first windows), ``acts[i]``
+        the input of conv or pool step ``i`` after the first one that follows the
+        first convolution, and without a global max pool ``acts[len(steps)]``
+        the chain's output, which the windows are written into. The entries are
+        those of the largest tensor one window needs: a step's input or output
+        window (and the chain's whole output).
+        """
+        spans = {}
+
+        def read(i, pad, fill, place):  # place(residue) = the window read from acts[i] at m = 0
+            lo, hi = -pad, lengths[i] + pad
+            for r in windows:
+                w = place(r)
+                lo, hi = min(lo, w.start), max(hi, w.start + (counts[r] - 1) * w.step + w.width)
+            spans[i] = (pad, fill, lo, hi)
+
+        read(1, 0, 0.0, first.get)
+        channels = self.steps[0].module.out_channels
+        entries = max([1] + [w.width * channels for w in first.values()])
+        for i, st in enumerate(self.steps[1:len(lengths) - 1], start=1):
+            if st.kind == "pointwise":
+                continue
+            if i != reader:
+                read(i, st.pad, 0.0 if st.kind == "conv" else -math.inf, lambda r, i=i: _Window(
+                    _input_start(self.steps[i], windows[r][i]), windows[r][i].step * self.steps[i].stride,
+                    _input_width(self.steps[i], windows[r][i])))
+            out_channels = st.module.out_channels if st.kind == "conv" else channels
+            for ws in windows.values():
+                entries = max(entries, _input_width(st, ws[i]) * channels, ws[i].width * out_channels)
+            channels = out_channels
+        if self._global() is None:
+            end = len(self.steps)
+            read(end, 0, 0.0, lambda r: windows[r][-1])
+            entries = max(entries, (spans[end][3] - spans[end][2]) * channels)
+        return spans, entries
+
+    def _first_windows(self, X, new, reference, window: _Window, r, period, ms, contiguous) -> torch.Tensor:
+        """Outputs ``window`` of the first convolution for the edits at positions ``r + period ms``: ``(N, M, K, W, C)``.
+
+        The convolution is linear in its input: replacing column ``x_p`` by ``x'_p``
+        adds ``W[:, :, t] (x'_p - x_p)`` to output ``j`` when tap ``t`` carries ``p``
+        there (``p = j s - pad + d t``), and nothing elsewhere. Which tap reaches
+        window entry ``w`` is the same for every position of the residue, so a
+        window is the reference outputs plus one small product (``4`` terms) per
+        entry, with no convolution.
+        """
+        st = self.steps[0]
+        p = r + period * ms
+        offset = r + st.pad - (window.start + torch.arange(window.width, device=X.device)) * st.stride
+        t = torch.div(offset, st.dilation, rounding_mode="floor")
+        reached = (offset % st.dilation == 0) & (t >= 0) & (t < st.kernel)
+        weight = _dense_weight(st.module)  # (C, 4, T)
+        taps = (weight[:, :, t.clamp(0, st.kernel - 1)] * reached).permute(2, 1, 0)  # (W, 4, C)
+        change = new.index_select(-1, p) - X.index_select(-1, p)  # (K, N, 4, M)
+        vals = torch.einsum("knbm,wbc->nmkwc", change, taps)
+        return vals.add_(_windows(reference, window, ms, contiguous)[:, :, None])
+
+    def _step_output(self, i: int, inputs, width: int) -> torch.Tensor:
+        """Conv or pool step ``i`` on its input windows ``(N, M, K, W_in, C)``: ``(N, M, K, width, C_out)``.
+
+        A convolution runs on all windows at once, as a 2-d convolution of height
+        1 on channels-last rows (no copy in or out); a pool is the running
+        maximum of its taps, each a strided slice of the windows.
+        """
+        st = self.steps[i]
+        if st.kind == "pool":
+            span = (width - 1) * st.stride + 1
+            taps = [inputs[..., t * st.dilation:t * st.dilation + span:st.stride, :] for t in range(st.kernel)]
+            pooled = taps[0].clone() if len(taps) == 1 else torch.maximum(taps[0], taps[1])
+            for tap in taps[2:]:
+                torch.maximum(pooled, tap, out=pooled)
+            return pooled
+        n, m, k, w_in, channels = inputs.shape
+        rows = inputs.reshape(-1, w_in, channels).permute(0, 2, 1).unsqueeze(2)  # (B, C, 1, W_in) channels-last
+        conv = st.module
+        product = F.conv2d(rows, self._conv_weight(i), conv.bias, (1, st.stride), 0, (1, st.dilation), conv.groups)
+        return product.squeeze(2).permute(0, 2, 1).reshape(n, m, k, width, -1)
+
+    def _conv_weight(self, i: int) -> torch.Tensor:
+        """Conv step ``i``'s weight as a 2-d convolution's ``(C_out, C_in / groups, 1, T)``, channels-last."""
+        cache = self.__dict__.setdefault("_conv_weights", {})
         if i not in cache:
-            cache[i] = _dense_weight(self.steps[i].module).permute(2, 1, 0).flatten(0, 1)
+            cache[i] = self.steps[i].module.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
         return cache[i]
 
-    def _block(self, positions: torch.Tensor, k: int) -> _Block:
-        """The windows that edits at ``positions`` recompute, ``k`` edits per position (see :class:`_Block`).
 
-        Step by step, the outputs an edit reaches (:meth:`_Step.affected` of the
-        previous step's reached outputs); the block's width is the widest, and a
-        window that would leave the outputs is moved inside.
-        """
-        end = self._global()
-        end = len(self.steps) if end is None else end
-        lo = hi = positions
-        starts, widths, rows = [], [], {}
-        for i, st in enumerate(self.steps[:end]):
-            if st.kind != "pointwise":
-                lo, hi = _affected(st, lo, hi)
-                width = min(st.out_len, max(1, int((hi - lo + 1).max())))
-                start = lo.clamp(0, st.out_len - width)
-                if i:
-                    q = (start[:, None, None] + torch.arange(width, device=start.device)[:, None]) * st.stride
-                    q = q + torch.arange(st.kernel, device=start.device) * st.dilation  # (P, J, T)
-                    rows[i] = _splice_rows(q, st.pad, st.in_len + 2 * st.pad, starts[-1], widths[-1], k)
-                starts.append(start)
-                widths.append(width)
-            else:
-                starts.append(starts[-1])
-                widths.append(widths[-1])
-        if end == len(self.steps):
-            out_len = self._chain_length()
-            q = torch.arange(out_len, device=positions.device).expand(positions.numel(), out_len)[..., None]
-            rows[end] = _splice_rows(q, 0, out_len, starts[-1], widths[-1], k)
-        return _Block(positions, starts, widths, rows)
+@dataclass(frozen=True)
+class _Window:
+    """The outputs of one step that the edit at position ``r + Q m`` changes, for every ``m``:
+    ``start + step m .. start + step m + width - 1`` (``Q`` the period of :class:`_Layout`)."""
+
+    start: int
+    step: int
+    width: int
 
 
 @dataclass
-class _Block:
-    """Where the edits at a block of ``P`` positions change each step of the chain (up to a global max pool).
+class _Layout:
+    """How :meth:`_LocalPlan._by_windows` covers inputs of one length.
 
-    Window ``(p, k)`` of step ``i`` holds outputs ``starts[i][p] ..
-    starts[i][p] + widths[i] - 1``. ``rows[i]`` ``(P K J T,)`` says, for each output
-    of a conv or pool step's windows and each of its taps, which row of
-    ``[step i's reference input, padded; the previous step's windows]`` it reads
-    (a window's row where the edit changed it, the reference's elsewhere); with no
-    global max pool ``rows[len(steps)]`` does the same for the chain's whole output.
+    ``windows[r]`` lists each step's :class:`_Window` (up to a global max pool)
+    for the ``counts[r]`` positions ``r, r + period, ...``; ``first[r]`` the
+    first convolution's outputs that are computed: those that ``reader``, the
+    next conv or pool step (None: there is none), reads. ``spans`` says which
+    coordinates of each reference tensor the windows read (:meth:`_LocalPlan._spans`)
+    and ``entries`` bounds the entries of one window's largest tensor.
     """
 
-    positions: torch.Tensor
-    starts: list[torch.Tensor]
-    widths: list[int]
-    rows: dict[int, torch.Tensor]
-
-    @property
-    def size(self) -> int:
-        return self.positions.numel()
-
-
-def _affected(st: _Step, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """:meth:`_Step.affected` for many ranges at once (tensors of first and last input positions)."""
-    reach = st.dilation * (st.kernel - 1)
-    first = -torch.div(reach - lo - st.pad, st.stride, rounding_mode="floor")  # ceil((lo + pad - reach) / s)
-    last = torch.div(hi + st.pad, st.stride, rounding_mode="floor")
-    return first.clamp(min=0), last.clamp(max=st.out_len - 1)
+    period: int
+    windows: dict[int, list[_Window]]
+    counts: dict[int, int]
+    first: dict[int, _Window]
+    reader: int | None
+    spans: dict[int, tuple[int, float, int, int]]
+    entries: int
 
 
-def _splice_rows(q, pad: int, base: int, prev_start, prev_width: int, k: int) -> torch.Tensor:
-    """Rows of ``[reference (base rows); previous windows (P K prev_width rows)]`` for padded input coordinates
-    ``q`` ``(P, J, T)``: window ``(p, k)``'s own row where it holds the input, else the reference row."""
-    v = q - pad - prev_start[:, None, None]  # entry of the previous window
-    inside = (v >= 0) & (v < prev_width)
-    window = torch.arange(q.shape[0], device=q.device)[:, None] * k + torch.arange(k, device=q.device)
-    own = base + (window * prev_width)[:, :, None, None] + v[:, None]
-    return torch.where(inside[:, None], own, q[:, None]).flatten()
+@dataclass
+class _Extended:
+    """A reference tensor channels-last ``(N, span, C)``: coordinate ``u`` at row ``origin + u``.
+
+    Rows for coordinates ``-pad .. -1`` and ``length .. length + pad - 1`` hold
+    the padding ``fill`` of the step that reads it; rows beyond hold zeros
+    (margins that windows near the ends read for outputs that do not exist).
+    """
+
+    values: torch.Tensor
+    origin: int
+    length: int
+
+
+def _extend(acts: torch.Tensor, pad: int, fill: float, lo: int, hi: int) -> _Extended:
+    """``acts`` ``(N, C, J)`` as an :class:`_Extended` covering coordinates ``lo .. hi - 1``."""
+    n, channels, length = acts.shape
+    values = acts.new_zeros(n, hi - lo, channels)
+    origin = -lo
+    values[:, origin - pad:origin].fill_(fill)
+    values[:, origin + length:origin + length + pad].fill_(fill)
+    values[:, origin:origin + length] = acts.transpose(1, 2)
+    return _Extended(values, origin, length)
+
+
+def _windows(reference: _Extended, window: _Window, ms, contiguous: bool) -> torch.Tensor:
+    """``(N, M, width, C)``: rows ``window.start + window.step m ..`` of ``reference`` for each ``m`` of
+    ``ms``; a view when ``ms`` are consecutive (``contiguous``), else a gather of whole windows."""
+    rows = reference.values[:, reference.origin + window.start:]
+    if window.step == 0:
+        return rows[:, None, :window.width].expand(-1, ms.numel(), -1, -1)
+    if contiguous:
+        first = int(ms[0]) * window.step
+        return rows[:, first:].unfold(1, window.width, window.step)[:, :ms.numel()].transpose(-1, -2)
+    return rows.unfold(1, window.width, window.step).index_select(1, ms).transpose(-1, -2)
+
+
+def _step_input(st: _Step, reference: _Extended, previous: _Window, window: _Window, vals, ms, contiguous):
+    """The input windows ``(N, M, K, W_in, C)`` that conv or pool step ``st`` reads for its output ``window``.
+
+    Output window ``start .. start + W - 1`` reads the step's input from
+    ``start s - pad`` over ``(W - 1) s + reach + 1`` entries (:func:`_input_start`,
+    :func:`_input_width`): the reference input (padded), with the previous
+    step's window ``vals`` written where the two meet.
+    """
+    start, width = _input_start(st, window), _input_width(st, window)
+    n, m, k, _, channels = vals.shape
+    inputs = vals.new_empty(n, m, k, width, channels)
+    inputs.copy_(_windows(reference, _Window(start, window.step * st.stride, width), ms, contiguous)[:, :, None])
+    if window.step == 0 and previous.step:
+        _write_moving(inputs, st, start, previous, vals, ms)
+        return inputs
+    lo, hi = max(0, previous.start - start), min(width, previous.start + previous.width - start)
+    if hi > lo:
+        shift = start - previous.start
+        inputs[:, :, :, lo:hi] = vals[:, :, :, lo + shift:hi + shift]
+        _write_padding(inputs, st, start, previous.step, ms, lo, hi)
+    return inputs
+
+
+def _write_moving(inputs, st: _Step, start: int, previous: _Window, vals, ms) -> None:
+    """Write the previous step's windows ``vals`` into input windows at a fixed place (the whole input).
+
+    Window ``m`` of the previous step then sits at an offset that grows with
+    ``m``; its entries that are real inputs (coordinates ``0 .. in_len - 1``)
+    which the step reads are written one by one, so the padding stays as it is.
+    """
+    coordinates = previous.start + previous.step * ms[:, None] + torch.arange(previous.width, device=ms.device)
+    real = (coordinates >= 0) & (coordinates < min(st.in_len, start + inputs.shape[-2]))  # (M, W_prev), read
+    window, entry = real.nonzero(as_tuple=True)
+    inputs[:, window, :, coordinates[window, entry] - start] = vals[:, window, :, entry]
+
+
+def _write_padding(inputs, st: _Step, start: int, step: int, ms, lo: int, hi: int) -> None:
+    """Put step ``st``'s padding value back into entries ``lo .. hi - 1`` of its input windows ``inputs``
+    (entry ``w`` of window ``m`` is input coordinate ``start + step m + w``) that lie past the input's ends.
+
+    There the windows hold values computed for outputs that do not exist; the
+    model's padding reads zeros (a convolution) or ``-inf`` (a pool) instead.
+    Without padding, such entries only reach outputs that do not exist either.
+    """
+    if not st.pad or (start + step * int(ms[0]) + lo >= 0 and start + step * int(ms[-1]) + hi <= st.in_len):
+        return
+    coordinates = start + step * ms[:, None] + torch.arange(lo, hi, device=ms.device)
+    outside = (coordinates < 0) | (coordinates >= st.in_len)
+    inputs[:, :, :, lo:hi].masked_fill_(outside[:, None, :, None], 0.0 if st.kind == "conv" else -math.inf)
+
+
+def _input_start(st: _Step, window: _Window) -> int:
+    """The first input coordinate that conv or pool step ``st`` reads for ``window`` (at ``m = 0``)."""
+    return window.start * st.stride - st.pad
+
+
+def _input_width(st: _Step, window: _Window) -> int:
+    """How many input entries ``window`` of conv or pool step ``st`` reads."""
+    return (window.width - 1) * st.stride + st.dilation * (st.kernel - 1) + 1
+
+
+def _pointwise(module: nn.Module, vals: torch.Tensor) -> torch.Tensor:
+    """An elementwise step on channels-last windows ``(..., W, C)`` (a batch norm wants channels second)."""
+    flat = vals.reshape(-1, *vals.shape[-2:]).transpose(1, 2)
+    return module(flat).transpose(1, 2).reshape(vals.shape)
+
+
+def _global_max(vals, window: _Window, ms, length: int, before, after) -> torch.Tensor:
+    """The global max pool of the windows ``vals`` ``(N, M, K, W, C)``: ``(N M K, C, 1)``.
+
+    Outside its window an edited map is the reference, so its maximum is the
+    larger of the window's maximum and the maxima before and after the window
+    (``before``/``after``, :func:`_maxima_around`). Window entries past the
+    map's ends (``length`` outputs) do not exist and are left out.
+    """
+    n, m, k, width, channels = vals.shape
+    starts = window.start + window.step * ms  # (M,)
+    if window.start + window.step * int(ms[0]) < 0 or window.start + window.step * int(ms[-1]) + width > length:
+        positions = starts[:, None] + torch.arange(width, device=ms.device)
+        vals.masked_fill_(((positions < 0) | (positions >= length))[:, None, :, None], -math.inf)
+    inside = _halving_max(vals)  # (N, M, K, C)
+    lo, hi = starts.clamp(0, length), (starts + width).clamp(0, length)
+    outside = torch.maximum(before[:, :, lo], after[:, :, hi]).transpose(1, 2)  # (N, M, C)
+    return torch.maximum(inside, outside[:, :, None]).reshape(-1, channels, 1)
+
+
+def _spliced(reference: _Extended, window: _Window, vals, ms) -> torch.Tensor:
+    """The chain's whole output for each edit ``(N M K, C, J)``: the reference with the window ``vals``
+    ``(N, M, K, W, C)`` written in (entries past the ends fall in the margins and are cropped)."""
+    n, m, k, width, channels = vals.shape
+    span = reference.values.shape[1]
+    full = reference.values.new_empty(k, n, m, span, channels)  # a copy: never a view of the reference
+    full.copy_(reference.values[None, :, None])
+    rows = (torch.arange(m, device=ms.device)[:, None] * span + reference.origin + window.start
+            + window.step * ms[:, None] + torch.arange(width, device=ms.device))  # (M, W) into (M span)
+    full.view(k, n, m * span, channels).index_copy_(2, rows.flatten(),
+                                                    vals.permute(2, 0, 1, 3, 4).reshape(k, n, m * width, channels))
+    chain = full[:, :, :, reference.origin:reference.origin + reference.length]  # (K, N, M, J, C)
+    return chain.permute(1, 2, 0, 4, 3).reshape(-1, channels, reference.length)
 
 
 def _dense_weight(conv: nn.Conv1d) -> torch.Tensor:
@@ -892,52 +1076,6 @@ def _dense_weight(conv: nn.Conv1d) -> torch.Tensor:
     for group in range(conv.groups):
         dense[group * out_g:(group + 1) * out_g, group * in_g:(group + 1) * in_g] = w[group * out_g:(group + 1) * out_g]
     return dense
-
-
-def _first_windows(st: _Step, X, new, reference, block: _Block) -> torch.Tensor:
-    """The first convolution's windows for the block's edits: ``(N, P K W, C)``, rows ``(n, p, k, w)``.
-
-    The convolution is linear in its input: replacing column ``x_p`` by ``x'_p``
-    adds ``W[:, :, t] (x'_p - x_p)`` to output ``j`` when tap ``t`` carries ``p``
-    there (``p = j s - pad + d t``), and nothing elsewhere. So a window is the
-    reference outputs ``reference`` ``(N, J, C)`` plus one small product per
-    position, with no convolution.
-    """
-    p, start, width = block.positions, block.starts[0], block.widths[0]
-    j = start[:, None] + torch.arange(width, device=p.device)  # (P, W) outputs
-    offset = p[:, None] + st.pad - j * st.stride
-    t = torch.div(offset, st.dilation, rounding_mode="floor")
-    reached = (offset % st.dilation == 0) & (t >= 0) & (t < st.kernel)
-    weight = _dense_weight(st.module)  # (C, 4, T)
-    taps = (weight[:, :, t.clamp(0, st.kernel - 1)] * reached).permute(2, 1, 3, 0).flatten(2)  # (P, 4, W C)
-    n, k, size = X.shape[0], new.shape[0], p.numel()
-    change = new[:, :, :, p] - X[:, :, p]  # (K, N, 4, P)
-    vals = reference.new_empty(n, size, k, taps.shape[-1])
-    torch.add(torch.einsum("knbp,pbx->npkx", change, taps),
-              reference.index_select(1, j.flatten()).view(n, size, 1, -1), out=vals)
-    return vals.view(n, -1, reference.shape[-1])
-
-
-def _recompute(st: _Step | None, buffer, base: int, vals, rows, columns) -> torch.Tensor:
-    """Step ``st``'s windows from the previous step's ``vals`` ``(N, R, C)``: ``(N, P K J, C_out)``.
-
-    ``buffer`` ``(N, base + ..., C)`` holds the step's reference input (padded,
-    channels-last) in its first ``base`` rows; ``vals`` go after it and ``rows``
-    (:attr:`_Block.rows`) gathers, for every output and tap, the row it reads.
-    A convolution is then one product with its ``columns`` (:meth:`_LocalPlan._columns`),
-    a max pool a maximum over the taps; ``st=None`` only gathers (the chain's output).
-    """
-    buffer[:, base:base + vals.shape[1]] = vals
-    taken = buffer.index_select(1, rows)  # (N, P K J T, C)
-    n, channels = taken.shape[0], taken.shape[-1]
-    if st is None:
-        return taken
-    if st.kind == "pool":
-        return _halving_max(taken.view(n, -1, st.kernel, channels))
-    unfolded = taken.view(-1, st.kernel * channels)
-    bias = st.module.bias
-    out = unfolded @ columns if bias is None else torch.addmm(bias, unfolded, columns)
-    return out.view(n, -1, out.shape[-1])
 
 
 class SISScreen:
