@@ -332,3 +332,58 @@ def test_fast_and_plain_backward_selection_agree_on_every_architecture(name):
         assert fast.order.tolist() == plain.order.tolist(), output
         # float32 scores of one input vary in the last bits with the batch it sits in
         assert torch.allclose(torch.tensor(fast.scores), torch.tensor(plain.scores), rtol=1e-5, atol=1e-6)
+
+
+def test_masking_tracker_state_after_many_steps_equals_a_fresh_computation():
+    """The 1-layer screen keeps its convolution and window maxima across steps: after masking many
+    positions (several per input, in random order) they equal what a fresh start computes."""
+    from mlcourse.models import zeng
+    torch.manual_seed(0)
+    model = zeng.build("1layer", 40).eval()
+    X = one_hot([random_seq(40, 30 + i) for i in range(4)])
+    masked = sis.dna_background(X[0])
+    inputs = sis._Inputs(X, masked, (1, 40), None, single=False, device=torch.device("cpu"))
+    screen = engines.SISScreen.build(model, inputs, 64, "probability")
+    rows, remaining = torch.arange(4), torch.ones(4, 40, dtype=torch.bool)
+    tracker = screen.start(inputs, rows, remaining)
+    assert isinstance(tracker, engines._MaskingTracker)
+    generator = torch.Generator().manual_seed(2)
+    orders = torch.stack([torch.randperm(40, generator=generator) for _ in range(4)])
+    for step in range(35):
+        tracker.logits()  # refreshes some window maxima, leaves others stale
+        tracker.remove(rows, orders[:, step])
+        remaining[rows, orders[:, step]] = False
+        if step % 7 == 6:
+            fresh = screen.start(inputs, rows, remaining)
+            assert torch.allclose(tracker.conv, fresh.conv, atol=1e-5, rtol=0)
+            assert torch.allclose(tracker.bound, fresh.bound, atol=1e-5, rtol=0)
+            assert torch.equal(tracker.remaining, fresh.remaining)
+            got, want = tracker.logits(), fresh.logits()
+            assert torch.equal(got.isnan(), ~remaining)
+            assert torch.allclose(got[remaining], want[remaining], atol=1e-5, rtol=0)
+            # and both are the stateless screen's values
+            assert torch.allclose(got[remaining], screen(inputs, rows, remaining)[remaining], atol=1e-5, rtol=0)
+
+
+def test_sliding_max_is_max_pool():
+    values = torch.randn(3, 5, 70, generator=torch.Generator().manual_seed(0))
+    for width in (1, 2, 3, 7, 8, 24, 70):
+        assert torch.equal(engines._sliding_max(values, width), torch.nn.functional.max_pool1d(values, width, 1))
+
+
+def test_screen_without_room_for_the_tracker_recomputes_and_agrees(monkeypatch):
+    """Inputs too many for the tracker's state go through the screen that recomputes each step: same SISes."""
+    model = _saturating_cnn(0)
+    X = one_hot([random_seq(40, 200 + i) for i in range(4)])
+    masked = sis.dna_background(X[0])
+    options = dict(baseline=masked, mask_shape=(1, 40), output="probability", batch_size=64)
+    threshold = max(float(probability(model)(X).median()), float(probability(model)(masked[None])[0])) + 1e-3
+    tracked = sis.sis_collections(model, X, threshold=threshold, fast=True, **options)
+    monkeypatch.setattr(engines.SISScreen, "TRACKER_ELEMENTS", 0)
+    inputs = sis._Inputs(X, masked, (1, 40), None, single=False, device=torch.device("cpu"))
+    screen = engines.SISScreen.build(model, inputs, 64, "probability")
+    assert isinstance(screen.start(inputs, torch.arange(4), torch.ones(4, 40, dtype=torch.bool)), engines.Recomputing)
+    recomputed = sis.sis_collections(model, X, threshold=threshold, fast=True, **options)
+    plain = sis.sis_collections(model, X, threshold=threshold, **options)
+    features = [[[s.features.tolist() for s in c] for c in found] for found in (tracked, recomputed, plain)]
+    assert features[0] == features[1] == features[2]

@@ -34,7 +34,10 @@ stays small whatever the length and width.
 * :func:`local_plan` finds the chain and returns a plan whose ``edit_scores``
   scores every single-column edit of a batch (ISM edits in the four bases;
   SIS the masked value) and whose ``ism`` gives the whole mutation map;
-* :class:`SISScreen` uses it to shortlist SIS's candidate removals.
+* :class:`SISScreen` uses it to shortlist SIS's candidate removals; for a
+  conv -> global max pool chain (the 1-layer models) its :class:`_MaskingTracker`
+  keeps a backward selection's state from step to step, since each step masks
+  one position and so changes one window of the convolution.
 """
 
 from __future__ import annotations
@@ -76,6 +79,27 @@ def _halving_max(vals: torch.Tensor) -> torch.Tensor:
         half = vals.shape[-2] // 2
         vals = torch.maximum(vals[..., :vals.shape[-2] - half, :], vals[..., half:, :])
     return vals[..., 0, :]
+
+
+def _sliding_max(values: torch.Tensor, width: int) -> torch.Tensor:
+    """``F.max_pool1d(values, width, 1)``: the maximum of every ``width`` consecutive entries of the last axis.
+
+    By doubling: ``power`` holds the maxima of runs of ``size`` entries (1, 2, 4, ...),
+    and the runs of the binary digits of ``width`` are combined side by side. A few
+    elementwise maxima instead of ``width`` comparisons per output (several times
+    faster than ``max_pool1d`` on the CPU), and exactly the same values.
+    """
+    out, offset, power, size = None, 0, values, 1
+    count = values.shape[-1] - width + 1
+    while True:
+        if width & size:
+            piece = power[..., offset:offset + count]
+            out = piece if out is None else torch.maximum(out, piece)
+            offset += size
+        if 2 * size > width:
+            return out
+        power = torch.maximum(power[..., :-size], power[..., size:])
+        size *= 2
 
 
 def _running_maxima(acts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -1065,7 +1089,7 @@ class SISScreen:
     input is kept; those whose probability is not pinned to one float by the
     bound are scored by ``f`` itself, and the choice is made with the usual rule
     (highest, ties to the lowest position); the recorded score of the choice is
-    always ``f``'s. The true best is always shortlisted, so the removal order is
+    ``f``'s, or the one value the bounds pin it to. The true best is always shortlisted, so the removal order is
     that of the plain path, ties included -- up to the last bit of ``torch.sigmoid``,
     whose vectorised kernel and scalar tail can differ by one unit: ``f`` itself
     then depends on where an input sits in a batch, and the plain path, which
@@ -1076,6 +1100,8 @@ class SISScreen:
     LOGIT_ERROR = 1e-5
     # a value known from the bounds may differ from f's own in the last bit: the choice is rescored
     KNOWN_IS_EXACT = False
+    # entries the state of :class:`_MaskingTracker` may hold (its six (R, C, L) tensors and its table of D)
+    TRACKER_ELEMENTS = 2 ** 27
 
     def __init__(self, plan, batch_size: int, dtype: torch.dtype, link):
         self.plan, self.batch_size, self.plan_dtype, self.link = plan, batch_size, dtype, link
@@ -1134,3 +1160,177 @@ class SISScreen:
         low = self.link((logits - error).to(self.plan_dtype)).double()
         high = self.link((logits + error).to(self.plan_dtype)).double()
         return low, high
+
+    def start(self, inputs, rows: torch.Tensor, remaining: torch.Tensor):
+        """The screen of one backward selection over the inputs ``rows``, with ``remaining`` ``(R, L)`` unmasked.
+
+        Returns a tracker: its ``interval()`` is :meth:`interval` for the current
+        masks, its ``remove(which, positions)`` masks position ``positions[k]`` of
+        row ``which[k]``, and its ``screen`` is this screen. A chain conv -> global
+        max pool -> elementwise (the 1-layer models) keeps its state from step to
+        step (:class:`_MaskingTracker`) when it fits ``TRACKER_ELEMENTS``; any other
+        chain, or inputs too many or not one-hot enough for its tables, recomputes
+        each step (:class:`Recomputing`), ``batch_size`` inputs at a time.
+        """
+        if self.plan._tap_path() and self.plan._global() == 1:
+            conv = self.plan.steps[0].module
+            changes, codes = _distinct_changes(inputs, rows, conv.weight.dtype)
+            state = rows.numel() * conv.out_channels * inputs.shape[-1]  # entries of each (R, C, L) tensor
+            if 6 * state + changes.shape[0] * conv.weight.numel() <= self.TRACKER_ELEMENTS:
+                return _MaskingTracker(self, inputs, rows, remaining, changes, codes)
+        return Recomputing(self, inputs, rows, remaining)
+
+
+def _distinct_changes(inputs, rows: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct columns ``masked - original`` of the inputs ``rows`` ``(K, 4)``, and each position's ``(R, L)``."""
+    change = (inputs.fully_masked[rows] - inputs.X[rows]).to(dtype).transpose(1, 2).reshape(-1, 4)
+    changes, codes = torch.unique(change, dim=0, return_inverse=True)
+    return changes, codes.reshape(rows.numel(), -1)
+
+
+class Recomputing:
+    """A backward selection's tracker that computes every step afresh: ``screen.interval`` of the current masks.
+
+    For any screen with ``interval(inputs, rows, remaining)`` (:class:`SISScreen`,
+    :class:`mlcourse.interpret.image_engines.ImageSISScreen`).
+    """
+
+    def __init__(self, screen, inputs, rows, remaining):
+        self.screen, self.inputs, self.rows, self.remaining = screen, inputs, rows, remaining.clone()
+
+    def interval(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.screen.interval(self.inputs, self.rows, self.remaining)
+
+    def remove(self, which: torch.Tensor, positions: torch.Tensor) -> None:
+        self.remaining[which, positions] = False
+
+
+class _MaskingTracker:
+    """Approximate logits of every "mask one more position" candidate, kept up to date as positions are masked.
+
+    For a chain conv -> global max pool -> elementwise. Masking candidate ``q``
+    changes the convolution's outputs ``j`` in its window ``V(q)`` (those whose
+    taps read ``q``) by ``D[q, j] = W_t (masked_q - x_q)``, the same at every step
+    (a remaining column still holds its original value). Channel ``c``'s pooled value
+    is then ``max(outside[c, q], inside[c, q])``: the maximum over the outputs
+    outside the window (prefix and suffix maxima), and ``inside[c, q] = max_j conv[j]
+    + D[q, j]`` over the window. Each step masks one position ``p`` per input, which
+    changes the convolution only in ``V(p)``; the state is kept across steps:
+
+    * ``conv`` holds the current outputs (``-inf`` padded by ``T - 1`` on both
+      sides); masking ``p`` recomputes its window from the masked input (a
+      convolution of ``2 T - 1`` columns, so no rounding builds up over the steps);
+    * ``inside[c, q]`` is computed only when needed and kept: it becomes *stale*
+      when a step changes an output in ``V(q)`` (``q`` within ``T - 1`` positions of
+      the masked one), and it is needed only where it can beat the outside maximum.
+      ``inside <= max_{V(q)} conv + max_j D[q, j]`` (float rounding is monotone), so
+      where the monotone maps after the pool give that bound no more than the
+      outside maximum, the pooled value is the outside maximum exactly;
+    * ``D`` is a table: one row per distinct change (4 for one-hot DNA and one
+      masked value) and channel.
+
+    Every step then costs a few passes over ``(R, C, L)`` and ``T`` values for each
+    stale channel that matters, instead of ``T`` values for every channel of every
+    candidate.
+    """
+
+    def __init__(self, screen: SISScreen, inputs, rows, remaining, changes, codes):
+        self.screen, self.plan = screen, screen.plan
+        st = self.plan.steps[0]
+        self.weight, self.bias = st.module.weight, st.module.bias
+        self.pad, self.taps, self.out_len = st.pad, st.kernel, st.out_len
+        self.after = self.plan.steps[2:]
+        self.remaining = remaining.to(inputs.X.device).clone()
+        original = inputs.X[rows].to(self.weight.dtype)
+        self.masked = inputs.fully_masked[rows].to(self.weight.dtype)
+        n, length, channels, taps = original.shape[0], original.shape[-1], self.weight.shape[0], self.taps
+        # table[k C + c, u]: distinct change k (``changes[k]``, ``codes`` says where: see :func:`_distinct_changes`)
+        # in output q + pad - (T - 1) + u, which reads q through tap T - 1 - u
+        table = torch.einsum("kb,cbu->kcu", changes, self.weight.flip(-1))  # (K, C, T)
+        self.table = table.reshape(-1, taps)
+        self.rise = table.amax(dim=-1)[codes].permute(0, 2, 1).contiguous()  # (R, C, L): max_j D[q, j]
+        # for entry (r, c, q) of the (R, C, L) state: its row of the table (k C + c, k = codes[r, q]), and the
+        # first output of V(q) in the flattened ``conv`` ((r C + c) span + q + pad, span = L + 2 (T - 1))
+        channel = torch.arange(channels, device=codes.device)[None, :, None]
+        self.change_row = (codes[:, None] * channels + channel).reshape(-1)
+        span = self.out_len + 2 * (taps - 1)  # the length of ``conv``, padded
+        first = (torch.arange(n, device=codes.device)[:, None, None] * channels + channel) * span
+        self.first_output = (first + torch.arange(length, device=codes.device) + self.pad).reshape(-1)
+        self.padded = F.pad(torch.where(self.remaining[:, None], original, self.masked), (self.pad, self.pad))
+        self.window = min(taps, self.out_len)  # outputs recomputed per masked position
+        self.conv = F.pad(F.conv1d(self.padded, self.weight, self.bias), (taps - 1, taps - 1), value=-math.inf)
+        windows = self.conv[:, :, self.pad:self.pad + length + taps - 1]
+        self.bound = _sliding_max(windows, taps) + self.rise  # (R, C, L): max_{V(q)} conv + max_j D[q, j]
+        self.inside = torch.full((n, channels, length), -math.inf, dtype=self.weight.dtype, device=original.device)
+        self.stale = torch.ones(n, channels, length, dtype=torch.bool, device=original.device)
+        monotone = all(_monotone(step.module) for step in self.after)
+        self.after_map = self._after if monotone else (lambda values: values)
+
+    def _outside(self, length: int) -> torch.Tensor:
+        """``(R, C, L)``: the maximum over the outputs outside ``V(q)`` = ``q + pad - (T - 1) .. q + pad``.
+
+        That is the larger of ``prefix[q + pad - T]`` and ``suffix[q + pad + 1]``
+        (``-inf`` off the ends): two shifted copies of the prefix and suffix maxima.
+        """
+        taps, pad, out_len = self.taps, self.pad, self.out_len
+        prefix, suffix = _running_maxima(self.conv[:, :, taps - 1:taps - 1 + out_len])
+        before = F.pad(prefix, (taps - pad, length - out_len - taps + pad), value=-math.inf)
+        after = F.pad(suffix, (-(pad + 1), length + pad + 1 - out_len), value=-math.inf)
+        return torch.maximum(before, after)
+
+    def _after(self, values):
+        for step in self.after:
+            values = step.module(values)
+        return values
+
+    def interval(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`SISScreen.interval` for the current masks: :meth:`SISScreen.bounds` of :meth:`logits`."""
+        return self.screen.bounds(self.logits())
+
+    def logits(self) -> torch.Tensor:
+        """``(R, L)`` float64: the approximate logit of masking each remaining position (NaN elsewhere)."""
+        with torch.inference_mode():
+            outside = self._outside(self.remaining.shape[1])
+            matters = (self.after_map(self.bound) > self.after_map(outside)) & self.remaining[:, None]
+            self._refresh(matters & self.stale)
+            pooled = torch.where(matters, torch.maximum(self.inside, outside), outside)
+            rows, positions = torch.nonzero(self.remaining, as_tuple=True)
+            chain = self._after(pooled[rows, :, positions][:, :, None])
+            out = torch.full(self.remaining.shape, math.nan, dtype=torch.float64)
+            with self.plan._cut():
+                out[rows.cpu(), positions.cpu()] = self.plan._rest(chain).reshape(-1).double().cpu()
+            return out
+
+    def _refresh(self, needed: torch.Tensor) -> None:
+        """Recompute ``inside`` where ``needed`` ``(R, C, L)``: ``T`` window outputs each, plus ``D``."""
+        flat = needed.view(-1).nonzero().squeeze(1)  # (r C + c) L + q
+        if not flat.numel():
+            return
+        windows = self.conv.view(-1).unfold(0, self.taps, 1)  # row (r C + c) span + j: outputs j .. j + T - 1
+        outputs = windows.index_select(0, self.first_output.index_select(0, flat))  # (n, T): the outputs of V(q)
+        change = self.table.index_select(0, self.change_row.index_select(0, flat))
+        self.inside.view(-1).index_copy_(0, flat, _halving_max((outputs + change)[:, :, None])[:, 0])
+        self.stale.view(-1).index_fill_(0, flat, False)
+
+    def remove(self, which: torch.Tensor, positions: torch.Tensor) -> None:
+        """Mask ``positions[k]`` of row ``which[k]``: recompute the convolution's window there, mark stale."""
+        if not which.numel():
+            return
+        with torch.inference_mode():
+            taps, width, length = self.taps, self.window, self.remaining.shape[1]
+            self.remaining[which, positions] = False
+            self.padded[which, :, positions + self.pad] = self.masked[which, :, positions]
+            start = (positions + self.pad - (taps - 1)).clamp(0, self.out_len - width)  # first recomputed output
+            columns = self.padded.unfold(2, width + taps - 1, 1)[which, :, start]  # (n, 4, W + T - 1)
+            outputs = F.conv1d(columns, self.weight, self.bias)  # (n, C, W)
+            at = start[:, None] + torch.arange(width, device=start.device)
+            self.conv[which[:, None], :, taps - 1 + at] = outputs.transpose(1, 2)
+            # candidates q whose window V(q) meets the recomputed outputs: stale, with a new bound
+            count = width + taps - 1
+            near = start[:, None] - self.pad + torch.arange(count, device=start.device)  # (n, count)
+            segment = self.conv.unfold(2, count + taps - 1, 1)[which, :, start]  # outputs of their windows
+            bound = _sliding_max(segment, taps)  # (n, C, count)
+            row, k = torch.nonzero((near >= 0) & (near < length), as_tuple=True)
+            r, q = which[row], near[row, k]
+            self.bound[r, :, q] = bound[row, :, k] + self.rise[r, :, q]
+            self.stale[r, :, q] = True

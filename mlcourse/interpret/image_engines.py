@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlcourse.interpret.engines import _Inject, _parent_and_name, _record
+from mlcourse.interpret.engines import Recomputing, _Inject, _parent_and_name, _record
 from mlcourse.interpret.scoring import select
 from mlcourse.models.geometry import Geometry
 
@@ -340,6 +340,11 @@ class ImageSISScreen:
         return _Window(members.to(device), region_start, region_size, offset, real,
                        (out_first[members] + torch.tensor([top, left])).to(device),
                        (int(out_extent[j, 0]), int(out_extent[j, 1])))
+
+    def start(self, inputs, rows: torch.Tensor, remaining: torch.Tensor) -> Recomputing:
+        """The tracker of one backward selection (as :meth:`mlcourse.interpret.engines.SISScreen.start`):
+        :meth:`interval` computed afresh for each step's masks."""
+        return Recomputing(self, inputs, rows, remaining)
 
     def interval(self, inputs, rows: torch.Tensor, remaining: torch.Tensor):
         """``(low, high)`` ``(R, F)`` float64: bounds of ``f`` for masking feature ``f`` of input ``rows[r]``

@@ -239,12 +239,12 @@ class _Inputs:
 
 
 def _backward_selection(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remaining: torch.Tensor,
-                        start: torch.Tensor | None = None, screen: engines.SISScreen | None = None):
+                        start: torch.Tensor | None = None, screen=None):
     """Backward selection for the inputs ``rows`` at once; ``remaining`` (R, F) are unmasked features.
 
     Returns ``order`` (R, F) (removal order, -1 padded), ``scores`` (R, F) and ``start`` (R,),
-    the scores before any removal (computed unless given). With a ``screen`` only the
-    shortlisted candidates are scored by ``f``.
+    the scores before any removal (computed unless given). With a ``screen`` (:func:`_screen`: DNA or image) only the
+    shortlisted candidates are scored by ``f`` (:func:`_screened_removal`).
     """
     remaining = remaining.clone()
     n_rows, n_features = remaining.shape
@@ -252,37 +252,84 @@ def _backward_selection(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, rem
         start = score(inputs, rows, remaining)
     order = torch.full((n_rows, n_features), -1, dtype=torch.long)
     scores = torch.full((n_rows, n_features), math.nan, dtype=torch.float64)
+    tracker = None if screen is None else screen.start(inputs, rows, remaining)
     for step in range(int(remaining.sum(dim=1).max()) if n_rows else 0):
-        owner, feature = torch.nonzero(remaining, as_tuple=True)  # every candidate removal
-        keep = remaining[owner]
-        keep[torch.arange(owner.numel()), feature] = False
-        if screen is None:
-            values = score(inputs, rows[owner], keep)
-        else:  # only candidates that may be the best; f scores those whose value is not known
-            low, high = screen.interval(inputs, rows, remaining)
-            low, high = low[owner, feature], high[owner, feature]
-            floor = torch.full((n_rows,), -math.inf, dtype=torch.float64).scatter_reduce(0, owner, low, "amax")
-            # a known value at the floor wins every tie with a higher feature index
-            known = (low == high) & (low == floor[owner])
-            first = torch.full((n_rows,), n_features, dtype=torch.long)
-            first = first.scatter_reduce(0, owner[known], feature[known], "amin")
-            near = (high > floor[owner]) | ((high == floor[owner]) & (feature <= first[owner]))
-            owner, feature, keep, values = owner[near], feature[near], keep[near], low[near]
-            unknown = (low != high)[near]
-            values[unknown] = _score_at_least(score, inputs, rows[owner[unknown]], keep[unknown], screen)
-        best = torch.full((n_rows,), -math.inf, dtype=torch.float64)
-        best = best.scatter_reduce(0, owner, values, "amax")
-        ties = values == best[owner]  # break ties towards the lowest feature index
-        chosen = torch.full((n_rows,), n_features, dtype=torch.long)
-        chosen = chosen.scatter_reduce(0, owner[ties], feature[ties], "amin")
+        if tracker is None:
+            chosen, best = _best_removal(score, inputs, rows, remaining)
+        else:
+            chosen, best = _screened_removal(score, inputs, rows, remaining, tracker)
         active = torch.nonzero(chosen < n_features).reshape(-1)
         remaining[active, chosen[active]] = False
         order[active, step] = chosen[active]
-        if screen is not None and not screen.KNOWN_IS_EXACT:
-            # record f's own score of the choice (a known value may differ in the last bit)
-            best[active] = _score_at_least(score, inputs, rows[active], remaining[active], screen)
         scores[active, step] = best[active]
+        if tracker is not None:
+            tracker.remove(active, chosen[active])
     return order, scores, start
+
+
+def _best_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remaining: torch.Tensor):
+    """One step of backward selection: every candidate removal of every row scored by ``f``.
+
+    Returns ``chosen`` (R,), the feature whose removal leaves the highest score
+    (ties: the lowest index; ``F`` for a row with nothing left), and ``best`` (R,), that score.
+    """
+    n_rows, n_features = remaining.shape
+    owner, feature = torch.nonzero(remaining, as_tuple=True)  # every candidate removal
+    values = score(inputs, rows[owner], _without(remaining, owner, feature))
+    best = torch.full((n_rows,), -math.inf, dtype=torch.float64)
+    best = best.scatter_reduce(0, owner, values, "amax")
+    ties = values == best[owner]  # break ties towards the lowest feature index
+    chosen = torch.full((n_rows,), n_features, dtype=torch.long)
+    chosen = chosen.scatter_reduce(0, owner[ties], feature[ties], "amin")
+    return chosen, best
+
+
+def _screened_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remaining: torch.Tensor, tracker):
+    """:func:`_best_removal` with the screen's bounds: ``f`` scores only the candidates that may be the best.
+
+    ``tracker`` (the screen's ``start``: :meth:`mlcourse.interpret.engines.SISScreen.start`
+    or :meth:`mlcourse.interpret.image_engines.ImageSISScreen.start`) gives the
+    interval ``[low, high]`` each candidate's score lies in (one value where it is
+    known). The *floor* of a row is its best ``low``: a candidate whose ``high`` is
+    below it cannot be chosen, nor one that can at most tie with a known value at
+    the floor of a lower feature index (that one wins the tie). Of the others,
+    ``f`` scores those whose value is not known. The choice follows the rule of
+    :func:`_best_removal`; its recorded score is ``f``'s (a known one is rescored
+    unless the screen's ``KNOWN_IS_EXACT``: its known values are ``f``'s own).
+    """
+    n_rows, n_features = remaining.shape
+    low, high = tracker.interval()
+    low = low.masked_fill(~remaining, -math.inf)
+    high = high.masked_fill(~remaining, -math.inf)
+    floor = low.amax(dim=1, keepdim=True)
+    index = torch.arange(n_features).expand(n_rows, -1)
+    known = remaining & (low == high) & (low == floor)
+    first = index.masked_fill(~known, n_features).amin(dim=1, keepdim=True)  # F where none
+    near = remaining & ((high > floor) | ((high == floor) & (index <= first)))
+    values = low.masked_fill(~near, -math.inf)
+    unknown = near & (low != high)
+    owner, feature = torch.nonzero(unknown, as_tuple=True)
+    if owner.numel():
+        values[owner, feature] = _score_at_least(score, inputs, rows[owner], _without(remaining, owner, feature),
+                                                 tracker.screen)
+    best = values.amax(dim=1)
+    # the first candidate at the best value: the lowest feature index among ties
+    chosen = (near & (values == best[:, None])).to(torch.uint8).argmax(dim=1)
+    chosen = chosen.masked_fill(~remaining.any(dim=1), n_features)
+    if not tracker.screen.KNOWN_IS_EXACT:  # f's own score of a known choice (it may differ in the last bit)
+        active = torch.nonzero(chosen < n_features).reshape(-1)
+        active = active[~unknown[active, chosen[active]]]
+        if active.numel():
+            best[active] = _score_at_least(score, inputs, rows[active],
+                                           _without(remaining, active, chosen[active]), tracker.screen)
+    return chosen, best
+
+
+def _without(remaining: torch.Tensor, owner: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
+    """``remaining[owner]`` with feature ``feature[k]`` of row ``k`` removed: the masks of those candidates."""
+    keep = remaining[owner]
+    keep[torch.arange(owner.numel()), feature] = False
+    return keep
 
 
 def _score_at_least(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, keep: torch.Tensor, screen):
