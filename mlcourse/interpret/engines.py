@@ -510,10 +510,15 @@ class _LocalPlan:
            ``+inf``, which no term beats); a term is kept where it passes the test.
 
         The pooled values ``(N, L, K, C)`` start as the outside maxima (the answer
-        where nothing is kept) and take the kept terms by one scatter-maximum. Only
-        the rows that can differ from the reference go through the rest of the model
-        (:meth:`_pooled_scores`). Every index is into a flat tensor (``index_select``):
-        multi-dimensional fancy indexing costs several times more per entry.
+        where nothing is kept) and take the kept terms by one scatter-maximum. The
+        elementwise steps after the pool are the ones :meth:`capture` moved past it
+        (a ReLU): they never decrease, so they commute with the maximum,
+        ``f(max(a, b)) = max(f(a), f(b))`` exactly, and they map the outside maxima
+        ``(N, C, L)`` and the kept terms before the scatter instead of the ``K``
+        times larger pooled values after it. Only the rows that can differ
+        from the reference go through the rest of the model (:meth:`_pooled_scores`).
+        Every index is into a flat tensor (``index_select``): multi-dimensional fancy
+        indexing costs several times more per entry.
         """
         st = self.steps[0]
         conv = acts[1]  # (N, C, J)
@@ -544,20 +549,24 @@ class _LocalPlan:
         first = (i * length + j - pad) * (k * channels) + c  # (H,): tap 0, edit 0
         entry = (first.index_select(0, h) + t * (k * channels))[:, None] + torch.arange(0, k * channels, channels,
                                                                                       device=X.device)
-        pooled = outside.transpose(1, 2).contiguous()[:, :, None, :].expand(n, length, k, channels).contiguous()
-        pooled.view(-1).scatter_reduce_(0, entry.view(-1), vals.view(-1), "amax")
-        reference = prefix[:, :, -1]  # (N, C): each channel's maximum over the whole sequence
+        top = self._after_pool(outside)  # (N, C, L): the mapped outside maxima
+        pooled = top.transpose(1, 2)[:, :, None, :].expand(n, length, k, channels).contiguous()
+        pooled.view(-1).scatter_reduce_(0, entry.view(-1), self._after_pool(vals).view(-1), "amax")
+        reference = self._after_pool(prefix[:, :, -1])  # (N, C): each channel's maximum, mapped
         if ref is None:
-            ref = self._rest(self._after_pool(reference[:, :, None])).to(X.dtype)
+            ref = self._rest(reference[:, :, None]).to(X.dtype)
         # a row can differ from the reference only where an edit sits in some channel's top window (T of
-        # the L positions) or a term beats the maximum: where the C windows, placed at random, would cover
-        # most positions, every row is scored, else only those whose pooled vector is not the reference's
+        # the L positions: its mapped outside maximum is not the reference's) or a term is kept: where the C
+        # windows, placed at random, would cover most positions, every row is scored, else only those
         covered = 1 - (1 - min(1.0, taps / length)) ** channels
-        differs = None if covered > 0.5 else (pooled != reference[:, None, None]).any(dim=-1).view(-1)
+        differs = None
+        if covered <= 0.5:
+            differs = (top != reference[:, :, None]).any(dim=1)[:, :, None].expand(n, length, k).contiguous().view(-1)
+            differs[entry[:, 0] // (k * channels) * k + torch.arange(k, device=X.device)[:, None]] = True
         return self._pooled_scores(pooled.view(-1, channels), differs, ref, n, length, k)
 
     def _pooled_scores(self, pooled, differs, ref, n: int, length: int, k: int) -> torch.Tensor:
-        """Scores ``(K, N, L)`` from the pooled rows ``(N L K, C)`` of every edit: the rest of the model for
+        """Scores ``(K, N, L)`` from the mapped pooled rows ``(N L K, C)`` of every edit: the rest of the model for
         the rows where ``differs`` (all rows when None), ``ref[i]`` exactly elsewhere (their pooled vector
         is the reference's), ``HEAD_ROWS`` rows at a time."""
         if differs is None:
@@ -570,8 +579,8 @@ class _LocalPlan:
         return scores.view(n, length, k).permute(2, 0, 1)  # (K, N, L)
 
     def _head(self, pooled, dtype) -> torch.Tensor:
-        """The model's output for pooled rows ``(B, C)`` (the steps after the pool, then the rest)."""
-        return torch.cat([self._rest(self._after_pool(pooled[s:s + self.HEAD_ROWS, :, None]))
+        """The model's output for pooled rows ``(B, C)``, already mapped by the steps after the pool."""
+        return torch.cat([self._rest(pooled[s:s + self.HEAD_ROWS, :, None])
                           for s in range(0, pooled.shape[0], self.HEAD_ROWS)]).to(dtype)
 
     def _swap_tables(self, columns):
