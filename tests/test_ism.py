@@ -292,3 +292,14 @@ def test_global_max_lookup_maps_before_the_scatter(before, length, one_thread):
         assert engines.local_plan(model, X[:1])._lookup_path()
     expected = naive_ism(lambda b: model(b)[:, 0], X)
     assert torch.allclose(saturation_mutagenesis(model, X, fast=True), expected, atol=1e-10)
+
+
+def test_global_max_lookup_with_no_position_that_can_differ(one_thread):
+    """Zero weights: every output ties its channel's maximum and no edit changes anything, so no position
+    goes through the rest of the model and every score is the reference's (ISM all zeros)."""
+    model = nn.Sequential(nn.Conv1d(4, 6, 8), nn.ReLU(), nn.MaxPool1d(400 - 7),
+                          nn.Flatten(), nn.Linear(6, 1)).double().eval()
+    with torch.no_grad():
+        model[0].weight.zero_()
+    X = random_dna(2, 400, seed=11).double()
+    assert torch.equal(saturation_mutagenesis(model, X, fast=True), torch.zeros_like(X))
