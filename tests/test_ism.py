@@ -318,3 +318,31 @@ def test_global_max_lookup_with_wide_padding_on_short_inputs(length, kernel, pad
     X = random_dna(2, length, seed=pad).double()
     expected = naive_ism(lambda b: model(b)[:, 0], X)
     assert torch.allclose(saturation_mutagenesis(model, X, fast=True), expected, atol=1e-10)
+
+
+@pytest.mark.parametrize("before", [nn.ReLU, nn.Tanh, nn.Identity])
+@pytest.mark.parametrize("length", [30, 400])
+def test_global_max_lookup_maps_before_the_scatter(before, length, one_thread):
+    """The lookup path applies the monotone maps moved past the pool (ReLU, tanh) to the outside maxima and
+    the kept terms before the scatter; short inputs score every row, long ones only the rows that can
+    differ (an edit in some channel's top window, or a kept term)."""
+    from mlcourse.interpret import engines
+    torch.manual_seed(9)
+    model = nn.Sequential(nn.Conv1d(4, 6, 8), before(), nn.MaxPool1d(length - 7),
+                          nn.Flatten(), nn.Linear(6, 1)).double().eval()
+    X = random_dna(3, length, seed=10).double()
+    with torch.inference_mode():
+        assert engines.local_plan(model, X[:1])._lookup_path()
+    expected = naive_ism(lambda b: model(b)[:, 0], X)
+    assert torch.allclose(saturation_mutagenesis(model, X, fast=True), expected, atol=1e-10)
+
+
+def test_global_max_lookup_with_no_position_that_can_differ(one_thread):
+    """Zero weights: every output ties its channel's maximum and no edit changes anything, so no position
+    goes through the rest of the model and every score is the reference's (ISM all zeros)."""
+    model = nn.Sequential(nn.Conv1d(4, 6, 8), nn.ReLU(), nn.MaxPool1d(400 - 7),
+                          nn.Flatten(), nn.Linear(6, 1)).double().eval()
+    with torch.no_grad():
+        model[0].weight.zero_()
+    X = random_dna(2, 400, seed=11).double()
+    assert torch.equal(saturation_mutagenesis(model, X, fast=True), torch.zeros_like(X))

@@ -509,10 +509,16 @@ class _LocalPlan:
            ``+inf``, which no term beats); a term is kept where it passes the test.
 
         The pooled values ``(N, L, K, C)`` start as the outside maxima (the answer
-        where nothing is kept) and take the kept terms by one scatter-maximum. Only
-        the rows that can differ from the reference go through the rest of the model
-        (:meth:`_pooled_scores`). Every index is into a flat tensor (``index_select``):
-        multi-dimensional fancy indexing costs several times more per entry.
+        where nothing is kept) and take the kept terms by one scatter-maximum. The
+        elementwise steps after the pool are the ones :meth:`capture` moved past it
+        (a ReLU): they never decrease, so they commute with the maximum,
+        ``f(max(a, b)) = max(f(a), f(b))`` exactly, and they map the outside maxima
+        ``(N, C, L)`` and the kept terms before the scatter instead of the ``K``
+        times larger pooled values after it. Only the positions whose edits can
+        differ from the reference get pooled rows and go through the rest of the model
+        (:meth:`_moved_positions`).
+        Every index is into a flat tensor (``index_select``): multi-dimensional fancy
+        indexing costs several times more per entry.
         """
         st = self.steps[0]
         conv = acts[1]  # (N, C, J)
@@ -539,39 +545,53 @@ class _LocalPlan:
         h, t = torch.nonzero(keep, as_tuple=True)
         terms = table.view(-1).index_select(0, h * taps + t)
         vals = value.index_select(0, h)[:, None] + delta.index_select(0, terms)  # (P, K)
-        # the pooled entry of tap t, edit e: ((i L + j - pad + t) K + e) C + c
-        first = (i * length + j - pad) * (k * channels) + c  # (H,): tap 0, edit 0
-        entry = (first.index_select(0, h) + t * (k * channels))[:, None] + torch.arange(0, k * channels, channels,
-                                                                                      device=X.device)
-        pooled = outside.transpose(1, 2).contiguous()[:, :, None, :].expand(n, length, k, channels).contiguous()
-        pooled.view(-1).scatter_reduce_(0, entry.view(-1), vals.view(-1), "amax")
-        reference = prefix[:, :, -1]  # (N, C): each channel's maximum over the whole sequence
+        where = (i * length + j - pad).index_select(0, h) + t  # (P,): the position i L + p of each kept term
+        top = self._after_pool(outside)  # (N, C, L): the mapped outside maxima
+        reference = self._after_pool(prefix[:, :, -1])  # (N, C): each channel's maximum, mapped
         if ref is None:
-            ref = self._rest(self._after_pool(reference[:, :, None])).to(X.dtype)
-        # a row can differ from the reference only where an edit sits in some channel's top window (T of
-        # the L positions) or a term beats the maximum: where the C windows, placed at random, would cover
-        # most positions, every row is scored, else only those whose pooled vector is not the reference's
-        covered = 1 - (1 - min(1.0, taps / length)) ** channels
-        differs = None if covered > 0.5 else (pooled != reference[:, None, None]).any(dim=-1).view(-1)
-        return self._pooled_scores(pooled.view(-1, channels), differs, ref, n, length, k)
-
-    def _pooled_scores(self, pooled, differs, ref, n: int, length: int, k: int) -> torch.Tensor:
-        """Scores ``(K, N, L)`` from the pooled rows ``(N L K, C)`` of every edit: the rest of the model for
-        the rows where ``differs`` (all rows when None), ``ref[i]`` exactly elsewhere (their pooled vector
-        is the reference's), ``HEAD_ROWS`` rows at a time."""
-        if differs is None:
-            scores = self._head(pooled, ref.dtype)
+            ref = self._rest(reference[:, :, None]).to(X.dtype)
+        positions, slot = self._moved_positions(top, reference, where, taps)
+        if positions is None:
+            pooled = top.transpose(1, 2)[:, :, None, :].expand(n, length, k, channels).contiguous().view(-1, k, channels)
         else:
-            rows = differs.nonzero().squeeze(1)
-            scores = ref[:, None, None].expand(n, length, k).reshape(-1)
-            if rows.numel():
-                scores = scores.index_put((rows,), self._head(pooled.index_select(0, rows), ref.dtype))
+            rows = top.transpose(1, 2).reshape(-1, channels).index_select(0, positions)
+            pooled = rows[:, None, :].expand(rows.shape[0], k, channels).contiguous()  # (R, K, C)
+        # the pooled entry of a term, edit e: (slot K + e) C + c
+        entry = (slot * (k * channels) + c.index_select(0, h))[:, None] + torch.arange(0, k * channels, channels,
+                                                                                        device=X.device)
+        pooled.view(-1).scatter_reduce_(0, entry.view(-1), self._after_pool(vals).view(-1), "amax")
+        scores = self._head(pooled.view(-1, channels), X.dtype).view(-1, k)
+        if positions is not None:
+            every = ref.repeat_interleave(length)[:, None].expand(n * length, k).contiguous()
+            scores = every.index_put_((positions,), scores)
         return scores.view(n, length, k).permute(2, 0, 1)  # (K, N, L)
 
+    @staticmethod
+    def _moved_positions(top, reference, where, taps: int):
+        """The positions whose edits can score other than the reference, and each kept term's row among them.
+
+        ``top`` ``(N, C, L)`` are the mapped outside maxima of every position, ``reference`` ``(N, C)`` the
+        mapped maxima, ``where`` ``(P,)`` the position of each kept term. An edit's pooled vector is the
+        reference's unless the position sits in some channel's top window (``T`` of the ``L`` positions: its
+        outside maximum is lower) or a term is kept there. Where the ``C`` windows, placed at random, would
+        cover most positions, every position is returned (``positions`` None, ``slot`` = ``where``: no test
+        is worth its pass), else ``positions`` ``(R,)`` and ``slot`` ``(P,)``, the index of ``where`` in them
+        (positions are ``i L + p``).
+        """
+        channels, length = top.shape[1:]
+        if 1 - (1 - min(1.0, taps / length)) ** channels > 0.5:
+            return None, where
+        moved = (top != reference[:, :, None]).any(dim=1).view(-1)
+        moved[where] = True
+        positions = moved.nonzero().squeeze(1)
+        slots = torch.empty(moved.shape, dtype=torch.long, device=top.device)
+        slots[positions] = torch.arange(positions.numel(), device=top.device)
+        return positions, slots.index_select(0, where)
+
     def _head(self, pooled, dtype) -> torch.Tensor:
-        """The model's output for pooled rows ``(B, C)`` (the steps after the pool, then the rest)."""
-        return torch.cat([self._rest(self._after_pool(pooled[s:s + self.HEAD_ROWS, :, None]))
-                          for s in range(0, pooled.shape[0], self.HEAD_ROWS)]).to(dtype)
+        """The model's output for pooled rows ``(B, C)``, already mapped by the steps after the pool."""
+        return torch.cat([self._rest(pooled[s:s + self.HEAD_ROWS, :, None])
+                          for s in range(0, max(1, pooled.shape[0]), self.HEAD_ROWS)]).to(dtype)
 
     def _swap_tables(self, columns):
         """The first convolution's lookup tables for the edits ``columns`` ``(5, K, 4)``, cached per call:
