@@ -430,7 +430,7 @@ def add_cli(sub) -> None:
     p.add_argument("--n-valid", type=int, default=1000)
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    p.add_argument("--workers", type=int, help="worker processes (default: cores / threads)")
+    p.add_argument("--workers", type=int, help="worker processes (default: cores / threads; 1: run in this process)")
     p.add_argument("--dask", metavar="ADDRESS", help="'local' for a Dask LocalCluster, or a scheduler address")
     p.add_argument("--out", type=Path, default=Path("bench_results.csv"), help="results CSV (resumed)")
     p.add_argument("--plot", type=Path, help="also save the two plots to this image file")
