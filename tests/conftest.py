@@ -55,7 +55,7 @@ SLOWEST_FIRST = [
     "tests/test_properties.py",
     "lectures/06_sis_beer_reviews.ipynb",
     "tests/test_lab_server.py",
-    "lectures/04_saturated_mutagenesis.ipynb",
+    "lectures/04_saturated_mutagenesis.ipynb",  # only without test_site, which runs it
     "lectures/02_motif_occupancy.ipynb",
 ]
 
@@ -64,26 +64,33 @@ SLOWEST_FIRST = [
 def pytest_collection_modifyitems(config, items):
     """Run the files of :data:`SLOWEST_FIRST` first, slowest first; the tests of a file keep their order.
 
-    Lecture 07's nbval run is dropped when its mirror test covers it (:func:`_drop_covered_lecture07`).
+    nbval's runs of lectures that other selected tests run anyway are dropped (:func:`_drop_covered_lectures`).
     """
-    _drop_covered_lecture07(config, items)
+    _drop_covered_lectures(config, items)
     rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
-# With the mirror, ``tests/test_lecture07.py``'s mirror test runs lecture 07 top to bottom on the real
-# MafK peaks, failing on any error, and checks what it prints: everything nbval's lax run of the same
-# notebook on the same path would check (no cell of it compares outputs). Running both only costs time.
-LECTURE07 = "lectures/07_sis_tf_binding.ipynb"
-LECTURE07_MIRROR_TEST = "tests/test_lecture07.py::test_lecture07_with_the_mirror_runs_on_real_mafk_peaks"
+# Some tests run a whole lecture themselves, in FAST mode, failing on any error: everything nbval's
+# lax run of that notebook checks (no cell of a lecture compares outputs). When such a test is
+# selected, nbval's run of the same notebook is dropped: running both only costs time.
+# - With the mirror, test_lecture07's mirror test runs lecture 07 on the real MafK peaks, as nbval would.
+# - test_site's ``built`` fixture executes lecture 04 (``execute_notebook`` raises on a failing cell).
 
 
-def _drop_covered_lecture07(config, items):
-    """Drop nbval's run of lecture 07 when its mirror test is selected and the mirror is set."""
-    ids = {item.nodeid for item in items}
-    if LECTURE07_MIRROR_TEST not in ids or not os.environ.get("MLCOURSE_MIRROR"):
-        return
-    nbval = [item for item in items if item.nodeid.split("::")[0] == LECTURE07]
-    if nbval:
-        config.hook.pytest_deselected(items=nbval)
-        items[:] = [item for item in items if item.nodeid.split("::")[0] != LECTURE07]
+def _runs_lecture(item) -> str | None:
+    """The lecture an item runs top to bottom the way nbval would, if any."""
+    if item.nodeid == "tests/test_lecture07.py::test_lecture07_with_the_mirror_runs_on_real_mafk_peaks":
+        return "lectures/07_sis_tf_binding.ipynb" if os.environ.get("MLCOURSE_MIRROR") else None
+    if item.nodeid.startswith("tests/test_site.py::") and "built" in getattr(item, "fixturenames", ()):
+        return "lectures/04_saturated_mutagenesis.ipynb"
+    return None
+
+
+def _drop_covered_lectures(config, items):
+    """Drop nbval's runs of the lectures that a selected test runs anyway (see :func:`_runs_lecture`)."""
+    covered = {lecture for lecture in map(_runs_lecture, items) if lecture}
+    dropped = [item for item in items if item.nodeid.split("::")[0] in covered]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item.nodeid.split("::")[0] not in covered]
