@@ -30,7 +30,7 @@ def mirror() -> Path:
 # end. Files not named here follow, in the order pytest collects them. Re-measure as files grow:
 # `python -m pytest -n 2 --durations=40`.
 SLOWEST_FIRST = [
-    "lectures/03_cnn_architectures.ipynb",  # ~125 s with a cold sweep cache (CI), trains every sweep
+    "lectures/03_cnn_architectures.ipynb",  # cold sweep cache (CI): 68 CPU s before its sweeps ran in the kernel, 15 now
     "tests/test_grading.py",  # grades 8 submissions of lab 1 in sandboxed kernels
     "lectures/15_motifs_from_attributions.ipynb",
     "tests/test_site.py",  # runs lecture 04 and builds the whole site with Sphinx
