@@ -19,7 +19,8 @@ its training subset and its initial weights, so runs at a small size vary
 the way Zeng et al.'s did.
 
 Executors: by default a local ``ProcessPoolExecutor`` with one torch thread
-per worker. Anything with ``submit`` that returns ``concurrent.futures``
+per worker (``max_workers=1`` runs in this process instead: no pool to start,
+which suits a machine whose cores are already busy, like the test suite's). Anything with ``submit`` that returns ``concurrent.futures``
 futures works, e.g. a Dask cluster across many machines::
 
     from dask.distributed import Client, LocalCluster
@@ -44,7 +45,7 @@ import hashlib
 import os
 import time
 import warnings
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -214,6 +215,28 @@ def run_one(run: Run, settings: Settings = Settings(), pool: int | None = None) 
     }
 
 
+class _InThisProcess(Executor):
+    """Runs each submitted call at once, in this process: ``sweep(..., max_workers=1)``.
+
+    Spawning a worker costs an interpreter and a torch import (seconds of CPU), and a
+    worker loads each dataset again; here runs share this process's :func:`split_data`
+    cache. A run seeds the global generators (as in a worker) and sets torch's thread
+    count, which is put back afterwards.
+    """
+
+    def submit(self, fn, /, *args, **kwargs):
+        import torch
+
+        future, threads = Future(), torch.get_num_threads()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as error:  # handed over the way a pool hands it over: by the future
+            future.set_exception(error)
+        finally:
+            torch.set_num_threads(threads)
+        return future
+
+
 def _read(path: Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
@@ -263,7 +286,8 @@ def sweep(runs, out, *, executor: Executor | None = None, settings: Settings = S
     executor : concurrent.futures.Executor, optional
         Where runs execute (e.g. ``dask.distributed.Client.get_executor()``).
         Default: a local process pool of ``max_workers`` processes (default:
-        CPU cores / ``settings.threads``), shut down at the end.
+        CPU cores / ``settings.threads``, at most one per run), shut down at the
+        end; ``max_workers=1`` runs them one by one in this process.
     settings : Settings
     progress : bool
         A tqdm bar over runs.
@@ -284,8 +308,9 @@ def sweep(runs, out, *, executor: Executor | None = None, settings: Settings = S
     if own:
         import multiprocessing
 
-        workers = max_workers or max(1, (os.cpu_count() or 1) // settings.threads)
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        workers = min(len(todo), max_workers or max(1, (os.cpu_count() or 1) // settings.threads))
+        executor = (_InThisProcess() if max_workers == 1 else
+                    ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
     try:
         futures = [executor.submit(run_one, r, settings, pools[r.dataset]) for r in todo]
         bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
@@ -405,7 +430,7 @@ def add_cli(sub) -> None:
     p.add_argument("--n-valid", type=int, default=1000)
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    p.add_argument("--workers", type=int, help="worker processes (default: cores / threads)")
+    p.add_argument("--workers", type=int, help="worker processes (default: cores / threads; 1: run in this process)")
     p.add_argument("--dask", metavar="ADDRESS", help="'local' for a Dask LocalCluster, or a scheduler address")
     p.add_argument("--out", type=Path, default=Path("bench_results.csv"), help="results CSV (resumed)")
     p.add_argument("--plot", type=Path, help="also save the two plots to this image file")

@@ -115,6 +115,33 @@ def test_runs_are_deterministic_and_seeds_differ():
     assert run_one(RUNS[2], TINY, pool=60)["auc"] != a["auc"]  # seed 1: another subset and init
 
 
+def test_one_worker_runs_in_this_process_with_the_same_results_and_threads_kept(tmp_path):
+    import torch
+
+    reference = {r: run_one(r, TINY, pool=60)["auc"] for r in RUNS[:2]}
+    torch.set_num_threads(2)
+    try:
+        table = sweep(RUNS[:2], tmp_path / "here.csv", settings=TINY, max_workers=1, progress=False)
+        assert torch.get_num_threads() == 2  # run_one's one thread is not left behind
+    finally:
+        torch.set_num_threads(1)
+    assert len(table) == 2
+    for _, row in table.iterrows():
+        assert row["auc"] == reference[Run(row.architecture, row.dataset, row.n_train, row.seed)]
+
+
+def test_a_failing_run_in_this_process_fails_the_sweep(tmp_path, monkeypatch):
+    import mlcourse.benchmark
+
+    def crashing(run, *args):
+        raise RuntimeError(f"{run.architecture} crashed")
+
+    monkeypatch.setattr(mlcourse.benchmark, "run_one", crashing)
+    with pytest.raises(RuntimeError, match="layer crashed"):
+        sweep(RUNS, tmp_path / "none.csv", settings=TINY, max_workers=1, progress=False)
+    assert not (tmp_path / "none.csv").exists()
+
+
 def test_sweep_on_a_dask_local_cluster(tmp_path):
     distributed = pytest.importorskip("dask.distributed")  # the optional "dask" extra
     reference = {r: run_one(r, TINY, pool=60)["auc"] for r in RUNS[:2]}
@@ -131,9 +158,9 @@ def test_sweep_on_a_dask_local_cluster(tmp_path):
 def test_cli_runs_a_sweep_in_a_process_pool(tmp_path, capsys):
     out = tmp_path / "cli.csv"
     code = main(["bench", "--architectures", "1layer", "--datasets", "discovery:MAFF", "--sizes", "60",
-                 "--seeds", "0", "--epochs", "1", "--n-valid", "40", "--n-test", "60", "--workers", "1",
+                 "--seeds", "0", "--epochs", "1", "--n-valid", "40", "--n-test", "60", "--workers", "2",
                  "--out", str(out), "--plot", str(tmp_path / "plot.png")])
-    assert code == 0
+    assert code == 0  # one run: a pool of one spawned worker (at most one per run)
     table = pd.read_csv(out)
     assert list(table["architecture"]) == ["1layer"]
     assert table["auc"].iloc[0] == run_one(RUNS[0], TINY, pool=60)["auc"]  # same run, same number
