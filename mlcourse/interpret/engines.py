@@ -954,7 +954,7 @@ def _step_input(st: _Step, reference: _Extended, previous: _Window, window: _Win
     inputs = vals.new_empty(n, m, k, width, channels)
     inputs.copy_(_windows(reference, _Window(start, window.step * st.stride, width), ms, contiguous)[:, :, None])
     if window.step == 0 and previous.step:
-        _write_moving(inputs, st, start, previous, vals, ms)
+        _write_moving(inputs, st, start, previous, vals, ms, contiguous)
         return inputs
     lo, hi = max(0, previous.start - start), min(width, previous.start + previous.width - start)
     if hi > lo:
@@ -964,17 +964,32 @@ def _step_input(st: _Step, reference: _Extended, previous: _Window, window: _Win
     return inputs
 
 
-def _write_moving(inputs, st: _Step, start: int, previous: _Window, vals, ms) -> None:
+def _write_moving(inputs, st: _Step, start: int, previous: _Window, vals, ms, contiguous: bool) -> None:
     """Write the previous step's windows ``vals`` into input windows at a fixed place (the whole input).
 
     Window ``m`` of the previous step then sits at an offset that grows with
     ``m``; its entries that are real inputs (coordinates ``0 .. in_len - 1``)
-    which the step reads are written one by one, so the padding stays as it is.
+    which the step reads are written, so the padding stays as it is. For
+    consecutive ``ms`` (``contiguous``), entry ``e`` of every window lands on a
+    diagonal of ``inputs`` (window ``b`` at entry ``c + step b``): one strided
+    copy per entry. Otherwise the entries are written one by one.
     """
     coordinates = previous.start + previous.step * ms[:, None] + torch.arange(previous.width, device=ms.device)
     real = (coordinates >= 0) & (coordinates < min(st.in_len, start + inputs.shape[-2]))  # (M, W_prev), read
-    window, entry = real.nonzero(as_tuple=True)
-    inputs[:, window, :, coordinates[window, entry] - start] = vals[:, window, :, entry]
+    if not contiguous:
+        window, entry = real.nonzero(as_tuple=True)
+        inputs[:, window, :, coordinates[window, entry] - start] = vals[:, window, :, entry]
+        return
+    n, _, k, _, channels = inputs.shape
+    s_n, s_m, s_k, s_w, s_c = inputs.stride()
+    for e in range(previous.width):
+        blocks = real[:, e].nonzero().flatten()
+        if blocks.numel():
+            b, count = int(blocks[0]), blocks.numel()
+            c = int(coordinates[b, e]) - start
+            diagonal = inputs.as_strided((n, count, k, channels), (s_n, s_m + previous.step * s_w, s_k, s_c),
+                                         inputs.storage_offset() + b * s_m + c * s_w)
+            diagonal.copy_(vals[:, b:b + count, :, e])
 
 
 def _write_padding(inputs, st: _Step, start: int, step: int, ms, lo: int, hi: int) -> None:
@@ -1003,7 +1018,12 @@ def _input_width(st: _Step, window: _Window) -> int:
 
 
 def _pointwise(module: nn.Module, vals: torch.Tensor) -> torch.Tensor:
-    """An elementwise step on channels-last windows ``(..., W, C)`` (a batch norm wants channels second)."""
+    """An elementwise step on channels-last windows ``(..., W, C)`` (a batch norm wants channels second).
+
+    The windows are always a fresh tensor of this edit block, so a ReLU clamps them in place.
+    """
+    if type(module) is nn.ReLU:
+        return vals.clamp_min_(0.0)
     flat = vals.reshape(-1, *vals.shape[-2:]).transpose(1, 2)
     return module(flat).transpose(1, 2).reshape(vals.shape)
 
