@@ -763,7 +763,7 @@ class _LocalPlan:
         windows, counts, first = {}, {}, {}
         for r in range(min(period, length)):
             lo = hi = r
-            step, chain = period, []
+            step, chain, conv = period, [], None
             for i, st in enumerate(steps):
                 if st.kind != "pointwise":
                     reach = st.dilation * (st.kernel - 1)
@@ -772,6 +772,11 @@ class _LocalPlan:
                     if reader is not None and i > reader and hi - lo + 1 >= st.out_len:
                         lo, hi, step = 0, st.out_len - 1, 0  # the whole map, the same for every position
                 chain.append(_Window(lo, step, hi - lo + 1))
+                if st.kind == "pool" and conv is not None:  # the conv computes all that the pool reads
+                    read = _Window(_input_start(st, chain[i]), chain[i].step * st.stride, _input_width(st, chain[i]))
+                    chain[conv:i] = [read] * (i - conv)
+                if st.kind != "pointwise":
+                    conv = i if st.kind == "conv" and i > 0 else None
             if all(w.width > 0 for w in chain):
                 windows[r], counts[r] = chain, len(range(r, length, period))
                 first[r] = chain[0] if reader is None else _Window(
@@ -950,6 +955,9 @@ def _step_input(st: _Step, reference: _Extended, previous: _Window, window: _Win
     step's window ``vals`` written where the two meet.
     """
     start, width = _input_start(st, window), _input_width(st, window)
+    if previous == _Window(start, window.step * st.stride, width):  # a pool reading its conv's windows
+        _write_padding(vals, st, start, previous.step, ms, 0, width)
+        return vals
     n, m, k, _, channels = vals.shape
     inputs = vals.new_empty(n, m, k, width, channels)
     inputs.copy_(_windows(reference, _Window(start, window.step * st.stride, width), ms, contiguous)[:, :, None])
