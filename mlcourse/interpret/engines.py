@@ -978,26 +978,27 @@ def _write_moving(inputs, st: _Step, start: int, previous: _Window, vals, ms, co
     Window ``m`` of the previous step then sits at an offset that grows with
     ``m``; its entries that are real inputs (coordinates ``0 .. in_len - 1``)
     which the step reads are written, so the padding stays as it is. For
-    consecutive ``ms`` (``contiguous``), entry ``e`` of every window lands on a
-    diagonal of ``inputs`` (window ``b`` at entry ``c + step b``): one strided
-    copy per entry. Otherwise the entries are written one by one.
+    consecutive ``ms`` (``contiguous``), entry ``e`` of windows ``b = 0, 1, ...``
+    lands at input entries ``c + step b``, a diagonal of ``inputs``: one strided
+    copy per entry, over the windows where it is a real input. Otherwise the
+    entries are written one by one.
     """
-    coordinates = previous.start + previous.step * ms[:, None] + torch.arange(previous.width, device=ms.device)
-    real = (coordinates >= 0) & (coordinates < min(st.in_len, start + inputs.shape[-2]))  # (M, W_prev), read
+    limit = min(st.in_len, start + inputs.shape[-2])  # coordinates past it are padding or not read
     if not contiguous:
-        window, entry = real.nonzero(as_tuple=True)
+        coordinates = previous.start + previous.step * ms[:, None] + torch.arange(previous.width, device=ms.device)
+        window, entry = ((coordinates >= 0) & (coordinates < limit)).nonzero(as_tuple=True)
         inputs[:, window, :, coordinates[window, entry] - start] = vals[:, window, :, entry]
         return
-    n, _, k, _, channels = inputs.shape
+    n, count, k, _, channels = inputs.shape
     s_n, s_m, s_k, s_w, s_c = inputs.stride()
     for e in range(previous.width):
-        blocks = real[:, e].nonzero().flatten()
-        if blocks.numel():
-            b, count = int(blocks[0]), blocks.numel()
-            c = int(coordinates[b, e]) - start
-            diagonal = inputs.as_strided((n, count, k, channels), (s_n, s_m + previous.step * s_w, s_k, s_c),
-                                         inputs.storage_offset() + b * s_m + c * s_w)
-            diagonal.copy_(vals[:, b:b + count, :, e])
+        first = previous.start + previous.step * int(ms[0]) + e  # the coordinate of entry e in window b = 0
+        lo = max(0, -(first // previous.step))  # the windows b with 0 <= first + step b < limit
+        hi = min(count, -((first - limit) // previous.step))
+        if hi > lo:
+            diagonal = inputs.as_strided((n, hi - lo, k, channels), (s_n, s_m + previous.step * s_w, s_k, s_c),
+                                         inputs.storage_offset() + lo * s_m + (first + previous.step * lo - start) * s_w)
+            diagonal.copy_(vals[:, lo:hi, :, e])
 
 
 def _write_padding(inputs, st: _Step, start: int, step: int, ms, lo: int, hi: int) -> None:
