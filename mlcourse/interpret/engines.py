@@ -838,16 +838,24 @@ class _LocalPlan:
         window is the reference outputs plus one small product (``4`` terms) per
         entry, with no convolution.
         """
-        st = self.steps[0]
         p = r + period * ms
-        offset = r + st.pad - (window.start + torch.arange(window.width, device=X.device)) * st.stride
-        t = torch.div(offset, st.dilation, rounding_mode="floor")
-        reached = (offset % st.dilation == 0) & (t >= 0) & (t < st.kernel)
-        weight = _dense_weight(st.module)  # (C, 4, T)
-        taps = (weight[:, :, t.clamp(0, st.kernel - 1)] * reached).permute(2, 1, 0)  # (W, 4, C)
         change = new.index_select(-1, p) - X.index_select(-1, p)  # (K, N, 4, M)
-        vals = torch.einsum("knbm,wbc->nmkwc", change, taps)
+        vals = torch.einsum("knbm,wbc->nmkwc", change, self._first_taps(r, window))
         return vals.add_(_windows(reference, window, ms, contiguous)[:, :, None])
+
+    def _first_taps(self, r: int, window: _Window) -> torch.Tensor:
+        """``(W, 4, C)``: the first convolution's weights that carry column ``r`` to each entry of
+        ``window`` (zero where no tap reaches it); the same for every position of the residue (cached)."""
+        cache = self.__dict__.setdefault("_taps", {})
+        if (r, window) not in cache:
+            st = self.steps[0]
+            offset = r + st.pad - (window.start + torch.arange(window.width)) * st.stride
+            t = torch.div(offset, st.dilation, rounding_mode="floor")
+            reached = ((offset % st.dilation == 0) & (t >= 0) & (t < st.kernel)).to(st.module.weight.device)
+            weight = _dense_weight(st.module)  # (C, 4, T)
+            t = t.clamp(0, st.kernel - 1).to(weight.device)
+            cache[r, window] = (weight[:, :, t] * reached).permute(2, 1, 0).contiguous()
+        return cache[r, window]
 
     def _step_output(self, i: int, inputs, width: int) -> torch.Tensor:
         """Conv or pool step ``i`` on its input windows ``(N, M, K, W_in, C)``: ``(N, M, K, width, C_out)``.
