@@ -1059,6 +1059,8 @@ def _global_max(vals, window: _Window, ms, length: int, before, after) -> torch.
         positions = starts[:, None] + torch.arange(width, device=ms.device)
         vals.masked_fill_(((positions < 0) | (positions >= length))[:, None, :, None], -math.inf)
     inside = _halving_max(vals)  # (N, M, K, C)
+    if window.step == 0 and window.start <= 0 and window.start + width >= length:  # the whole map: no outside
+        return inside.reshape(-1, channels, 1)
     lo, hi = starts.clamp(0, length), (starts + width).clamp(0, length)
     outside = torch.maximum(before[:, :, lo], after[:, :, hi]).transpose(1, 2)  # (N, M, C)
     return torch.maximum(inside, outside[:, :, None]).reshape(-1, channels, 1)
