@@ -710,6 +710,7 @@ class _LocalPlan:
             before, after = _maxima_around(prefix, suffix)
         per_block = max(1, self.WINDOW_ELEMENTS // (n * k * layout.entries))
         contiguous = where is None  # ISM: blocks are runs of consecutive m, read through views
+        pending = []  # chain outputs of blocks whose scores are still to compute (:meth:`_score_blocks`)
         for r, windows in layout.windows.items():
             ms = torch.arange(layout.counts[r], device=X.device)
             if present is not None:
@@ -731,10 +732,26 @@ class _LocalPlan:
                     chain = _spliced(refs[len(self.steps)], windows[-1], vals, block)
                 else:
                     chain = self._after_pool(_global_max(vals, windows[-1], block, acts[g].shape[-1], before, after))
-                scores = self._rest(chain).reshape(n, block.numel(), k).permute(2, 0, 1).to(X.dtype)
-                p = r + layout.period * block
-                out[:, :, p] = scores if where is None else torch.where(where[:, p], scores, out[:, :, p])
+                pending.append((chain, r + layout.period * block))
+                rows, entries = sum(c.shape[0] for c, _ in pending), sum(c.numel() for c, _ in pending)
+                if rows >= self.HEAD_ROWS or entries >= self.WINDOW_ELEMENTS:
+                    self._score_blocks(pending, out, where)
+        self._score_blocks(pending, out, where)
         return out
+
+    def _score_blocks(self, pending, out, where) -> None:
+        """Run the rest of the model once on the chain outputs of several blocks (``pending``: each
+        ``(N M K, ...)`` with its positions ``(M,)``), write their scores into ``out`` ``(K, N, L)``
+        where ``where`` allows, and empty ``pending``: fewer, larger calls of :meth:`_rest`."""
+        if not pending:
+            return
+        scores = self._rest(torch.cat([chain for chain, _ in pending])).to(out.dtype)
+        start, (k, n, _) = 0, out.shape
+        for chain, p in pending:
+            block = scores[start:start + chain.shape[0]].reshape(n, p.numel(), k).permute(2, 0, 1)
+            start += chain.shape[0]
+            out[:, :, p] = block if where is None else torch.where(where[:, p], block, out[:, :, p])
+        pending.clear()
 
     def _layout(self, length: int) -> _Layout:
         """The windows of every residue class of positions for inputs of ``length`` (cached per length).
