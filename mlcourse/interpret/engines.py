@@ -690,7 +690,8 @@ class _LocalPlan:
         * a global max pool as the larger of the window's maximum and the
           maxima outside it (prefix and suffix maxima), or, without one, the
           chain's reference output with the window written in;
-        * the rest of the model once for the block's ``N M K`` chain outputs.
+        * the rest of the model once for the chain outputs of several blocks
+          (:meth:`_score_blocks`).
 
         Windows are not moved inside the sequence near its ends: their outputs
         past an end are computed from the padding and margins of extended
