@@ -735,7 +735,7 @@ class _LocalPlan:
                     chain = self._after_pool(_global_max(vals, windows[-1], block, acts[g].shape[-1], before, after))
                 pending.append((chain, r + layout.period * block))
                 rows, entries = sum(c.shape[0] for c, _ in pending), sum(c.numel() for c, _ in pending)
-                if rows >= self.HEAD_ROWS or entries >= self.WINDOW_ELEMENTS:
+                if rows >= self.HEAD_ROWS or 4 * entries >= self.WINDOW_ELEMENTS:  # a quarter block
                     self._score_blocks(pending, out, where)
         self._score_blocks(pending, out, where)
         return out
