@@ -763,7 +763,11 @@ class _LocalPlan:
         ``p + Q`` both ends move by ``Q / S`` exactly (``S`` the strides up to
         this step divides ``Q``), so one computation per residue serves all its
         positions. A residue whose edits reach no output of some step (a stride
-        longer than the kernel's span) changes nothing and is left out. After the
+        longer than the kernel's span) changes nothing and is left out. A later
+        convolution followed by a pool computes every output the pool reads
+        (its reached window and the few reference outputs around it), so the
+        pool reads the convolution's windows as they are, with nothing spliced
+        in (:func:`_step_input`). After the
         step that reads the first convolution's windows, a window at least as
         wide as its map becomes the whole map (``step`` 0), with no outputs
         past the ends to compute (short sequences).
