@@ -734,7 +734,8 @@ class _LocalPlan:
         * a global max pool as the larger of the window's maximum and the
           maxima outside it (prefix and suffix maxima), or, without one, the
           chain's reference output with the window written in;
-        * the rest of the model once for the block's ``N M K`` chain outputs.
+        * the rest of the model once for the chain outputs of several blocks
+          (:meth:`_score_blocks`).
 
         Windows are not moved inside the sequence near its ends: their outputs
         past an end are computed from the padding and margins of extended
@@ -754,6 +755,7 @@ class _LocalPlan:
             before, after = _maxima_around(prefix, suffix)
         per_block = max(1, self.WINDOW_ELEMENTS // (n * k * layout.entries))
         contiguous = where is None  # ISM: blocks are runs of consecutive m, read through views
+        pending = []  # chain outputs of blocks whose scores are still to compute (:meth:`_score_blocks`)
         for r, windows in layout.windows.items():
             ms = torch.arange(layout.counts[r], device=X.device)
             if present is not None:
@@ -775,10 +777,26 @@ class _LocalPlan:
                     chain = _spliced(refs[len(self.steps)], windows[-1], vals, block)
                 else:
                     chain = self._after_pool(_global_max(vals, windows[-1], block, acts[g].shape[-1], before, after))
-                scores = self._rest(chain).reshape(n, block.numel(), k).permute(2, 0, 1).to(X.dtype)
-                p = r + layout.period * block
-                out[:, :, p] = scores if where is None else torch.where(where[:, p], scores, out[:, :, p])
+                pending.append((chain, r + layout.period * block))
+                rows, entries = sum(c.shape[0] for c, _ in pending), sum(c.numel() for c, _ in pending)
+                if rows >= self.HEAD_ROWS or 4 * entries >= self.WINDOW_ELEMENTS:  # a quarter block
+                    self._score_blocks(pending, out, where)
+        self._score_blocks(pending, out, where)
         return out
+
+    def _score_blocks(self, pending, out, where) -> None:
+        """Run the rest of the model once on the chain outputs of several blocks (``pending``: each
+        ``(N M K, ...)`` with its positions ``(M,)``), write their scores into ``out`` ``(K, N, L)``
+        where ``where`` allows, and empty ``pending``: fewer, larger calls of :meth:`_rest`."""
+        if not pending:
+            return
+        scores = self._rest(torch.cat([chain for chain, _ in pending])).to(out.dtype)
+        start, (k, n, _) = 0, out.shape
+        for chain, p in pending:
+            block = scores[start:start + chain.shape[0]].reshape(n, p.numel(), k).permute(2, 0, 1)
+            start += chain.shape[0]
+            out[:, :, p] = block if where is None else torch.where(where[:, p], block, out[:, :, p])
+        pending.clear()
 
     def _layout(self, length: int) -> _Layout:
         """The windows of every residue class of positions for inputs of ``length`` (cached per length).
@@ -789,7 +807,11 @@ class _LocalPlan:
         ``p + Q`` both ends move by ``Q / S`` exactly (``S`` the strides up to
         this step divides ``Q``), so one computation per residue serves all its
         positions. A residue whose edits reach no output of some step (a stride
-        longer than the kernel's span) changes nothing and is left out. After the
+        longer than the kernel's span) changes nothing and is left out. A later
+        convolution followed by a pool computes every output the pool reads
+        (its reached window and the few reference outputs around it), so the
+        pool reads the convolution's windows as they are, with nothing spliced
+        in (:func:`_step_input`). After the
         step that reads the first convolution's windows, a window at least as
         wide as its map becomes the whole map (``step`` 0), with no outputs
         past the ends to compute (short sequences).
@@ -807,7 +829,7 @@ class _LocalPlan:
         windows, counts, first = {}, {}, {}
         for r in range(min(period, length)):
             lo = hi = r
-            step, chain = period, []
+            step, chain, conv = period, [], None
             for i, st in enumerate(steps):
                 if st.kind != "pointwise":
                     reach = st.dilation * (st.kernel - 1)
@@ -816,6 +838,11 @@ class _LocalPlan:
                     if reader is not None and i > reader and hi - lo + 1 >= st.out_len:
                         lo, hi, step = 0, st.out_len - 1, 0  # the whole map, the same for every position
                 chain.append(_Window(lo, step, hi - lo + 1))
+                if st.kind == "pool" and conv is not None:  # the conv computes all that the pool reads
+                    read = _Window(_input_start(st, chain[i]), chain[i].step * st.stride, _input_width(st, chain[i]))
+                    chain[conv:i] = [read] * (i - conv)
+                if st.kind != "pointwise":
+                    conv = i if st.kind == "conv" and i > 0 else None
             if all(w.width > 0 for w in chain):
                 windows[r], counts[r] = chain, len(range(r, length, period))
                 first[r] = chain[0] if reader is None else _Window(
@@ -877,16 +904,24 @@ class _LocalPlan:
         window is the reference outputs plus one small product (``4`` terms) per
         entry, with no convolution.
         """
-        st = self.steps[0]
         p = r + period * ms
-        offset = r + st.pad - (window.start + torch.arange(window.width, device=X.device)) * st.stride
-        t = torch.div(offset, st.dilation, rounding_mode="floor")
-        reached = (offset % st.dilation == 0) & (t >= 0) & (t < st.kernel)
-        weight = _dense_weight(st.module)  # (C, 4, T)
-        taps = (weight[:, :, t.clamp(0, st.kernel - 1)] * reached).permute(2, 1, 0)  # (W, 4, C)
         change = new.index_select(-1, p) - X.index_select(-1, p)  # (K, N, 4, M)
-        vals = torch.einsum("knbm,wbc->nmkwc", change, taps)
+        vals = torch.einsum("knbm,wbc->nmkwc", change, self._first_taps(r, window))
         return vals.add_(_windows(reference, window, ms, contiguous)[:, :, None])
+
+    def _first_taps(self, r: int, window: _Window) -> torch.Tensor:
+        """``(W, 4, C)``: the first convolution's weights that carry column ``r`` to each entry of
+        ``window`` (zero where no tap reaches it); the same for every position of the residue (cached)."""
+        cache = self.__dict__.setdefault("_taps", {})
+        if (r, window) not in cache:
+            st = self.steps[0]
+            offset = r + st.pad - (window.start + torch.arange(window.width)) * st.stride
+            t = torch.div(offset, st.dilation, rounding_mode="floor")
+            reached = ((offset % st.dilation == 0) & (t >= 0) & (t < st.kernel)).to(st.module.weight.device)
+            weight = _dense_weight(st.module)  # (C, 4, T)
+            t = t.clamp(0, st.kernel - 1).to(weight.device)
+            cache[r, window] = (weight[:, :, t] * reached).permute(2, 1, 0).contiguous()
+        return cache[r, window]
 
     def _step_output(self, i: int, inputs, width: int) -> torch.Tensor:
         """Conv or pool step ``i`` on its input windows ``(N, M, K, W_in, C)``: ``(N, M, K, width, C_out)``.
@@ -994,11 +1029,14 @@ def _step_input(st: _Step, reference: _Extended, previous: _Window, window: _Win
     step's window ``vals`` written where the two meet.
     """
     start, width = _input_start(st, window), _input_width(st, window)
+    if previous == _Window(start, window.step * st.stride, width):  # a pool reading its conv's windows
+        _write_padding(vals, st, start, previous.step, ms, 0, width)
+        return vals
     n, m, k, _, channels = vals.shape
     inputs = vals.new_empty(n, m, k, width, channels)
     inputs.copy_(_windows(reference, _Window(start, window.step * st.stride, width), ms, contiguous)[:, :, None])
     if window.step == 0 and previous.step:
-        _write_moving(inputs, st, start, previous, vals, ms)
+        _write_moving(inputs, st, start, previous, vals, ms, contiguous)
         return inputs
     lo, hi = max(0, previous.start - start), min(width, previous.start + previous.width - start)
     if hi > lo:
@@ -1008,17 +1046,33 @@ def _step_input(st: _Step, reference: _Extended, previous: _Window, window: _Win
     return inputs
 
 
-def _write_moving(inputs, st: _Step, start: int, previous: _Window, vals, ms) -> None:
+def _write_moving(inputs, st: _Step, start: int, previous: _Window, vals, ms, contiguous: bool) -> None:
     """Write the previous step's windows ``vals`` into input windows at a fixed place (the whole input).
 
     Window ``m`` of the previous step then sits at an offset that grows with
     ``m``; its entries that are real inputs (coordinates ``0 .. in_len - 1``)
-    which the step reads are written one by one, so the padding stays as it is.
+    which the step reads are written, so the padding stays as it is. For
+    consecutive ``ms`` (``contiguous``), entry ``e`` of windows ``b = 0, 1, ...``
+    lands at input entries ``c + step b``, a diagonal of ``inputs``: one strided
+    copy per entry, over the windows where it is a real input. Otherwise the
+    entries are written one by one.
     """
-    coordinates = previous.start + previous.step * ms[:, None] + torch.arange(previous.width, device=ms.device)
-    real = (coordinates >= 0) & (coordinates < min(st.in_len, start + inputs.shape[-2]))  # (M, W_prev), read
-    window, entry = real.nonzero(as_tuple=True)
-    inputs[:, window, :, coordinates[window, entry] - start] = vals[:, window, :, entry]
+    limit = min(st.in_len, start + inputs.shape[-2])  # coordinates past it are padding or not read
+    if not contiguous:
+        coordinates = previous.start + previous.step * ms[:, None] + torch.arange(previous.width, device=ms.device)
+        window, entry = ((coordinates >= 0) & (coordinates < limit)).nonzero(as_tuple=True)
+        inputs[:, window, :, coordinates[window, entry] - start] = vals[:, window, :, entry]
+        return
+    n, count, k, _, channels = inputs.shape
+    s_n, s_m, s_k, s_w, s_c = inputs.stride()
+    for e in range(previous.width):
+        first = previous.start + previous.step * int(ms[0]) + e  # the coordinate of entry e in window b = 0
+        lo = max(0, -(first // previous.step))  # the windows b with 0 <= first + step b < limit
+        hi = min(count, -((first - limit) // previous.step))
+        if hi > lo:
+            diagonal = inputs.as_strided((n, hi - lo, k, channels), (s_n, s_m + previous.step * s_w, s_k, s_c),
+                                         inputs.storage_offset() + lo * s_m + (first + previous.step * lo - start) * s_w)
+            diagonal.copy_(vals[:, lo:hi, :, e])
 
 
 def _write_padding(inputs, st: _Step, start: int, step: int, ms, lo: int, hi: int) -> None:
@@ -1047,7 +1101,12 @@ def _input_width(st: _Step, window: _Window) -> int:
 
 
 def _pointwise(module: nn.Module, vals: torch.Tensor) -> torch.Tensor:
-    """An elementwise step on channels-last windows ``(..., W, C)`` (a batch norm wants channels second)."""
+    """An elementwise step on channels-last windows ``(..., W, C)`` (a batch norm wants channels second).
+
+    The windows are always a fresh tensor of this edit block, so a ReLU clamps them in place.
+    """
+    if type(module) is nn.ReLU:
+        return vals.clamp_min_(0.0)
     flat = vals.reshape(-1, *vals.shape[-2:]).transpose(1, 2)
     return module(flat).transpose(1, 2).reshape(vals.shape)
 
@@ -1066,6 +1125,8 @@ def _global_max(vals, window: _Window, ms, length: int, before, after) -> torch.
         positions = starts[:, None] + torch.arange(width, device=ms.device)
         vals.masked_fill_(((positions < 0) | (positions >= length))[:, None, :, None], -math.inf)
     inside = _halving_max(vals)  # (N, M, K, C)
+    if window.step == 0 and window.start <= 0 and window.start + width >= length:  # the whole map: no outside
+        return inside.reshape(-1, channels, 1)
     lo, hi = starts.clamp(0, length), (starts + width).clamp(0, length)
     outside = torch.maximum(before[:, :, lo], after[:, :, hi]).transpose(1, 2)  # (N, M, C)
     return torch.maximum(inside, outside[:, :, None]).reshape(-1, channels, 1)
