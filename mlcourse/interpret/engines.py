@@ -234,6 +234,30 @@ def _record(model: nn.Module, x: torch.Tensor):
     return calls, output
 
 
+@contextmanager
+def chain_cut(model: nn.Module, chain: list[nn.Module]):
+    """Inside, the first module of ``chain`` returns the yielded :class:`_Inject`'s ``value`` and the
+    other chain modules are identities, so calling the model runs only what follows the chain; all
+    are put back on leaving."""
+    slots = [_parent_and_name(model, module) for module in chain]
+    inject = _Inject()
+    try:
+        for (parent, name), new in zip(slots, [inject] + [nn.Identity() for _ in chain[1:]]):
+            setattr(parent, name, new)
+        yield inject
+    finally:
+        for (parent, name), module in zip(slots, chain):
+            setattr(parent, name, module)
+
+
+def at_least(batch: torch.Tensor, rows: int) -> torch.Tensor:
+    """``batch`` with its first row repeated until it has at least ``rows`` rows (a model's matrix
+    kernels for a few rows can round differently from those for many)."""
+    if batch.shape[0] >= rows or batch.shape[0] == 0:
+        return batch
+    return torch.cat([batch, batch[:1].expand(rows - batch.shape[0], *batch.shape[1:])])
+
+
 def _parent_and_name(model: nn.Module, target: nn.Module):
     for module in model.modules():
         for child_name, child in module.named_children():
@@ -308,22 +332,17 @@ class _LocalPlan:
 
     @contextmanager
     def _cut(self):
-        """Inside, the model's first chain module returns ``self._inject.value`` and the others are
-        identities; all are put back on leaving. Re-entrant: a caller that scores many chunks
-        cuts once, instead of swapping modules for every call of :meth:`_rest`."""
+        """The model cut after its chain (:func:`chain_cut`), its injection at ``self._inject``.
+        Re-entrant: a caller that scores many chunks cuts once, instead of swapping modules for
+        every call of :meth:`_rest`."""
         if getattr(self, "_inject", None) is not None:
             yield
             return
-        slots = [_parent_and_name(self.model, s.module) for s in self.steps]
-        self._inject = _Inject()
-        try:
-            for (parent, name), new in zip(slots, [self._inject] + [nn.Identity() for _ in self.steps[1:]]):
-                setattr(parent, name, new)
-            yield
-        finally:
-            for (parent, name), step in zip(slots, self.steps):
-                setattr(parent, name, step.module)
-            self._inject = None
+        with chain_cut(self.model, [st.module for st in self.steps]) as self._inject:
+            try:
+                yield
+            finally:
+                self._inject = None
 
     # Entries one ISM chunk may hold. The lookup path (:meth:`_by_candidates`) holds the pooled
     # values of every edit, (sequences, L, 3 edits, C): LOOKUP_ELEMENTS bounds them, and its other
@@ -1181,6 +1200,8 @@ class SISScreen:
     LOGIT_ERROR = 1e-5
     # a value known from the bounds may differ from f's own in the last bit: the choice is rescored
     KNOWN_IS_EXACT = False
+    # f scores at least this many rows per call (:func:`at_least`); one-row calls round like many here
+    MIN_ROWS = 1
     # entries the state of :class:`_MaskingTracker` may hold (its six (R, C, L) tensors and its table of D)
     TRACKER_ELEMENTS = 2 ** 27
 
@@ -1253,7 +1274,7 @@ class SISScreen:
         chain, or inputs too many or not one-hot enough for its tables, recomputes
         each step (:class:`Recomputing`), ``batch_size`` inputs at a time.
         """
-        if self.plan._tap_path() and self.plan._global() == 1:
+        if self.plan._lookup_path():
             conv = self.plan.steps[0].module
             changes, codes = _distinct_changes(inputs, rows, conv.weight.dtype)
             state = rows.numel() * conv.out_channels * inputs.shape[-1]  # entries of each (R, C, L) tensor
@@ -1320,7 +1341,6 @@ class _MaskingTracker:
         st = self.plan.steps[0]
         self.weight, self.bias = st.module.weight, st.module.bias
         self.pad, self.taps, self.out_len = st.pad, st.kernel, st.out_len
-        self.after = self.plan.steps[2:]
         self.remaining = remaining.to(inputs.X.device).clone()
         original = inputs.X[rows].to(self.weight.dtype)
         self.masked = inputs.fully_masked[rows].to(self.weight.dtype)
@@ -1344,8 +1364,8 @@ class _MaskingTracker:
         self.bound = _sliding_max(windows, taps) + self.rise  # (R, C, L): max_{V(q)} conv + max_j D[q, j]
         self.inside = torch.full((n, channels, length), -math.inf, dtype=self.weight.dtype, device=original.device)
         self.stale = torch.ones(n, channels, length, dtype=torch.bool, device=original.device)
-        monotone = all(_monotone(step.module) for step in self.after)
-        self.after_map = self._after if monotone else (lambda values: values)
+        monotone = all(_monotone(step.module) for step in self.plan.steps[2:])  # after the pool
+        self.after_map = self.plan._after_pool if monotone else (lambda values: values)
 
     def _outside(self, length: int) -> torch.Tensor:
         """``(R, C, L)``: the maximum over the outputs outside ``V(q)`` = ``q + pad - (T - 1) .. q + pad``.
@@ -1353,16 +1373,8 @@ class _MaskingTracker:
         That is the larger of ``prefix[q + pad - T]`` and ``suffix[q + pad + 1]``
         (``-inf`` off the ends): two shifted copies of the prefix and suffix maxima.
         """
-        taps, pad, out_len = self.taps, self.pad, self.out_len
-        prefix, suffix = _running_maxima(self.conv[:, :, taps - 1:taps - 1 + out_len])
-        before = F.pad(prefix, (taps - pad, length - out_len - taps + pad), value=-math.inf)
-        after = F.pad(suffix, (-(pad + 1), length + pad + 1 - out_len), value=-math.inf)
-        return torch.maximum(before, after)
-
-    def _after(self, values):
-        for step in self.after:
-            values = step.module(values)
-        return values
+        prefix, suffix = _running_maxima(self.conv[:, :, self.taps - 1:self.taps - 1 + self.out_len])
+        return _LocalPlan._outside(self.plan.steps[0], length, prefix, suffix)
 
     def interval(self) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`SISScreen.interval` for the current masks: :meth:`SISScreen.bounds` of :meth:`logits`."""
@@ -1376,7 +1388,7 @@ class _MaskingTracker:
             self._refresh(matters & self.stale)
             pooled = torch.where(matters, torch.maximum(self.inside, outside), outside)
             rows, positions = torch.nonzero(self.remaining, as_tuple=True)
-            chain = self._after(pooled[rows, :, positions][:, :, None])
+            chain = self.plan._after_pool(pooled[rows, :, positions][:, :, None])
             out = torch.full(self.remaining.shape, math.nan, dtype=torch.float64)
             with self.plan._cut():
                 out[rows.cpu(), positions.cpu()] = self.plan._rest(chain).reshape(-1).double().cpu()

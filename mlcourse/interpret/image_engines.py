@@ -34,14 +34,13 @@ as in the plain path).
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlcourse.interpret.engines import Recomputing, _Inject, _parent_and_name, _record
+from mlcourse.interpret.engines import Recomputing, _Inject, _record, at_least, chain_cut
 from mlcourse.interpret.scoring import select
 from mlcourse.models.geometry import Geometry
 
@@ -115,7 +114,7 @@ def image_chain(model, example: torch.Tensor, target=None):
     (once) and is a ``Conv2d`` (zero padding), an elementwise module or a
     ``MaxPool2d`` without padding. Returns the chain's ``_Layer`` list; None
     when there is no such chain or the model reads its input again after it
-    (the rest of the model, run on the chain's output by :func:`_cut`, must
+    (the rest of the model, run on the chain's output by :func:`~mlcourse.interpret.engines.chain_cut`, must
     give the model's output).
     """
     if not isinstance(model, nn.Module) or example.ndim != 4:
@@ -148,24 +147,9 @@ def image_chain(model, example: torch.Tensor, target=None):
     return layers
 
 
-@contextmanager
-def _cut(model: nn.Module, layers: list[_Layer]):
-    """Inside, the chain's first module returns ``inject.value`` (the context's value) and the other
-    chain modules are identities, so calling the model runs only what follows the chain."""
-    slots = [_parent_and_name(model, layer.module) for layer in layers]
-    inject = _Inject()
-    try:
-        for (parent, name), new in zip(slots, [inject] + [nn.Identity() for _ in layers[1:]]):
-            setattr(parent, name, new)
-        yield inject
-    finally:
-        for (parent, name), layer in zip(slots, layers):
-            setattr(parent, name, layer.module)
-
-
 def _rest(model, layers, x_shape, target, maps: torch.Tensor) -> torch.Tensor:
     """The model's output column ``target`` when its chain's output is ``maps``."""
-    with _cut(model, layers) as inject:
+    with chain_cut(model, [layer.module for layer in layers]) as inject:
         return _run_rest(model, inject, x_shape, maps, target)
 
 
@@ -351,7 +335,7 @@ class ImageSISScreen:
         with the features ``remaining[r]`` kept (meaningful where ``remaining`` is True)."""
         low = torch.full(remaining.shape, -math.inf, dtype=torch.float64)
         high = low.clone()
-        with torch.inference_mode(), _cut(self.model, self.layers) as inject:
+        with torch.inference_mode(), chain_cut(self.model, [layer.module for layer in self.layers]) as inject:
             per_chunk = max(1, self.batch_size // max(1, inputs.n_features))
             for s in range(0, rows.numel(), per_chunk):
                 part = slice(s, s + per_chunk)
@@ -361,7 +345,7 @@ class ImageSISScreen:
     def _chunk(self, inputs, inject, rows, remaining, low, high) -> None:
         """:meth:`interval` for a chunk of inputs, written into ``low`` and ``high``."""
         current = inputs.masked(rows, remaining.to(inputs.X.device))
-        acts = [_at_least(current, self.MIN_ROWS)]
+        acts = [at_least(current, self.MIN_ROWS)]
         for layer in self.layers:
             acts.append(layer.module(acts[-1]))
         reference = self._scores(_run_rest(self.model, inject, self.x_shape, acts[-1], column=True))
@@ -377,8 +361,8 @@ class ImageSISScreen:
             for s in range(0, owner.numel(), self.batch_size):
                 o, k = owner[s:s + self.batch_size], slot[s:s + self.batch_size]
                 logits = self._candidates(inputs, masked, padded, final, inject, window,
-                                          _at_least(o, self.MIN_ROWS).to(current.device),
-                                          _at_least(k, self.MIN_ROWS).to(current.device))[:o.numel()]
+                                          at_least(o, self.MIN_ROWS).to(current.device),
+                                          at_least(k, self.MIN_ROWS).to(current.device))[:o.numel()]
                 lo, hi = self._bounds(logits.double().cpu())
                 low[o, window.features.cpu()[k]], high[o, window.features.cpu()[k]] = lo, hi
 
@@ -480,10 +464,3 @@ def _scatter(maps: torch.Tensor, vals: torch.Tensor, starts: torch.Tensor) -> No
     h, w = vals.shape[-2:]
     view = maps.unfold(2, h, 1).unfold(3, w, 1)
     view[torch.arange(maps.shape[0], device=maps.device), :, starts[:, 0], starts[:, 1]] = vals
-
-
-def _at_least(batch: torch.Tensor, rows: int) -> torch.Tensor:
-    """``batch`` with its first row repeated until it has at least ``rows`` rows."""
-    if batch.shape[0] >= rows or batch.shape[0] == 0:
-        return batch
-    return torch.cat([batch, batch[:1].expand(rows - batch.shape[0], *batch.shape[1:])])

@@ -334,11 +334,10 @@ def _without(remaining: torch.Tensor, owner: torch.Tensor, feature: torch.Tensor
 
 def _score_at_least(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, keep: torch.Tensor, screen):
     """``score(inputs, rows, keep)`` in batches of at least the screen's ``MIN_ROWS`` (the first candidate
-    repeated): a model's matrix kernels for a few rows can round differently from those for many."""
-    n, pad = rows.numel(), max(0, getattr(screen, "MIN_ROWS", 1) - rows.numel())
-    if not n or not pad:
-        return score(inputs, rows, keep)
-    return score(inputs, torch.cat([rows, rows[:1].expand(pad)]), torch.cat([keep, keep[:1].expand(pad, -1)]))[:n]
+    repeated, :func:`mlcourse.interpret.engines.at_least`): a model's matrix kernels for a few rows can
+    round differently from those for many."""
+    padded = score(inputs, engines.at_least(rows, screen.MIN_ROWS), engines.at_least(keep, screen.MIN_ROWS))
+    return padded[:rows.numel()]
 
 
 def _smallest_sufficient(order, scores, start, count, threshold):
