@@ -387,3 +387,28 @@ def test_screen_without_room_for_the_tracker_recomputes_and_agrees(monkeypatch):
     plain = sis.sis_collections(model, X, threshold=threshold, **options)
     features = [[[s.features.tolist() for s in c] for c in found] for found in (tracked, recomputed, plain)]
     assert features[0] == features[1] == features[2]
+
+
+def test_screened_step_scores_its_shortlist_in_one_call_and_matches_the_plain_step():
+    """Each screened step calls f once (its known candidate rescored with the unknown ones, KNOWN_IS_EXACT
+    being False for DNA): the choice is the plain step's, and its recorded score f's (to the last bits,
+    which in float32 vary with the batch a row sits in)."""
+    model = _saturating_cnn(1)
+    X = one_hot([random_seq(40, 300 + i) for i in range(5)])
+    masked = sis.dna_background(X[0])
+    inputs = sis._Inputs(X, masked, (1, 40), None, single=False, device=torch.device("cpu"))
+    screen = engines.SISScreen.build(model, inputs, 64, "probability")
+    assert not screen.KNOWN_IS_EXACT
+    fast, plain = (sis._Scorer(model, None, "probability", 64, 5) for _ in range(2))
+    rows, remaining = torch.arange(5), torch.ones(5, 40, dtype=torch.bool)
+    tracker = screen.start(inputs, rows, remaining)
+    for _ in range(40):
+        calls = fast.calls
+        chosen, best = sis._screened_removal(fast, inputs, rows, remaining, tracker)
+        assert fast.calls - calls <= 1
+        expected, expected_best = sis._best_removal(plain, inputs, rows, remaining)
+        assert chosen.tolist() == expected.tolist()
+        assert torch.allclose(best, expected_best, rtol=1e-6, atol=0)
+        active = torch.nonzero(chosen < 40).reshape(-1)
+        remaining[active, chosen[active]] = False
+        tracker.remove(active, chosen[active])

@@ -292,10 +292,13 @@ def _screened_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remai
     interval ``[low, high]`` each candidate's score lies in (one value where it is
     known). The *floor* of a row is its best ``low``: a candidate whose ``high`` is
     below it cannot be chosen, nor one that can at most tie with a known value at
-    the floor of a lower feature index (that one wins the tie). Of the others,
-    ``f`` scores those whose value is not known. The choice follows the rule of
-    :func:`_best_removal`; its recorded score is ``f``'s (a known one is rescored
-    unless the screen's ``KNOWN_IS_EXACT``: its known values are ``f``'s own).
+    the floor of a lower feature index (that one wins the tie). So the shortlist of
+    a row holds the candidates whose value is not known and at most one known
+    candidate: the first at the floor. ``f`` scores the shortlist in one call -- the
+    known candidate too, unless the screen's ``KNOWN_IS_EXACT`` (its known values are
+    ``f``'s own; otherwise one may differ from ``f``'s in the last bit) -- and the
+    choice follows the rule of :func:`_best_removal` on those values, so the recorded
+    score of the choice is ``f``'s.
     """
     n_rows, n_features = remaining.shape
     low, high = tracker.interval()
@@ -307,8 +310,8 @@ def _screened_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remai
     first = index.masked_fill(~known, n_features).amin(dim=1, keepdim=True)  # F where none
     near = remaining & ((high > floor) | ((high == floor) & (index <= first)))
     values = low.masked_fill(~near, -math.inf)
-    unknown = near & (low != high)
-    owner, feature = torch.nonzero(unknown, as_tuple=True)
+    scored = near & (low != high) if tracker.screen.KNOWN_IS_EXACT else near
+    owner, feature = torch.nonzero(scored, as_tuple=True)
     if owner.numel():
         values[owner, feature] = _score_at_least(score, inputs, rows[owner], _without(remaining, owner, feature),
                                                  tracker.screen)
@@ -316,12 +319,6 @@ def _screened_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remai
     # the first candidate at the best value: the lowest feature index among ties
     chosen = (near & (values == best[:, None])).to(torch.uint8).argmax(dim=1)
     chosen = chosen.masked_fill(~remaining.any(dim=1), n_features)
-    if not tracker.screen.KNOWN_IS_EXACT:  # f's own score of a known choice (it may differ in the last bit)
-        active = torch.nonzero(chosen < n_features).reshape(-1)
-        active = active[~unknown[active, chosen[active]]]
-        if active.numel():
-            best[active] = _score_at_least(score, inputs, rows[active],
-                                           _without(remaining, active, chosen[active]), tracker.screen)
     return chosen, best
 
 
