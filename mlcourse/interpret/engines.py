@@ -401,21 +401,28 @@ class _LocalPlan:
         bases = torch.eye(4, dtype=X.dtype, device=X.device)[:, None, :, None]  # (4, 1, 4, 1)
         codes = self._column_codes(X)
         clean = codes is not None and not bool((codes == 4).any())
+        if clean and self._lookup_path():  # the convolution alone: its running maxima hold the pool and f(x)
+            conv = self.steps[0].module(X)
+            prefix, suffix = _running_maxima(conv)
+            scores, ref = self._by_candidates(X, _substitutions(X.dtype, X.device), [X, conv], prefix, suffix,
+                                              codes, None)
+            return self._placed(codes, scores, ref)
         acts = self._reference(X)
         ref = self._rest(acts[-1]).to(X.dtype)
         if self._tap_path():  # the reference activations once, for f(x) and the edits
             g = self._global()
             prefix, suffix = _running_maxima(acts[g])
-            if not (clean and self._lookup_path()):
-                scores = self._by_taps(X, bases, acts, g, prefix, suffix, ref)
-                return (scores - ref[:, None]).transpose(0, 1)  # (N, 4, L)
-            scores = self._by_candidates(X, _substitutions(X.dtype, X.device), acts, prefix, suffix, codes, ref)
-        elif not clean:  # not clean one-hot: all four bases everywhere
+            scores = self._by_taps(X, bases, acts, g, prefix, suffix, ref)
+            return (scores - ref[:, None]).transpose(0, 1)  # (N, 4, L)
+        if not clean:  # not clean one-hot: all four bases everywhere
             return (self.edit_scores(X, bases, ref) - ref[:, None]).transpose(0, 1)  # (N, 4, L)
-        else:
-            new = F.one_hot(self._substituted(codes), 4).to(X.dtype).transpose(-1, -2)  # (3, N, 4, L)
-            scores = self.edit_scores(X, new, ref)
-        out = torch.zeros_like(X)
+        new = F.one_hot(self._substituted(codes), 4).to(X.dtype).transpose(-1, -2)  # (3, N, 4, L)
+        return self._placed(codes, self.edit_scores(X, new, ref), ref)
+
+    def _placed(self, codes, scores, ref):
+        """``(N, 4, L)``: the scores ``(3, N, L)`` of the three substitutions of each column minus ``ref``
+        ``(N,)``, at their bases (0 at the base present)."""
+        out = torch.zeros(codes.shape[0], 4, codes.shape[1], dtype=scores.dtype, device=scores.device)
         out.scatter_(1, self._substituted(codes).transpose(0, 1), (scores - ref[:, None]).transpose(0, 1))
         return out
 
@@ -490,7 +497,7 @@ class _LocalPlan:
         codes = self._column_codes(X)
         if g == 1 and new.shape[1] == 1 and new.shape[-1] == 1 and codes is not None:
             columns = new[:, 0, :, 0].expand(5, *new.shape[:1], 4)  # the same edits whatever the base
-            return self._by_candidates(X, columns, acts, prefix, suffix, codes, ref)
+            return self._by_candidates(X, columns, acts, prefix, suffix, codes, ref)[0]
         return self._by_running_max(X, new, acts, g, prefix, suffix)
 
     @staticmethod
@@ -567,23 +574,31 @@ class _LocalPlan:
         where = (i * length + j - pad).index_select(0, h) + t  # (P,): the position i L + p of each kept term
         top = self._after_pool(outside)  # (N, C, L): the mapped outside maxima
         reference = self._after_pool(prefix[:, :, -1])  # (N, C): each channel's maximum, mapped
-        if ref is None:
-            ref = self._rest(reference[:, :, None]).to(X.dtype)
         positions, slot = self._moved_positions(top, reference, where, taps)
+        rows = n * length if positions is None else positions.numel()
+        # one buffer for the head: the pooled rows (R, K, C) of the edits, then the reference's (N, C)
+        # when ``ref`` is to be computed (f(x) in the same call of the rest of the model)
+        extra = n if ref is None else 0
+        buffer = torch.empty((rows * k + extra) * channels, dtype=top.dtype, device=X.device)
+        pooled = buffer[:rows * k * channels].view(rows, k, channels)
+        by_position = top.transpose(1, 2)  # (N, L, C)
         if positions is None:
-            pooled = top.transpose(1, 2)[:, :, None, :].expand(n, length, k, channels).contiguous().view(-1, k, channels)
+            pooled.view(n, length, k, channels).copy_(by_position[:, :, None, :])
         else:
-            rows = top.transpose(1, 2).reshape(-1, channels).index_select(0, positions)
-            pooled = rows[:, None, :].expand(rows.shape[0], k, channels).contiguous()  # (R, K, C)
+            pooled.copy_(by_position.reshape(-1, channels).index_select(0, positions)[:, None, :])
+        buffer[rows * k * channels:].view(extra, channels).copy_(reference[:extra])
         # the pooled entry of a term, edit e: (slot K + e) C + c
         entry = (slot * (k * channels) + c.index_select(0, h))[:, None] + torch.arange(0, k * channels, channels,
                                                                                         device=X.device)
         pooled.view(-1).scatter_reduce_(0, entry.view(-1), self._after_pool(vals).view(-1), "amax")
-        scores = self._head(pooled.view(-1, channels), X.dtype).view(-1, k)
+        head = self._head(buffer.view(-1, channels), X.dtype)
+        scores = head[:rows * k].view(-1, k)
+        if ref is None:
+            ref = head[rows * k:]
         if positions is not None:
             every = ref.repeat_interleave(length)[:, None].expand(n * length, k).contiguous()
             scores = every.index_put_((positions,), scores)
-        return scores.view(n, length, k).permute(2, 0, 1)  # (K, N, L)
+        return scores.view(n, length, k).permute(2, 0, 1), ref  # (K, N, L), (N,)
 
     @staticmethod
     def _moved_positions(top, reference, where, taps: int):
