@@ -569,8 +569,8 @@ class _LocalPlan:
         table += ((c * taps - j) * 5)[:, None]
         keep = value[:, None] + rise.index_select(0, table.view(-1)).view_as(table) > window_outside
         h, t = torch.nonzero(keep, as_tuple=True)
-        terms = table.view(-1).index_select(0, h * taps + t)
-        vals = value.index_select(0, h)[:, None] + delta.index_select(0, terms)  # (P, K)
+        terms = table.view(-1).index_select(0, h * taps + t)  # (P,): the row of delta of each kept term
+        kept_value = value.index_select(0, h)
         where = (i * length + j - pad).index_select(0, h) + t  # (P,): the position i L + p of each kept term
         top = self._after_pool(outside)  # (N, C, L): the mapped outside maxima
         reference = self._after_pool(prefix[:, :, -1])  # (N, C): each channel's maximum, mapped
@@ -587,10 +587,12 @@ class _LocalPlan:
         else:
             pooled.copy_(by_position.reshape(-1, channels).index_select(0, positions)[:, None, :])
         buffer[rows * k * channels:].view(extra, channels).copy_(reference[:extra])
-        # the pooled entry of a term, edit e: (slot K + e) C + c
-        entry = (slot * (k * channels) + c.index_select(0, h))[:, None] + torch.arange(0, k * channels, channels,
-                                                                                        device=X.device)
-        pooled.view(-1).scatter_reduce_(0, entry.view(-1), self._after_pool(vals).view(-1), "amax")
+        # the pooled entry of a term, edit e: (slot K + e) C + c, one edit at a time (flat 1-D gathers and
+        # scatters are the cheapest per entry)
+        entry = slot * (k * channels) + c.index_select(0, h)
+        for e in range(k):
+            vals = self._after_pool(kept_value + delta[e].index_select(0, terms))  # (P,)
+            pooled.view(-1)[e * channels:].scatter_reduce_(0, entry, vals, "amax")
         head = self._head(buffer.view(-1, channels), X.dtype)
         scores = head[:rows * k].view(-1, k)
         if ref is None:
@@ -629,17 +631,17 @@ class _LocalPlan:
 
     def _swap_tables(self, columns):
         """The first convolution's lookup tables for the edits ``columns`` ``(5, K, 4)``, cached per call:
-        ``delta`` ``(C T 5, K)``, row ``(c T + t) 5 + a``: ``W[c, :, t] @ columns[a, k] - W[c, a, t]`` (the
+        ``delta`` ``(K, C T 5)``, entry ``[k, (c T + t) 5 + a]``: ``W[c, :, t] @ columns[a, k] - W[c, a, t]`` (the
         old term is 0 for code 4, an N), what edit ``k`` adds to an output reading it through tap ``t``;
-        and ``rise`` ``(C T 5,)``, the largest entry of each row."""
+        and ``rise`` ``(C T 5,)``, the largest over the edits."""
         key = (columns.dtype, str(columns.device), tuple(columns.flatten().tolist()))
         cache = self.__dict__.setdefault("_swap_cache", {})
         if key not in cache:
             weight = self.steps[0].module.weight.to(columns.dtype)  # (C, 4, T)
             written = torch.einsum("cbt,akb->ctak", weight, columns)  # (C, T, 5, K)
             old = F.pad(weight.transpose(1, 2), (0, 1))  # (C, T, 5): W_t x for each code
-            delta = (written - old[..., None]).reshape(-1, columns.shape[1]).contiguous()
-            cache[key] = delta, delta.amax(dim=1)
+            delta = (written - old[..., None]).reshape(-1, columns.shape[1]).t().contiguous()
+            cache[key] = delta, delta.amax(dim=0)
         return cache[key]
 
     def _after_pool(self, pooled):
