@@ -353,7 +353,7 @@ class _LocalPlan:
     # (WINDOW_ELEMENTS bounds the largest). Small chunks with large blocks are as fast as large
     # chunks, and keep ISM's added memory within 2x tangermeme's.
     # HEAD_ROWS: the rows the rest of the model scores at once, so its intermediate tensors stay in the cache.
-    LOOKUP_ELEMENTS = 2 ** 18
+    LOOKUP_ELEMENTS = 2 ** 20
     HEAD_ROWS = 2 ** 12
     TAP_ELEMENTS = 2 ** 16
     ELEMENTS = 2 ** 18
@@ -576,31 +576,29 @@ class _LocalPlan:
         reference = self._after_pool(prefix[:, :, -1])  # (N, C): each channel's maximum, mapped
         positions, slot = self._moved_positions(top, reference, where, taps)
         rows = n * length if positions is None else positions.numel()
-        # one buffer for the head: the pooled rows (R, K, C) of the edits, then the reference's (N, C)
+        # one buffer for the head: the pooled rows (K, R, C) of the edits, then the reference's (N, C)
         # when ``ref`` is to be computed (f(x) in the same call of the rest of the model)
         extra = n if ref is None else 0
-        buffer = torch.empty((rows * k + extra) * channels, dtype=top.dtype, device=X.device)
-        pooled = buffer[:rows * k * channels].view(rows, k, channels)
-        by_position = top.transpose(1, 2)  # (N, L, C)
-        if positions is None:
-            pooled.view(n, length, k, channels).copy_(by_position[:, :, None, :])
-        else:
-            pooled.copy_(by_position.reshape(-1, channels).index_select(0, positions)[:, None, :])
-        buffer[rows * k * channels:].view(extra, channels).copy_(reference[:extra])
-        # the pooled entry of a term, edit e: (slot K + e) C + c, one edit at a time (flat 1-D gathers and
-        # scatters are the cheapest per entry)
-        entry = slot * (k * channels) + c.index_select(0, h)
+        buffer = torch.empty((k * rows + extra) * channels, dtype=top.dtype, device=X.device)
+        pooled = buffer[:k * rows * channels].view(k, rows, channels)
+        by_position = top.transpose(1, 2).reshape(-1, channels)  # (N L, C)
+        pooled.copy_((by_position if positions is None else by_position.index_select(0, positions))[None])
+        buffer[k * rows * channels:].view(extra, channels).copy_(reference[:extra])
+        # one edit at a time, so every gather and scatter is flat and 1-D (the cheapest per entry) and each
+        # edit's scatter stays within its own (R, C) block: a term's entry there is slot C + c
+        entry = slot * channels + c.index_select(0, h)
         for e in range(k):
             vals = self._after_pool(kept_value + delta[e].index_select(0, terms))  # (P,)
-            pooled.view(-1)[e * channels:].scatter_reduce_(0, entry, vals, "amax")
+            pooled[e].view(-1).scatter_reduce_(0, entry, vals, "amax")
         head = self._head(buffer.view(-1, channels), X.dtype)
-        scores = head[:rows * k].view(-1, k)
+        scores = head[:k * rows].view(k, rows)
         if ref is None:
-            ref = head[rows * k:]
+            ref = head[k * rows:]
         if positions is not None:
-            every = ref.repeat_interleave(length)[:, None].expand(n * length, k).contiguous()
-            scores = every.index_put_((positions,), scores)
-        return scores.view(n, length, k).permute(2, 0, 1), ref  # (K, N, L), (N,)
+            every = ref.repeat_interleave(length)[None].expand(k, n * length).contiguous()
+            every[:, positions] = scores
+            scores = every
+        return scores.view(k, n, length), ref  # (K, N, L), (N,)
 
     @staticmethod
     def _moved_positions(top, reference, where, taps: int):
