@@ -576,21 +576,24 @@ class _LocalPlan:
         reference = self._after_pool(prefix[:, :, -1])  # (N, C): each channel's maximum, mapped
         positions, slot = self._moved_positions(top, reference, where, taps)
         rows = n * length if positions is None else positions.numel()
-        # one buffer for the head: the pooled rows (K, R, C) of the edits, then the reference's (N, C)
-        # when ``ref`` is to be computed (f(x) in the same call of the rest of the model)
+        # the pooled values, channel-major: row c of ``table`` holds channel c of the K R edited rows (edit e,
+        # row r at e R + r), then of the N reference rows when ``ref`` is to be computed (f(x) in the same
+        # call of the rest of the model, which reads the rows through the transpose). A candidate's terms
+        # are consecutive positions, so channel-major they scatter into consecutive entries.
         extra = n if ref is None else 0
-        buffer = torch.empty((k * rows + extra) * channels, dtype=top.dtype, device=X.device)
-        pooled = buffer[:k * rows * channels].view(k, rows, channels)
-        by_position = top.transpose(1, 2).reshape(-1, channels)  # (N L, C)
-        pooled.copy_((by_position if positions is None else by_position.index_select(0, positions))[None])
-        buffer[k * rows * channels:].view(extra, channels).copy_(reference[:extra])
-        # one edit at a time, so every gather and scatter is flat and 1-D (the cheapest per entry) and each
-        # edit's scatter stays within its own (R, C) block: a term's entry there is slot C + c
-        entry = slot * channels + c.index_select(0, h)
+        stride = k * rows + extra
+        table = torch.empty(channels, stride, dtype=top.dtype, device=X.device)
+        by_channel = top.transpose(0, 1).reshape(channels, n * length)  # (C, N L)
+        if positions is not None:
+            by_channel = by_channel.index_select(1, positions)
+        table[:, :k * rows].view(channels, k, rows).copy_(by_channel[:, None, :])
+        table[:, k * rows:].copy_(reference[:extra].t())
+        # one edit at a time, so every gather and scatter is flat and 1-D (the cheapest per entry)
+        entry = c.index_select(0, h) * stride + slot
         for e in range(k):
             vals = self._after_pool(kept_value + delta[e].index_select(0, terms))  # (P,)
-            pooled[e].view(-1).scatter_reduce_(0, entry, vals, "amax")
-        head = self._head(buffer.view(-1, channels), X.dtype)
+            table.view(-1)[e * rows:].scatter_reduce_(0, entry, vals, "amax")
+        head = self._head(table.t(), X.dtype)
         scores = head[:k * rows].view(k, rows)
         if ref is None:
             ref = head[k * rows:]
