@@ -345,15 +345,16 @@ class _LocalPlan:
                 self._inject = None
 
     # Entries one ISM chunk may hold. The lookup path (:meth:`_by_candidates`) holds the pooled
-    # values of every edit, (sequences, L, 3 edits, C): LOOKUP_ELEMENTS bounds them, and its other
-    # tensors are smaller. The running-maximum path's tensors are (4 edits, sequences, L, C) at
+    # values of every edit, (sequences, L, 3 edits, C): a quarter of LOOKUP_ELEMENTS bounds them, and
+    # its other tensors are of that order (2^19: chunks of 10 sequences of 101 bp on 1layer_128motif,
+    # whose fixed cost per chunk dominated at 2^18's 5; 2^20 was a little faster still, at twice the memory). The running-maximum path's tensors are (4 edits, sequences, L, C) at
     # every tap, and chunks that stay in the cache are fastest: TAP_ELEMENTS bounds four times
     # the widest layer. The window path keeps every layer's reference activations of the chunk
     # (ELEMENTS bounds their sum) and, per block of positions, the windows of its edits
     # (WINDOW_ELEMENTS bounds the largest). Small chunks with large blocks are as fast as large
     # chunks, and keep ISM's added memory within 2x tangermeme's.
     # HEAD_ROWS: the rows the rest of the model scores at once, so its intermediate tensors stay in the cache.
-    LOOKUP_ELEMENTS = 2 ** 20
+    LOOKUP_ELEMENTS = 2 ** 19
     HEAD_ROWS = 2 ** 12
     TAP_ELEMENTS = 2 ** 16
     ELEMENTS = 2 ** 18
@@ -513,6 +514,8 @@ class _LocalPlan:
     def _by_candidates(self, X, columns, acts, prefix, suffix, codes, ref):
         """Scores ``(K, N, L)`` of the edits ``columns`` ``(5, K, 4)`` at every position, visiting only the
         taps that can matter: edit ``k`` writes ``columns[a, k]`` where the base code is ``a`` (4: N).
+        Returns them and ``ref`` ``(N,)``, the scores of ``X``: when ``ref`` is None it is computed in the
+        same call of the rest of the model as the edits (``acts`` then need only ``[X, conv]``).
 
         *The change is a lookup.* Writing ``x'`` over base ``a`` at ``p`` changes output
         ``j = p + pad - t`` of channel ``c`` by ``delta[c, t, a, k] = W[c, :, t] @ x' - W[c, a, t]``
@@ -534,8 +537,9 @@ class _LocalPlan:
            ``outside`` and base codes are one contiguous window of each (padded with
            ``+inf``, which no term beats); a term is kept where it passes the test.
 
-        The pooled values ``(N, L, K, C)`` start as the outside maxima (the answer
-        where nothing is kept) and take the kept terms by one scatter-maximum. The
+        The pooled values, channel-major ``(C, K R)`` for ``R`` rows of positions, start as
+        the outside maxima (the answer where nothing is kept) and take the kept terms by
+        a scatter-maximum per edit (a candidate's terms land on consecutive entries). The
         elementwise steps after the pool are the ones :meth:`capture` moved past it
         (a ReLU): they never decrease, so they commute with the maximum,
         ``f(max(a, b)) = max(f(a), f(b))`` exactly, and they map the outside maxima
@@ -564,9 +568,11 @@ class _LocalPlan:
         # 2. terms: candidate h's tap t is the edit at padded position j + t
         window_outside = walls.view(-1).unfold(0, taps, 1).index_select(0, nc * span + j)  # (H, T)
         # the row of delta of tap t at padded position q = j + t is (c T + t) 5 + a_q = (c T - j) 5 + (5 q + a_q)
-        padded_codes = F.pad(codes, (pad, pad), value=4) + torch.arange(0, 5 * span, 5, device=X.device)
+        # (int32: the (H, T) tables are the chunk's largest, and every row index fits)
+        padded_codes = (F.pad(codes, (pad, pad), value=4)
+                        + torch.arange(0, 5 * span, 5, device=X.device)).to(torch.int32)
         table = padded_codes.view(-1).unfold(0, taps, 1).index_select(0, i * span + j)  # (H, T)
-        table += ((c * taps - j) * 5)[:, None]
+        table += ((c * taps - j) * 5).to(torch.int32)[:, None]
         keep = value[:, None] + rise.index_select(0, table.view(-1)).view_as(table) > window_outside
         h, t = torch.nonzero(keep, as_tuple=True)
         terms = table.view(-1).index_select(0, h * taps + t)  # (P,): the row of delta of each kept term
