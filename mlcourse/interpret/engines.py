@@ -345,15 +345,16 @@ class _LocalPlan:
                 self._inject = None
 
     # Entries one ISM chunk may hold. The lookup path (:meth:`_by_candidates`) holds the pooled
-    # values of every edit, (sequences, L, 3 edits, C): LOOKUP_ELEMENTS bounds them, and its other
-    # tensors are smaller. The running-maximum path's tensors are (4 edits, sequences, L, C) at
+    # values of every edit, (sequences, L, 3 edits, C): a quarter of LOOKUP_ELEMENTS bounds them, and
+    # its other tensors are of that order (2^19: chunks of 10 sequences of 101 bp on 1layer_128motif,
+    # whose fixed cost per chunk dominated at 2^18's 5; 2^20 was a little faster still, at twice the memory). The running-maximum path's tensors are (4 edits, sequences, L, C) at
     # every tap, and chunks that stay in the cache are fastest: TAP_ELEMENTS bounds four times
     # the widest layer. The window path keeps every layer's reference activations of the chunk
     # (ELEMENTS bounds their sum) and, per block of positions, the windows of its edits
     # (WINDOW_ELEMENTS bounds the largest). Small chunks with large blocks are as fast as large
     # chunks, and keep ISM's added memory within 2x tangermeme's.
     # HEAD_ROWS: the rows the rest of the model scores at once, so its intermediate tensors stay in the cache.
-    LOOKUP_ELEMENTS = 2 ** 18
+    LOOKUP_ELEMENTS = 2 ** 19
     HEAD_ROWS = 2 ** 12
     TAP_ELEMENTS = 2 ** 16
     ELEMENTS = 2 ** 18
@@ -401,21 +402,28 @@ class _LocalPlan:
         bases = torch.eye(4, dtype=X.dtype, device=X.device)[:, None, :, None]  # (4, 1, 4, 1)
         codes = self._column_codes(X)
         clean = codes is not None and not bool((codes == 4).any())
+        if clean and self._lookup_path():  # the convolution alone: its running maxima hold the pool and f(x)
+            conv = self.steps[0].module(X)
+            prefix, suffix = _running_maxima(conv)
+            scores, ref = self._by_candidates(X, _substitutions(X.dtype, X.device), [X, conv], prefix, suffix,
+                                              codes, None)
+            return self._placed(codes, scores, ref)
         acts = self._reference(X)
         ref = self._rest(acts[-1]).to(X.dtype)
         if self._tap_path():  # the reference activations once, for f(x) and the edits
             g = self._global()
             prefix, suffix = _running_maxima(acts[g])
-            if not (clean and self._lookup_path()):
-                scores = self._by_taps(X, bases, acts, g, prefix, suffix, ref)
-                return (scores - ref[:, None]).transpose(0, 1)  # (N, 4, L)
-            scores = self._by_candidates(X, _substitutions(X.dtype, X.device), acts, prefix, suffix, codes, ref)
-        elif not clean:  # not clean one-hot: all four bases everywhere
+            scores = self._by_taps(X, bases, acts, g, prefix, suffix, ref)
+            return (scores - ref[:, None]).transpose(0, 1)  # (N, 4, L)
+        if not clean:  # not clean one-hot: all four bases everywhere
             return (self.edit_scores(X, bases, ref) - ref[:, None]).transpose(0, 1)  # (N, 4, L)
-        else:
-            new = F.one_hot(self._substituted(codes), 4).to(X.dtype).transpose(-1, -2)  # (3, N, 4, L)
-            scores = self.edit_scores(X, new, ref)
-        out = torch.zeros_like(X)
+        new = F.one_hot(self._substituted(codes), 4).to(X.dtype).transpose(-1, -2)  # (3, N, 4, L)
+        return self._placed(codes, self.edit_scores(X, new, ref), ref)
+
+    def _placed(self, codes, scores, ref):
+        """``(N, 4, L)``: the scores ``(3, N, L)`` of the three substitutions of each column minus ``ref``
+        ``(N,)``, at their bases (0 at the base present)."""
+        out = torch.zeros(codes.shape[0], 4, codes.shape[1], dtype=scores.dtype, device=scores.device)
         out.scatter_(1, self._substituted(codes).transpose(0, 1), (scores - ref[:, None]).transpose(0, 1))
         return out
 
@@ -490,7 +498,7 @@ class _LocalPlan:
         codes = self._column_codes(X)
         if g == 1 and new.shape[1] == 1 and new.shape[-1] == 1 and codes is not None:
             columns = new[:, 0, :, 0].expand(5, *new.shape[:1], 4)  # the same edits whatever the base
-            return self._by_candidates(X, columns, acts, prefix, suffix, codes, ref)
+            return self._by_candidates(X, columns, acts, prefix, suffix, codes, ref)[0]
         return self._by_running_max(X, new, acts, g, prefix, suffix)
 
     @staticmethod
@@ -506,6 +514,8 @@ class _LocalPlan:
     def _by_candidates(self, X, columns, acts, prefix, suffix, codes, ref):
         """Scores ``(K, N, L)`` of the edits ``columns`` ``(5, K, 4)`` at every position, visiting only the
         taps that can matter: edit ``k`` writes ``columns[a, k]`` where the base code is ``a`` (4: N).
+        Returns them and ``ref`` ``(N,)``, the scores of ``X``: when ``ref`` is None it is computed in the
+        same call of the rest of the model as the edits (``acts`` then need only ``[X, conv]``).
 
         *The change is a lookup.* Writing ``x'`` over base ``a`` at ``p`` changes output
         ``j = p + pad - t`` of channel ``c`` by ``delta[c, t, a, k] = W[c, :, t] @ x' - W[c, a, t]``
@@ -527,8 +537,9 @@ class _LocalPlan:
            ``outside`` and base codes are one contiguous window of each (padded with
            ``+inf``, which no term beats); a term is kept where it passes the test.
 
-        The pooled values ``(N, L, K, C)`` start as the outside maxima (the answer
-        where nothing is kept) and take the kept terms by one scatter-maximum. The
+        The pooled values, channel-major ``(C, K R)`` for ``R`` rows of positions, start as
+        the outside maxima (the answer where nothing is kept) and take the kept terms by
+        a scatter-maximum per edit (a candidate's terms land on consecutive entries). The
         elementwise steps after the pool are the ones :meth:`capture` moved past it
         (a ReLU): they never decrease, so they commute with the maximum,
         ``f(max(a, b)) = max(f(a), f(b))`` exactly, and they map the outside maxima
@@ -557,33 +568,46 @@ class _LocalPlan:
         # 2. terms: candidate h's tap t is the edit at padded position j + t
         window_outside = walls.view(-1).unfold(0, taps, 1).index_select(0, nc * span + j)  # (H, T)
         # the row of delta of tap t at padded position q = j + t is (c T + t) 5 + a_q = (c T - j) 5 + (5 q + a_q)
-        padded_codes = F.pad(codes, (pad, pad), value=4) + torch.arange(0, 5 * span, 5, device=X.device)
+        # (int32: the (H, T) tables are the chunk's largest, and every row index fits)
+        padded_codes = (F.pad(codes, (pad, pad), value=4)
+                        + torch.arange(0, 5 * span, 5, device=X.device)).to(torch.int32)
         table = padded_codes.view(-1).unfold(0, taps, 1).index_select(0, i * span + j)  # (H, T)
-        table += ((c * taps - j) * 5)[:, None]
+        table += ((c * taps - j) * 5).to(torch.int32)[:, None]
         keep = value[:, None] + rise.index_select(0, table.view(-1)).view_as(table) > window_outside
         h, t = torch.nonzero(keep, as_tuple=True)
-        terms = table.view(-1).index_select(0, h * taps + t)
-        vals = value.index_select(0, h)[:, None] + delta.index_select(0, terms)  # (P, K)
+        terms = table.view(-1).index_select(0, h * taps + t)  # (P,): the row of delta of each kept term
+        kept_value = value.index_select(0, h)
         where = (i * length + j - pad).index_select(0, h) + t  # (P,): the position i L + p of each kept term
         top = self._after_pool(outside)  # (N, C, L): the mapped outside maxima
         reference = self._after_pool(prefix[:, :, -1])  # (N, C): each channel's maximum, mapped
-        if ref is None:
-            ref = self._rest(reference[:, :, None]).to(X.dtype)
         positions, slot = self._moved_positions(top, reference, where, taps)
-        if positions is None:
-            pooled = top.transpose(1, 2)[:, :, None, :].expand(n, length, k, channels).contiguous().view(-1, k, channels)
-        else:
-            rows = top.transpose(1, 2).reshape(-1, channels).index_select(0, positions)
-            pooled = rows[:, None, :].expand(rows.shape[0], k, channels).contiguous()  # (R, K, C)
-        # the pooled entry of a term, edit e: (slot K + e) C + c
-        entry = (slot * (k * channels) + c.index_select(0, h))[:, None] + torch.arange(0, k * channels, channels,
-                                                                                        device=X.device)
-        pooled.view(-1).scatter_reduce_(0, entry.view(-1), self._after_pool(vals).view(-1), "amax")
-        scores = self._head(pooled.view(-1, channels), X.dtype).view(-1, k)
+        rows = n * length if positions is None else positions.numel()
+        # the pooled values, channel-major: row c of ``table`` holds channel c of the K R edited rows (edit e,
+        # row r at e R + r), then of the N reference rows when ``ref`` is to be computed (f(x) in the same
+        # call of the rest of the model, which reads the rows through the transpose). A candidate's terms
+        # are consecutive positions, so channel-major they scatter into consecutive entries.
+        extra = n if ref is None else 0
+        stride = k * rows + extra
+        table = torch.empty(channels, stride, dtype=top.dtype, device=X.device)
+        by_channel = top.transpose(0, 1).reshape(channels, n * length)  # (C, N L)
         if positions is not None:
-            every = ref.repeat_interleave(length)[:, None].expand(n * length, k).contiguous()
-            scores = every.index_put_((positions,), scores)
-        return scores.view(n, length, k).permute(2, 0, 1)  # (K, N, L)
+            by_channel = by_channel.index_select(1, positions)
+        table[:, :k * rows].view(channels, k, rows).copy_(by_channel[:, None, :])
+        table[:, k * rows:].copy_(reference[:extra].t())
+        # one edit at a time, so every gather and scatter is flat and 1-D (the cheapest per entry)
+        entry = c.index_select(0, h) * stride + slot
+        for e in range(k):
+            vals = self._after_pool(kept_value + delta[e].index_select(0, terms))  # (P,)
+            table.view(-1)[e * rows:].scatter_reduce_(0, entry, vals, "amax")
+        head = self._head(table.t(), X.dtype)
+        scores = head[:k * rows].view(k, rows)
+        if ref is None:
+            ref = head[k * rows:]
+        if positions is not None:
+            every = ref.repeat_interleave(length)[None].expand(k, n * length).contiguous()
+            every[:, positions] = scores
+            scores = every
+        return scores.view(k, n, length), ref  # (K, N, L), (N,)
 
     @staticmethod
     def _moved_positions(top, reference, where, taps: int):
@@ -614,17 +638,17 @@ class _LocalPlan:
 
     def _swap_tables(self, columns):
         """The first convolution's lookup tables for the edits ``columns`` ``(5, K, 4)``, cached per call:
-        ``delta`` ``(C T 5, K)``, row ``(c T + t) 5 + a``: ``W[c, :, t] @ columns[a, k] - W[c, a, t]`` (the
+        ``delta`` ``(K, C T 5)``, entry ``[k, (c T + t) 5 + a]``: ``W[c, :, t] @ columns[a, k] - W[c, a, t]`` (the
         old term is 0 for code 4, an N), what edit ``k`` adds to an output reading it through tap ``t``;
-        and ``rise`` ``(C T 5,)``, the largest entry of each row."""
+        and ``rise`` ``(C T 5,)``, the largest over the edits."""
         key = (columns.dtype, str(columns.device), tuple(columns.flatten().tolist()))
         cache = self.__dict__.setdefault("_swap_cache", {})
         if key not in cache:
             weight = self.steps[0].module.weight.to(columns.dtype)  # (C, 4, T)
             written = torch.einsum("cbt,akb->ctak", weight, columns)  # (C, T, 5, K)
             old = F.pad(weight.transpose(1, 2), (0, 1))  # (C, T, 5): W_t x for each code
-            delta = (written - old[..., None]).reshape(-1, columns.shape[1]).contiguous()
-            cache[key] = delta, delta.amax(dim=1)
+            delta = (written - old[..., None]).reshape(-1, columns.shape[1]).t().contiguous()
+            cache[key] = delta, delta.amax(dim=0)
         return cache[key]
 
     def _after_pool(self, pooled):
