@@ -1411,12 +1411,12 @@ class _MaskingTracker:
             matters = (self.after_map(self.bound) > self.after_map(outside)) & self.remaining[:, None]
             self._refresh(matters & self.stale)
             pooled = torch.where(matters, torch.maximum(self.inside, outside), outside)
-            rows, positions = torch.nonzero(self.remaining, as_tuple=True)
-            chain = self.plan._after_pool(pooled[rows, :, positions][:, :, None])
-            out = torch.full(self.remaining.shape, math.nan, dtype=torch.float64)
+            # every (row, position) goes through the head, masked ones too (cheaper than gathering the rest)
+            n, channels, length = pooled.shape
+            chain = self.plan._after_pool(pooled.transpose(1, 2).reshape(n * length, channels, 1))
             with self.plan._cut():
-                out[rows.cpu(), positions.cpu()] = self.plan._rest(chain).reshape(-1).double().cpu()
-            return out
+                out = self.plan._rest(chain).reshape(n, length).double().cpu()
+            return out.masked_fill(~self.remaining.cpu(), math.nan)
 
     def _refresh(self, needed: torch.Tensor) -> None:
         """Recompute ``inside`` where ``needed`` ``(R, C, L)``: ``T`` window outputs each, plus ``D``."""
