@@ -42,3 +42,20 @@ def test_tfmodisco_recovers_the_planted_motif():
     table = modisco.match_patterns(patterns[:1], planted=["CTCF"])
     assert table.loc[0, "similarity to CTCF"] > 0.8 and table.loc[0, "p-value to CTCF"] < 1e-3
     assert table.loc[0, "JASPAR match"].split()[0].upper().startswith("CTCF")
+
+
+def test_modisco_lite_keeps_its_compiled_functions_on_disk():
+    """numba's cache is on for every compiled function of modisco-lite (a new process loads, not recompiles)."""
+    import importlib
+    import pkgutil
+
+    import modiscolite
+    from numba.core.caching import FunctionCache
+    from numba.core.registry import CPUDispatcher
+
+    modisco._modisco_lite()
+    compiled = [value for info in pkgutil.iter_modules(modiscolite.__path__)
+                for value in vars(importlib.import_module(f"modiscolite.{info.name}")).values()
+                if isinstance(value, CPUDispatcher)]
+    assert len(compiled) >= 10
+    assert all(isinstance(function._cache, FunctionCache) for function in compiled)
