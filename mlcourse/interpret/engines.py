@@ -351,8 +351,10 @@ class _LocalPlan:
     # every tap, and chunks that stay in the cache are fastest: TAP_ELEMENTS bounds four times
     # the widest layer. The window path keeps every layer's reference activations of the chunk
     # (ELEMENTS bounds their sum) and, per block of positions, the windows of its edits
-    # (WINDOW_ELEMENTS bounds the largest). Small chunks with large blocks are as fast as large
-    # chunks, and keep ISM's added memory within 2x tangermeme's.
+    # (WINDOW_ELEMENTS bounds the largest). Within ELEMENTS a chunk takes the fewest sequences
+    # that need the fewest blocks (:meth:`_window_chunk`): small chunks with large blocks are
+    # faster than large chunks, and keep ISM's added memory within 2x tangermeme's (3layer at 101 bp:
+    # 15 sequences where ELEMENTS alone allows 67; the largest live tensors 5.9 -> 3.3 MiB).
     # HEAD_ROWS: the rows the rest of the model scores at once, so its intermediate tensors stay in the cache.
     LOOKUP_ELEMENTS = 2 ** 19
     HEAD_ROWS = 2 ** 12
@@ -375,17 +377,34 @@ class _LocalPlan:
         elif self._tap_path():
             fits = self.TAP_ELEMENTS // (4 * max(a.numel() for a in acts))
         else:
-            fits = min(self.ELEMENTS // sum(a.numel() for a in acts),
-                       self.WINDOW_ELEMENTS // (3 * self._window_entries(X.shape[-1])))
+            fits = self._window_chunk(X.shape[0], X.shape[-1], min(
+                batch_size // 4, self.ELEMENTS // sum(a.numel() for a in acts),
+                self.WINDOW_ELEMENTS // (3 * self._layout(X.shape[-1]).entries)))
         per_chunk = max(1, min(batch_size // 4, fits))
         with self._cut():
             for s in range(0, X.shape[0], per_chunk):
                 out[s:s + per_chunk] = self._chunk(X[s:s + per_chunk])
         return out
 
-    def _window_entries(self, length: int) -> int:
-        """Entries of the largest tensor one edit's windows need on the window path (:meth:`_layout`)."""
-        return self._layout(length).entries
+    def _window_chunk(self, n: int, length: int, most: int) -> int:
+        """Sequences per chunk on the window path: of ``1 .. most``, the fewest that score ``n`` sequences
+        in the fewest blocks (:meth:`_by_windows`).
+
+        A block holds ``WINDOW_ELEMENTS / (3 chunk entries)`` positions of one residue, and never more
+        than the residue has: a chunk of more sequences makes fewer chunks but smaller blocks. Each
+        block costs a few dozen small operations whatever its size, as much as its arithmetic at 101 bp,
+        so the block count sets the time; among equal counts the smallest chunk holds the fewest
+        reference activations. (3layer at 101 bp: 15 sequences, one block of 12 positions per
+        residue, 180 blocks for 300 sequences where 67 sequences took 270; at 1,000 bp: 3
+        sequences, two blocks per residue.)
+        """
+        layout = self._layout(length)
+
+        def blocks(size):
+            per_block = max(1, self.WINDOW_ELEMENTS // (size * 3 * layout.entries))
+            return -(-n // size) * sum(-(-count // per_block) for count in layout.counts.values())
+
+        return min(range(1, max(1, most) + 1), key=lambda size: (blocks(size), size))
 
     def _chunk(self, X):
         """ISM of a chunk of sequences: every base at every position.
@@ -416,9 +435,9 @@ class _LocalPlan:
             scores = self._by_taps(X, bases, acts, g, prefix, suffix, ref)
             return (scores - ref[:, None]).transpose(0, 1)  # (N, 4, L)
         if not clean:  # not clean one-hot: all four bases everywhere
-            return (self.edit_scores(X, bases, ref) - ref[:, None]).transpose(0, 1)  # (N, 4, L)
+            return (self.edit_scores(X, bases, ref, acts=acts) - ref[:, None]).transpose(0, 1)  # (N, 4, L)
         new = F.one_hot(self._substituted(codes), 4).to(X.dtype).transpose(-1, -2)  # (3, N, 4, L)
-        return self._placed(codes, self.edit_scores(X, new, ref), ref)
+        return self._placed(codes, self.edit_scores(X, new, ref, acts=acts), ref)
 
     def _placed(self, codes, scores, ref):
         """``(N, 4, L)``: the scores ``(3, N, L)`` of the three substitutions of each column minus ``ref``
@@ -453,7 +472,7 @@ class _LocalPlan:
         """Index of the global max pool in the chain, or None."""
         return next((i for i, st in enumerate(self.steps) if st.kind == "global"), None)
 
-    def edit_scores(self, X, new, ref, where=None):
+    def edit_scores(self, X, new, ref, where=None, acts=None):
         """Scores of every single-column edit of ``X``: ``(K, N, L)``.
 
         Entry ``[k, i, p]`` scores ``X[i]`` with column ``p`` replaced by
@@ -464,12 +483,15 @@ class _LocalPlan:
         computes them when needed (and leaves 0 where ``where`` is False). Each
         position is one batch of ``K N`` edited inputs that recomputes only the
         windows the edit reaches (first-layer change without a convolution,
-        global max pool from prefix and suffix maxima).
+        global max pool from prefix and suffix maxima). ``acts``, when given, are the chain's
+        reference activations of ``X`` (:meth:`_reference`), which a caller that has them need not
+        have computed twice (nor held twice).
         """
         n = X.shape[0]
         raw_new = torch.as_tensor(new, dtype=X.dtype, device=X.device)
         new = raw_new.expand(raw_new.shape[0], n, *X.shape[1:])
-        acts = self._reference(X)
+        if acts is None:
+            acts = self._reference(X)
         g = self._global()
         prefix = suffix = None
         if g is not None:
