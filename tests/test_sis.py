@@ -390,9 +390,10 @@ def test_screen_without_room_for_the_tracker_recomputes_and_agrees(monkeypatch):
 
 
 def test_screened_step_scores_its_shortlist_in_one_call_and_matches_the_plain_step():
-    """Each screened step calls f once (its known candidate rescored with the unknown ones, KNOWN_IS_EXACT
-    being False for DNA): the choice is the plain step's, and its recorded score f's (to the last bits,
-    which in float32 vary with the batch a row sits in)."""
+    """Each screened step calls f at most once, on a shortlist of two or more (its known candidate rescored
+    with the unknown ones, KNOWN_IS_EXACT being False for DNA); a shortlist of one is the choice, unscored.
+    The choice is the plain step's; its recorded score is f's (to the last bits, which in float32 vary with
+    the batch a row sits in) where exact, else an interval that holds f's."""
     model = _saturating_cnn(1)
     X = one_hot([random_seq(40, 300 + i) for i in range(5)])
     masked = sis.dna_background(X[0])
@@ -402,13 +403,19 @@ def test_screened_step_scores_its_shortlist_in_one_call_and_matches_the_plain_st
     fast, plain = (sis._Scorer(model, None, "probability", 64, 5) for _ in range(2))
     rows, remaining = torch.arange(5), torch.ones(5, 40, dtype=torch.bool)
     tracker = screen.start(inputs, rows, remaining)
+    unscored = 0
     for _ in range(40):
         calls = fast.calls
-        chosen, best = sis._screened_removal(fast, inputs, rows, remaining, tracker)
+        chosen, low, high, exact = sis._screened_removal(fast, inputs, rows, remaining, tracker)
         assert fast.calls - calls <= 1
         expected, expected_best = sis._best_removal(plain, inputs, rows, remaining)
         assert chosen.tolist() == expected.tolist()
-        assert torch.allclose(best, expected_best, rtol=1e-6, atol=0)
+        assert torch.allclose(low[exact], expected_best[exact], rtol=1e-6, atol=0)
+        assert torch.equal(low[exact], high[exact])
+        margin = sis._Trace.MARGIN * (1 + expected_best.abs())
+        assert bool(((low - margin <= expected_best) & (expected_best <= high + margin)).all())
+        unscored += int((~exact).sum())
         active = torch.nonzero(chosen < 40).reshape(-1)
         remaining[active, chosen[active]] = False
         tracker.remove(active, chosen[active])
+    assert unscored > 0

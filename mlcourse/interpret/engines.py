@@ -1405,6 +1405,13 @@ class _MaskingTracker:
         self.first_output = (first + torch.arange(length, device=codes.device) + self.pad).reshape(-1)
         self.padded = F.pad(torch.where(self.remaining[:, None], original, self.masked), (self.pad, self.pad))
         self.window = min(taps, self.out_len)  # outputs recomputed per masked position
+        self.near = min(self.window + taps - 1, length)  # candidates whose bound a masked position renews
+        # flat offsets, within one row, of the entries a masking writes (see :meth:`remove`)
+        device = codes.device
+        self.column_offsets = torch.arange(4, device=device) * (length + 2 * self.pad)  # (4,)
+        self.masked_offsets = torch.arange(4, device=device) * length
+        self.output_offsets = channel[0] * span + torch.arange(self.window, device=device)  # (C, W)
+        self.near_offsets = channel[0] * length + torch.arange(self.near, device=device)  # (C, near)
         self.conv = F.pad(F.conv1d(self.padded, self.weight, self.bias), (taps - 1, taps - 1), value=-math.inf)
         windows = self.conv[:, :, self.pad:self.pad + length + taps - 1]
         self.bound = _sliding_max(windows, taps) + self.rise  # (R, C, L): max_{V(q)} conv + max_j D[q, j]
@@ -1448,28 +1455,36 @@ class _MaskingTracker:
         windows = self.conv.view(-1).unfold(0, self.taps, 1)  # row (r C + c) span + j: outputs j .. j + T - 1
         outputs = windows.index_select(0, self.first_output.index_select(0, flat))  # (n, T): the outputs of V(q)
         change = self.table.index_select(0, self.change_row.index_select(0, flat))
-        self.inside.view(-1).index_copy_(0, flat, _halving_max((outputs + change)[:, :, None])[:, 0])
+        # the maximum over each row's T values, by halves of the transposed (T, n) view
+        self.inside.view(-1).index_copy_(0, flat, _halving_max((outputs + change).t()))
         self.stale.view(-1).index_fill_(0, flat, False)
 
     def remove(self, which: torch.Tensor, positions: torch.Tensor) -> None:
-        """Mask ``positions[k]`` of row ``which[k]``: recompute the convolution's window there, mark stale."""
+        """Mask ``positions[k]`` of row ``which[k]``: recompute the convolution's window there, mark stale.
+
+        Every write goes through flat offsets into 1-D views (``index_copy_``): entry ``(r,
+        c, j)`` of an ``(R, C, J)`` tensor is ``r C J + c J + j``, so each masked position
+        adds its row's and window's start to a fixed grid of offsets.
+        """
         if not which.numel():
             return
         with torch.inference_mode():
             taps, width, length = self.taps, self.window, self.remaining.shape[1]
+            channels, span = self.conv.shape[1], self.conv.shape[2]
             self.remaining[which, positions] = False
-            self.padded[which, :, positions + self.pad] = self.masked[which, :, positions]
+            where = (which * (4 * (length + 2 * self.pad)) + positions + self.pad)[:, None] + self.column_offsets
+            source = (which * (4 * length) + positions)[:, None] + self.masked_offsets
+            self.padded.view(-1).index_copy_(0, where.view(-1), self.masked.view(-1).index_select(0, source.view(-1)))
             start = (positions + self.pad - (taps - 1)).clamp(0, self.out_len - width)  # first recomputed output
             columns = self.padded.unfold(2, width + taps - 1, 1)[which, :, start]  # (n, 4, W + T - 1)
             outputs = F.conv1d(columns, self.weight, self.bias)  # (n, C, W)
-            at = start[:, None] + torch.arange(width, device=start.device)
-            self.conv[which[:, None], :, taps - 1 + at] = outputs.transpose(1, 2)
-            # candidates q whose window V(q) meets the recomputed outputs: stale, with a new bound
-            count = width + taps - 1
-            near = start[:, None] - self.pad + torch.arange(count, device=start.device)  # (n, count)
-            segment = self.conv.unfold(2, count + taps - 1, 1)[which, :, start]  # outputs of their windows
-            bound = _sliding_max(segment, taps)  # (n, C, count)
-            row, k = torch.nonzero((near >= 0) & (near < length), as_tuple=True)
-            r, q = which[row], near[row, k]
-            self.bound[r, :, q] = bound[row, :, k] + self.rise[r, :, q]
-            self.stale[r, :, q] = True
+            where = (which * (channels * span) + taps - 1 + start)[:, None, None] + self.output_offsets
+            self.conv.view(-1).index_copy_(0, where.view(-1), outputs.reshape(-1))
+            # candidates q whose window V(q) meets the recomputed outputs (``near`` of them from ``first``,
+            # a few more where that would run off the ends): stale, with a new bound
+            first = (start - self.pad).clamp(0, length - self.near)
+            segment = self.conv.unfold(2, self.near + taps - 1, 1)[which, :, first + self.pad]  # their windows
+            where = ((which * (channels * length) + first)[:, None, None] + self.near_offsets).view(-1)
+            bound = _sliding_max(segment, taps).reshape(-1) + self.rise.view(-1).index_select(0, where)
+            self.bound.view(-1).index_copy_(0, where, bound)
+            self.stale.view(-1).index_fill_(0, where, True)

@@ -238,33 +238,85 @@ class _Inputs:
         return apply_mask(self.X[rows], self.fully_masked[rows], keep.to(self.X.device), self.labels)
 
 
+class _Trace:
+    """The removal order of a backward selection over the inputs ``rows``, with what is known of its scores.
+
+    ``order`` (R, F) lists the removed features (-1 padded); after step ``k`` the
+    score lies in ``[low[:, k], high[:, k]]``, one value where ``exact`` (``f``'s own).
+    A screened step whose shortlist holds one candidate chooses it without ``f``
+    (:func:`_screened_removal`), so its score is only the screen's interval:
+    :meth:`reaches` compares such scores with a threshold where the interval
+    decides it, and :meth:`resolve` asks ``f`` for the rest, in one call.
+    """
+
+    # a score the screen knows to one value may still differ from f's own in its last bits
+    MARGIN = 1e-6
+
+    def __init__(self, rows: torch.Tensor, remaining: torch.Tensor, start: torch.Tensor, min_rows: int = 1):
+        self.rows, self.remaining, self.start, self.min_rows = rows, remaining, start, min_rows
+        n_rows, n_features = remaining.shape
+        self.order = torch.full((n_rows, n_features), -1, dtype=torch.long)
+        self.low = torch.full((n_rows, n_features), math.nan, dtype=torch.float64)
+        self.high = self.low.clone()
+        self.exact = torch.ones(n_rows, n_features, dtype=torch.bool)
+
+    def resolve(self, score: _Scorer, inputs: _Inputs, where: torch.Tensor) -> None:
+        """Score with ``f`` the steps ``where`` (R, F) that are not exact yet."""
+        owner, step = torch.nonzero(where & ~self.exact, as_tuple=True)
+        if not owner.numel():
+            return
+        # removed[r, j]: the step that removed feature j of row r (F for features never removed)
+        n_rows, n_features = self.order.shape
+        removed = torch.full((n_rows, n_features + 1), n_features, dtype=torch.long)
+        steps = torch.arange(n_features).expand(n_rows, -1)
+        removed.scatter_(1, self.order.masked_fill(self.order < 0, n_features), steps)
+        keep = self.remaining[owner] & (removed[owner, :n_features] > step[:, None])
+        rows = self.rows[owner]
+        values = score(inputs, engines.at_least(rows, self.min_rows), engines.at_least(keep, self.min_rows))
+        values = values[:rows.numel()]
+        self.low[owner, step] = self.high[owner, step] = values
+        self.exact[owner, step] = True
+
+    def reaches(self, score: _Scorer, inputs: _Inputs, threshold: float) -> torch.Tensor:
+        """``(R, F)``: whether the score after each step is at least ``threshold`` (``f`` resolves close calls)."""
+        margin = self.MARGIN * (1 + self.high.abs())
+        self.resolve(score, inputs, (self.low - margin < threshold) & (self.high + margin >= threshold))
+        return self.low >= threshold
+
+    def scores(self, score: _Scorer, inputs: _Inputs) -> torch.Tensor:
+        """``(R, F)``: ``f`` after every step (NaN past the end), resolving every step the screen chose alone."""
+        self.resolve(score, inputs, self.order >= 0)
+        return self.low
+
+
 def _backward_selection(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remaining: torch.Tensor,
-                        start: torch.Tensor | None = None, screen=None):
+                        start: torch.Tensor | None = None, screen=None) -> _Trace:
     """Backward selection for the inputs ``rows`` at once; ``remaining`` (R, F) are unmasked features.
 
-    Returns ``order`` (R, F) (removal order, -1 padded), ``scores`` (R, F) and ``start`` (R,),
-    the scores before any removal (computed unless given). With a ``screen`` (:func:`_screen`: DNA or image) only the
+    Returns the :class:`_Trace`: the removal order and the scores, with ``start`` (R,), the
+    scores before any removal (computed unless given). With a ``screen`` (:func:`_screen`: DNA or image) only the
     shortlisted candidates are scored by ``f`` (:func:`_screened_removal`).
     """
-    remaining = remaining.clone()
-    n_rows, n_features = remaining.shape
     if start is None:
         start = score(inputs, rows, remaining)
-    order = torch.full((n_rows, n_features), -1, dtype=torch.long)
-    scores = torch.full((n_rows, n_features), math.nan, dtype=torch.float64)
+    trace = _Trace(rows, remaining.clone(), start, 1 if screen is None else screen.MIN_ROWS)
+    remaining = remaining.clone()
+    n_rows, n_features = remaining.shape
     tracker = None if screen is None else screen.start(inputs, rows, remaining)
     for step in range(int(remaining.sum(dim=1).max()) if n_rows else 0):
         if tracker is None:
-            chosen, best = _best_removal(score, inputs, rows, remaining)
+            chosen, low = _best_removal(score, inputs, rows, remaining)
+            high, exact = low, torch.ones(n_rows, dtype=torch.bool)
         else:
-            chosen, best = _screened_removal(score, inputs, rows, remaining, tracker)
+            chosen, low, high, exact = _screened_removal(score, inputs, rows, remaining, tracker)
         active = torch.nonzero(chosen < n_features).reshape(-1)
         remaining[active, chosen[active]] = False
-        order[active, step] = chosen[active]
-        scores[active, step] = best[active]
+        trace.order[active, step] = chosen[active]
+        trace.low[active, step], trace.high[active, step] = low[active], high[active]
+        trace.exact[active, step] = exact[active]
         if tracker is not None:
             tracker.remove(active, chosen[active])
-    return order, scores, start
+    return trace
 
 
 def _best_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remaining: torch.Tensor):
@@ -294,11 +346,15 @@ def _screened_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remai
     below it cannot be chosen, nor one that can at most tie with a known value at
     the floor of a lower feature index (that one wins the tie). So the shortlist of
     a row holds the candidates whose value is not known and at most one known
-    candidate: the first at the floor. ``f`` scores the shortlist in one call -- the
-    known candidate too, unless the screen's ``KNOWN_IS_EXACT`` (its known values are
-    ``f``'s own; otherwise one may differ from ``f``'s in the last bit) -- and the
-    choice follows the rule of :func:`_best_removal` on those values, so the recorded
-    score of the choice is ``f``'s.
+    candidate: the first at the floor. A shortlist of one is the choice, and ``f`` is
+    not called for it. Longer shortlists are scored by ``f`` in one call -- the known
+    candidate too, unless the screen's ``KNOWN_IS_EXACT`` (its known values are ``f``'s
+    own; otherwise one may differ from ``f``'s in the last bit) -- and the choice
+    follows the rule of :func:`_best_removal` on those values.
+
+    Returns ``chosen`` (R,) (``F`` for a row with nothing left), the interval ``low``,
+    ``high`` (R,) of the chosen candidate's score, and ``exact`` (R,): True where that is
+    ``f``'s own value (``low == high``), False where only the screen bounds it.
     """
     n_rows, n_features = remaining.shape
     low, high = tracker.interval()
@@ -309,17 +365,22 @@ def _screened_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remai
     known = remaining & (low == high) & (low == floor)
     first = index.masked_fill(~known, n_features).amin(dim=1, keepdim=True)  # F where none
     near = remaining & ((high > floor) | ((high == floor) & (index <= first)))
-    values = low.masked_fill(~near, -math.inf)
-    scored = near & (low != high) if tracker.screen.KNOWN_IS_EXACT else near
+    alone = near.sum(dim=1) == 1  # the shortlist is the choice
+    scored = near & ~alone[:, None]
+    if tracker.screen.KNOWN_IS_EXACT:
+        scored &= low != high
+    values, upper = low.masked_fill(~near, -math.inf), high.masked_fill(~near, -math.inf)
     owner, feature = torch.nonzero(scored, as_tuple=True)
     if owner.numel():
-        values[owner, feature] = _score_at_least(score, inputs, rows[owner], _without(remaining, owner, feature),
-                                                 tracker.screen)
+        own = _score_at_least(score, inputs, rows[owner], _without(remaining, owner, feature), tracker.screen)
+        values[owner, feature] = upper[owner, feature] = own
     best = values.amax(dim=1)
     # the first candidate at the best value: the lowest feature index among ties
     chosen = (near & (values == best[:, None])).to(torch.uint8).argmax(dim=1)
+    best_high = upper.gather(1, chosen[:, None])[:, 0]
+    exact = (best == best_high) if tracker.screen.KNOWN_IS_EXACT else ~alone
     chosen = chosen.masked_fill(~remaining.any(dim=1), n_features)
-    return chosen, best
+    return chosen, best, best_high, exact
 
 
 def _without(remaining: torch.Tensor, owner: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
@@ -337,16 +398,19 @@ def _score_at_least(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, keep: t
     return padded[:rows.numel()]
 
 
-def _smallest_sufficient(order, scores, start, count, threshold):
+def _smallest_sufficient(order, reached, start_reaches, count):
     """find_sis on a removal order: the shortest tail of ``order`` whose score reaches the threshold.
 
     Keeping the last ``k`` removed features is exactly the input backward selection
-    scored after ``count - k`` removals, so no new model calls are needed.
+    scored after ``count - k`` removals, so no new model calls are needed:
+    ``reached[s]`` says whether the score after step ``s`` reaches the threshold,
+    ``start_reaches`` whether the score before any removal does. Returns the SIS's
+    features (most important first) and the step whose score is the SIS's (-1: the start), or None.
     """
     for k in range(1, count + 1):
-        value = start if k == count else scores[count - k - 1]
-        if value >= threshold:
-            return order[count - k:count][::-1].copy(), float(value)
+        step = count - k - 1
+        if (start_reaches if k == count else reached[step]):
+            return order[count - k:count][::-1].copy(), step
     return None
 
 
@@ -399,10 +463,11 @@ def backward_selection(model, x, *, target=None, baseline=None, mask_shape=None,
         inputs = _Inputs(x, baseline, mask_shape, groups, single=True, device=device_of(model))
         remaining = _initial_remaining(inputs, initial_mask)
         scorer = _Scorer(model, target, output, batch_size, 1)
-        order, scores, start = _backward_selection(scorer, inputs, torch.zeros(1, dtype=torch.long), remaining,
-                                                   screen=_screen(fast, model, inputs, batch_size, output, target))
+        trace = _backward_selection(scorer, inputs, torch.zeros(1, dtype=torch.long), remaining,
+                                    screen=_screen(fast, model, inputs, batch_size, output, target))
+        scores = trace.scores(scorer, inputs)
     count = int(remaining.sum())
-    return BackwardSelection(order[0, :count].numpy(), scores[0, :count].numpy(), float(start[0]))
+    return BackwardSelection(trace.order[0, :count].numpy(), scores[0, :count].numpy(), float(trace.start[0]))
 
 
 def _initial_remaining(inputs: _Inputs, initial_mask) -> torch.Tensor:
@@ -434,9 +499,13 @@ def find_sis(model, x, *, threshold, target=None, baseline=None, mask_shape=None
     selection = backward_selection(model, x, target=target, baseline=baseline, mask_shape=mask_shape,
                                    groups=groups, initial_mask=initial_mask, output=output,
                                    batch_size=batch_size, fast=fast)
-    found = _smallest_sufficient(selection.order, selection.scores, selection.start_score,
-                                 len(selection.order), threshold)
-    return None if found is None else _to_sis(*found, inputs.labels, inputs.n_features)
+    found = _smallest_sufficient(selection.order, selection.scores >= threshold,
+                                 selection.start_score >= threshold, len(selection.order))
+    if found is None:
+        return None
+    features, step = found
+    value = selection.start_score if step < 0 else float(selection.scores[step])
+    return _to_sis(features, value, inputs.labels, inputs.n_features)
 
 
 def sis_collection(model, x, *, threshold, target=None, baseline=None, mask_shape=None, groups=None,
@@ -532,13 +601,16 @@ def _collections(score: _Scorer, threshold: float, inputs: _Inputs, screen) -> l
         active, current = active[going], current[going]
         if not active.numel():
             break
-        order, scores, start = _backward_selection(score, inputs, active, remaining[active], current, screen)
+        trace = _backward_selection(score, inputs, active, remaining[active], current, screen)
+        reached = trace.reaches(score, inputs, threshold).numpy()
         counts = remaining[active].sum(dim=1)
-        for row, i in enumerate(active.tolist()):
-            hit = _smallest_sufficient(order[row].numpy(), scores[row].numpy(), float(start[row]),
-                                       int(counts[row]), threshold)
-            # the full remaining set reached the threshold above, so a SIS exists
-            features, value = hit
+        # the full remaining set reached the threshold above, so every row has a SIS
+        hits = [_smallest_sufficient(trace.order[row].numpy(), reached[row], True, int(counts[row]))
+                for row in range(active.numel())]
+        steps = torch.tensor([step for _, step in hits], dtype=torch.long)
+        trace.resolve(score, inputs, torch.arange(n_features) == steps[:, None])  # the SISes' own scores
+        for row, (i, (features, step)) in enumerate(zip(active.tolist(), hits)):
+            value = float(trace.start[row] if step < 0 else trace.low[row, step])
             found[i].append(_to_sis(features, value, inputs.labels, n_features))
             remaining[i, torch.as_tensor(features)] = False
     return found
