@@ -377,9 +377,8 @@ class _LocalPlan:
         elif self._tap_path():
             fits = self.TAP_ELEMENTS // (4 * max(a.numel() for a in acts))
         else:
-            fits = self._window_chunk(X.shape[0], X.shape[-1], min(
-                batch_size // 4, self.ELEMENTS // sum(a.numel() for a in acts),
-                self.WINDOW_ELEMENTS // (3 * self._layout(X.shape[-1]).entries)))
+            fits = self._window_chunk(X.shape[0], X.shape[-1],
+                                      min(batch_size // 4, self.ELEMENTS // sum(a.numel() for a in acts)))
         per_chunk = max(1, min(batch_size // 4, fits))
         with self._cut():
             for s in range(0, X.shape[0], per_chunk):
@@ -387,8 +386,9 @@ class _LocalPlan:
         return out
 
     def _window_chunk(self, n: int, length: int, most: int) -> int:
-        """Sequences per chunk on the window path: of ``1 .. most``, the fewest that score ``n`` sequences
-        in the fewest blocks (:meth:`_by_windows`).
+        """Sequences per chunk on the window path: of ``1 .. most`` (and at most as many as give one
+        edit's windows a block of ``WINDOW_ELEMENTS``), the fewest that score ``n`` sequences in the
+        fewest blocks (:meth:`_by_windows`).
 
         A block holds ``WINDOW_ELEMENTS / (3 chunk entries)`` positions of one residue, and never more
         than the residue has: a chunk of more sequences makes fewer chunks but smaller blocks. Each
@@ -399,6 +399,7 @@ class _LocalPlan:
         sequences, two blocks per residue.)
         """
         layout = self._layout(length)
+        most = min(most, self.WINDOW_ELEMENTS // (3 * layout.entries))
 
         def blocks(size):
             per_block = max(1, self.WINDOW_ELEMENTS // (size * 3 * layout.entries))

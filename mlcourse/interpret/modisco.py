@@ -27,6 +27,7 @@ few columns of any wide pattern, so matches are ranked by Tomtom p-values
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,8 +132,9 @@ def trim(pattern: Pattern, fraction: float = 0.3) -> Pattern:
                    pattern.hypothetical[:, part], pattern.n_seqlets)
 
 
+@functools.cache
 def _modisco_lite():
-    """``modiscolite.tfmodisco``, with numba's on-disk cache switched on for its compiled functions.
+    """``modiscolite.tfmodisco``, with numba's on-disk cache switched on for its compiled functions (once per process).
 
     modisco-lite's inner loops are numba functions compiled on first call, and
     it does not ask numba to keep them (``cache=True``): every new Python process
