@@ -5,10 +5,10 @@ PWM scan
     (both strands) and rank by that score. No training at all: how far does
     the textbook motif get us?
 
-Gapped k-mer SVM (gkm-SVM; Ghandi, Lee, Mohammad-Noori & Beer 2014, "Enhanced
-regulatory sequence prediction using gapped k-mer features", PLoS Comput Biol
-10:e1003711)
-    Every ``l``-bp window of a sequence is described by its gapped k-mers:
+Gapped k-mer SVM (gkm-SVM)
+    After Ghandi, Lee, Mohammad-Noori & Beer 2014, "Enhanced regulatory
+    sequence prediction using gapped k-mer features", PLoS Comput Biol
+    10:e1003711. Every ``l``-bp window of a sequence is described by its gapped k-mers:
     for each of the ``C(l, k)`` ways to choose ``k`` informative positions in
     the window, the ``k`` bases found there. A sequence becomes the vector of
     counts of (pattern, bases) pairs, counted on both strands; a linear SVM

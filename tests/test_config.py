@@ -1,5 +1,8 @@
 """config: seeding gives identical numbers, scale follows MLCOURSE_FAST, setup says what it chose."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -50,3 +53,10 @@ def test_setup_prints_one_line_and_returns_device(capsys, monkeypatch, tmp_path)
     assert len(out) == 1
     assert f"device={device.type}" in out[0] and str(tmp_path) in out[0] and "FAST" in out[0]
     assert isinstance(device, torch.device)
+
+
+def test_importing_the_package_or_its_findings_does_not_import_torch():
+    """A findings run imports ``mlcourse.findings`` in every kernel; torch would add 2 s to each start."""
+    code = "import sys, mlcourse, mlcourse.findings; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

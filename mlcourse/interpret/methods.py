@@ -21,7 +21,8 @@ Grad-CAM                  map at the ReLU after ``last_conv`` on the       dna, 
 guided Grad-CAM           largest absolute value over channels             image
 integrated gradients      summed over bases / channels; against            dna, image
                           dinucleotide shuffles (DNA), a black image
-DeepLiftShap              contributions against shuffles, summed over bases dna
+DeepLiftShap              contributions against shuffles, summed over      dna
+                          bases
 LIME, KernelSHAP          the feature's coefficient (a position, a 4 x 4   dna, image
                           patch shared by all channels)
 maximum entropy           information content of the sampled bases (bits)  dna

@@ -149,7 +149,7 @@ def max_entropy(model, X: torch.Tensor, *, target=None, beta: float = 20.0, swee
     """Maximum-entropy sampling around each sequence (after Finnegan & Song 2017).
 
     Among all distributions over sequences ``x'`` whose expected loss of the
-    model's score stays small, the one with maximum entropy is
+    model's score stays small, the one with maximum entropy is ::
 
         p(x') proportional to exp(-beta * d(x')),
         d(x') = max(0, s(x) - s(x')) / max(|s(x)|, 1),
