@@ -1374,7 +1374,9 @@ class _MaskingTracker:
       the masked one), and it is needed only where it can beat the outside maximum.
       ``inside <= max_{V(q)} conv + max_j D[q, j]`` (float rounding is monotone), so
       where the monotone maps after the pool give that bound no more than the
-      outside maximum, the pooled value is the outside maximum exactly;
+      outside maximum, the pooled value is the outside maximum exactly. A stale entry
+      holds ``-inf``, so ``max(inside, outside)`` is the pooled value everywhere (after
+      those maps) without a selection;
     * ``D`` is a table: one row per distinct change (4 for one-hot DNA and one
       masked value) and channel.
 
@@ -1440,7 +1442,7 @@ class _MaskingTracker:
             outside = self._outside(self.remaining.shape[1])
             matters = (self.after_map(self.bound) > self.after_map(outside)) & self.remaining[:, None]
             self._refresh(matters & self.stale)
-            pooled = torch.where(matters, torch.maximum(self.inside, outside), outside)
+            pooled = torch.maximum(self.inside, outside)  # stale entries hold -inf
             # every (row, position) goes through the head, masked ones too (cheaper than gathering the rest)
             n, channels, length = pooled.shape
             chain = self.plan._after_pool(pooled.transpose(1, 2).reshape(n * length, channels, 1))
@@ -1489,3 +1491,4 @@ class _MaskingTracker:
             bound = _sliding_max(segment, taps).reshape(-1) + self.rise.view(-1).index_select(0, where)
             self.bound.view(-1).index_copy_(0, where, bound)
             self.stale.view(-1).index_fill_(0, where, True)
+            self.inside.view(-1).index_fill_(0, where, -math.inf)
