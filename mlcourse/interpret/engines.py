@@ -1331,9 +1331,21 @@ class SISScreen:
 
 
 def _distinct_changes(inputs, rows: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """The distinct columns ``masked - original`` of the inputs ``rows`` ``(K, 4)``, and each position's ``(R, L)``."""
+    """The distinct columns ``masked - original`` of the inputs ``rows`` ``(K, 4)``, and each position's ``(R, L)``.
+
+    The same as ``torch.unique(change, dim=0, return_inverse=True)`` (distinct columns in
+    lexicographic order), by ranking one base at a time: a column's code is the rank of
+    the pair (code so far, rank of its next entry). Four 1-D sorts of the ``R L``
+    columns, several times faster than the row-wise ``unique``; the codes stay below
+    ``R L``, so the pairs never overflow.
+    """
     change = (inputs.fully_masked[rows] - inputs.X[rows]).to(dtype).transpose(1, 2).reshape(-1, 4)
-    changes, codes = torch.unique(change, dim=0, return_inverse=True)
+    codes = torch.zeros(change.shape[0], dtype=torch.long, device=change.device)
+    for entries in change.unbind(1):
+        values, rank = torch.unique(entries, return_inverse=True)
+        codes = torch.unique(codes * values.numel() + rank, return_inverse=True)[1]
+    changes = change.new_empty(int(codes.max()) + 1, 4)
+    changes[codes] = change  # every column of one code is the same
     return changes, codes.reshape(rows.numel(), -1)
 
 
