@@ -351,6 +351,7 @@ def test_masking_tracker_state_after_many_steps_equals_a_fresh_computation():
     orders = torch.stack([torch.randperm(40, generator=generator) for _ in range(4)])
     for step in range(35):
         tracker.logits()  # refreshes some window maxima, leaves others stale
+        assert torch.equal(tracker.inside.isneginf(), tracker.stale)  # a stale entry holds -inf
         tracker.remove(rows, orders[:, step])
         remaining[rows, orders[:, step]] = False
         if step % 7 == 6:
@@ -363,6 +364,21 @@ def test_masking_tracker_state_after_many_steps_equals_a_fresh_computation():
             assert torch.allclose(got[remaining], want[remaining], atol=1e-5, rtol=0)
             # and both are the stateless screen's values
             assert torch.allclose(got[remaining], screen(inputs, rows, remaining)[remaining], atol=1e-5, rtol=0)
+
+
+def test_distinct_changes_equal_unique_rows():
+    """The tracker's table of distinct masked-minus-original columns is ``torch.unique(dim=0)``'s, codes
+    included: one-hot DNA with a scalar, a per-position and a fractional background, -0.0 against 0.0."""
+    generator = torch.Generator().manual_seed(0)
+    X = one_hot([random_seq(30, 400 + i) for i in range(5)])
+    per_position = torch.rand(4, 30, generator=generator).round(decimals=1)
+    for baseline in (0.25, per_position, torch.where(X[0] > 0, -0.0, 0.0)):
+        inputs = sis._Inputs(X, baseline, (1, 30), None, single=False, device=torch.device("cpu"))
+        rows = torch.tensor([4, 0, 2])
+        changes, codes = engines._distinct_changes(inputs, rows, torch.float32)
+        change = (inputs.fully_masked[rows] - inputs.X[rows]).transpose(1, 2).reshape(-1, 4)
+        want, want_codes = torch.unique(change, dim=0, return_inverse=True)
+        assert torch.equal(changes, want) and torch.equal(codes, want_codes.reshape(3, 30))
 
 
 def test_sliding_max_is_max_pool():

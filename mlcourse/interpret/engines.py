@@ -1331,9 +1331,21 @@ class SISScreen:
 
 
 def _distinct_changes(inputs, rows: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """The distinct columns ``masked - original`` of the inputs ``rows`` ``(K, 4)``, and each position's ``(R, L)``."""
+    """The distinct columns ``masked - original`` of the inputs ``rows`` ``(K, 4)``, and each position's ``(R, L)``.
+
+    The same as ``torch.unique(change, dim=0, return_inverse=True)`` (distinct columns in
+    lexicographic order), by ranking one base at a time: a column's code is the rank of
+    the pair (code so far, rank of its next entry). Four 1-D sorts of the ``R L``
+    columns, several times faster than the row-wise ``unique``; the codes stay below
+    ``R L``, so the pairs never overflow.
+    """
     change = (inputs.fully_masked[rows] - inputs.X[rows]).to(dtype).transpose(1, 2).reshape(-1, 4)
-    changes, codes = torch.unique(change, dim=0, return_inverse=True)
+    codes = torch.zeros(change.shape[0], dtype=torch.long, device=change.device)
+    for entries in change.unbind(1):
+        values, rank = torch.unique(entries, return_inverse=True)
+        codes = torch.unique(codes * values.numel() + rank, return_inverse=True)[1]
+    changes = change.new_empty(int(codes.max()) + 1, 4)
+    changes[codes] = change  # every column of one code is the same
     return changes, codes.reshape(rows.numel(), -1)
 
 
@@ -1374,7 +1386,9 @@ class _MaskingTracker:
       the masked one), and it is needed only where it can beat the outside maximum.
       ``inside <= max_{V(q)} conv + max_j D[q, j]`` (float rounding is monotone), so
       where the monotone maps after the pool give that bound no more than the
-      outside maximum, the pooled value is the outside maximum exactly;
+      outside maximum, the pooled value is the outside maximum exactly. A stale entry
+      holds ``-inf``, so ``max(inside, outside)`` is the pooled value everywhere (after
+      those maps) without a selection;
     * ``D`` is a table: one row per distinct change (4 for one-hot DNA and one
       masked value) and channel.
 
@@ -1440,7 +1454,7 @@ class _MaskingTracker:
             outside = self._outside(self.remaining.shape[1])
             matters = (self.after_map(self.bound) > self.after_map(outside)) & self.remaining[:, None]
             self._refresh(matters & self.stale)
-            pooled = torch.where(matters, torch.maximum(self.inside, outside), outside)
+            pooled = torch.maximum(self.inside, outside)  # stale entries hold -inf
             # every (row, position) goes through the head, masked ones too (cheaper than gathering the rest)
             n, channels, length = pooled.shape
             chain = self.plan._after_pool(pooled.transpose(1, 2).reshape(n * length, channels, 1))
@@ -1489,3 +1503,4 @@ class _MaskingTracker:
             bound = _sliding_max(segment, taps).reshape(-1) + self.rise.view(-1).index_select(0, where)
             self.bound.view(-1).index_copy_(0, where, bound)
             self.stale.view(-1).index_fill_(0, where, True)
+            self.inside.view(-1).index_fill_(0, where, -math.inf)
