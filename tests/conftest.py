@@ -32,6 +32,7 @@ def mirror() -> Path:
 SLOWEST_FIRST = [
     "lectures/03_cnn_architectures.ipynb",  # cold sweep cache (CI): 68 CPU s before its sweeps ran in the kernel, 15 now
     "tests/test_grading.py",  # grades 8 submissions of lab 1 in sandboxed kernels
+    "tests/test_grading_kernels.py",  # tiny labs in sandboxed kernels, and real nbgrader on lab 1
     "lectures/15_motifs_from_attributions.ipynb",
     "tests/test_site.py",  # runs lecture 04 and builds the whole site with Sphinx
     "tests/test_findings.py",  # several findings runs of small notebooks, each in a fresh kernel
