@@ -7,6 +7,9 @@ import pytest
 
 os.environ.setdefault("MLCOURSE_FAST", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# modisco-lite's numba loops run in parallel threads; beside the other test worker they
+# oversubscribe 2 cores (lecture 15's MafK cell: 10.0 s with 2 threads, 5.9 s with 1, under load).
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 
