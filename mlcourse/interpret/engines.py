@@ -607,21 +607,24 @@ class _LocalPlan:
         rows = n * length if positions is None else positions.numel()
         # the pooled values, channel-major: row c of ``table`` holds channel c of the K R edited rows (edit e,
         # row r at e R + r), then of the N reference rows when ``ref`` is to be computed (f(x) in the same
-        # call of the rest of the model, which reads the rows through the transpose). A candidate's terms
-        # are consecutive positions, so channel-major they scatter into consecutive entries.
+        # call of the rest of the model, which reads the rows through the transpose). The kept terms go into
+        # a table of -inf by a scatter-maximum per edit (flat and 1-D, the cheapest per entry, and into the
+        # whole table: into a slice of it a scatter costs several times more), and then the outside maxima
+        # are taken in one elementwise maximum: a scatter-maximum that meets a larger entry at random costs
+        # several times one that mostly writes (its branch is mispredicted).
         extra = n if ref is None else 0
         stride = k * rows + extra
-        table = torch.empty(channels, stride, dtype=top.dtype, device=X.device)
-        by_channel = top.transpose(0, 1).reshape(channels, n * length)  # (C, N L)
-        if positions is not None:
-            by_channel = by_channel.index_select(1, positions)
-        table[:, :k * rows].view(channels, k, rows).copy_(by_channel[:, None, :])
-        table[:, k * rows:].copy_(reference[:extra].t())
-        # one edit at a time, so every gather and scatter is flat and 1-D (the cheapest per entry)
+        table = torch.full((channels, stride), -math.inf, dtype=top.dtype, device=X.device)
         entry = c.index_select(0, h) * stride + slot
         for e in range(k):
             vals = self._after_pool(kept_value + delta[e].index_select(0, terms))  # (P,)
-            table.view(-1)[e * rows:].scatter_reduce_(0, entry, vals, "amax")
+            table.view(-1).scatter_reduce_(0, entry + e * rows, vals, "amax")
+        by_channel = top.transpose(0, 1).reshape(channels, n * length)  # (C, N L)
+        if positions is not None:
+            by_channel = by_channel.index_select(1, positions)
+        edited = table[:, :k * rows].view(channels, k, rows)
+        torch.maximum(edited, by_channel[:, None, :], out=edited)
+        table[:, k * rows:].copy_(reference[:extra].t())
         head = self._head(table.t(), X.dtype)
         scores = head[:k * rows].view(k, rows)
         if ref is None:
