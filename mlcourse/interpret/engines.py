@@ -348,8 +348,9 @@ class _LocalPlan:
 
     # Entries one ISM chunk may hold. The lookup path (:meth:`_by_candidates`) holds the pooled
     # values of every edit, (sequences, L, 3 edits, C): a quarter of LOOKUP_ELEMENTS bounds them, and
-    # its other tensors are of that order (2^19: chunks of 10 sequences of 101 bp on 1layer_128motif,
-    # whose fixed cost per chunk dominated at 2^18's 5; 2^20 was a little faster still, at twice the memory). The running-maximum path's tensors are (4 edits, sequences, L, C) at
+    # its other tensors are of that order (3 x 2^17: chunks of 60 sequences of 101 bp on 1layer, 7 on
+    # 1layer_128motif; 1layer 300 x 101 bp added 9.5 MiB at 2^19, 2.3x tangermeme's 4.1, and 7.2 here, in
+    # 5 % more time; 2^18 took 5.4 MiB and 15 % more time, the fixed cost per chunk). The running-maximum path's tensors are (4 edits, sequences, L, C) at
     # every tap, and chunks that stay in the cache are fastest: TAP_ELEMENTS bounds four times
     # the widest layer. The window path keeps every layer's reference activations of the chunk
     # (ELEMENTS bounds their sum) and, per block of positions, the windows of its edits
@@ -357,9 +358,10 @@ class _LocalPlan:
     # that need the fewest blocks (:meth:`_window_chunk`): small chunks with large blocks are
     # faster than large chunks, and keep ISM's added memory within 2x tangermeme's (3layer at 101 bp:
     # 15 sequences where ELEMENTS alone allows 67; the largest live tensors 5.9 -> 3.3 MiB).
-    # HEAD_ROWS: the rows the rest of the model scores at once, so its intermediate tensors stay in the cache.
-    LOOKUP_ELEMENTS = 2 ** 19
-    HEAD_ROWS = 2 ** 12
+    # HEAD_ROWS: the rows the rest of the model scores at once, so its intermediate tensors stay in the cache
+    # (2^13: 1layer 300 x 101 bp 1.5-2 ms faster than 2^12, the same memory).
+    LOOKUP_ELEMENTS = 3 * 2 ** 17
+    HEAD_ROWS = 2 ** 13
     TAP_ELEMENTS = 2 ** 16
     ELEMENTS = 2 ** 18
     WINDOW_ELEMENTS = 2 ** 18
@@ -581,20 +583,42 @@ class _LocalPlan:
         delta, rise = self._swap_tables(columns.to(X.dtype))
         absent = torch.bincount(codes.flatten(), minlength=5) == 0  # (5,): codes no column holds
         reach = rise.view(channels, taps, 5).masked_fill(absent, -math.inf).amax(dim=(1, 2))  # (C,)
-        top, (channel, terms, kept_value, where) = self._kept_terms(X, conv, codes, prefix, suffix, rise, reach)
         reference = self._after_pool(prefix[:, :, -1])  # (N, C): each channel's maximum, mapped
+        # (the outside maxima and kept terms, held by no name here: freed before the rest of the model runs)
+        table, positions = self._pooled_table(*self._kept_terms(X, conv, codes, prefix, suffix, rise, reach),
+                                              reference, delta, taps, with_reference=ref is None)
+        rows = n * length if positions is None else positions.numel()
+        head = self._head(table.t(), X.dtype)
+        scores = head[:k * rows].view(k, rows)
+        if ref is None:
+            ref = head[k * rows:]
+        if positions is not None:
+            every = ref.repeat_interleave(length)[None].expand(k, n * length).contiguous()
+            every[:, positions] = scores
+            scores = every
+        return scores.view(k, n, length), ref  # (K, N, L), (N,)
+
+    def _pooled_table(self, top, kept, reference, delta, taps: int, with_reference: bool):
+        """The pooled values of :meth:`_by_candidates`' edits, channel-major ``(C, K R + N)``, and the positions
+        of the ``R`` rows (None: all ``N L``, see :meth:`_moved_positions`).
+
+        Row ``c`` of the table holds channel ``c`` of the ``K R`` edited rows (edit ``e``, row ``r`` at ``e R + r``),
+        then, ``with_reference``, the ``N`` rows of ``reference`` ``(N, C)``, the mapped channel maxima (f(x) in
+        the same call of the rest of the model, which reads the rows through the transpose). The kept terms ``kept`` (:meth:`_kept_terms`) go into a
+        table of -inf by a scatter-maximum per edit (flat and 1-D, the cheapest per entry, and into the whole
+        table: into a slice of it a scatter costs several times more), and then the mapped outside maxima
+        ``top`` are taken in one elementwise maximum: a scatter-maximum that meets a larger entry at random
+        costs several times one that mostly writes (its branch is mispredicted). A method of its own so that
+        the kept terms are freed before the rest of the model runs.
+        """
+        channel, terms, kept_value, where = kept
+        n, channels, length = top.shape
+        k = delta.shape[0]
         positions, slot = self._moved_positions(top, reference, where, taps)
         rows = n * length if positions is None else positions.numel()
-        # the pooled values, channel-major: row c of ``table`` holds channel c of the K R edited rows (edit e,
-        # row r at e R + r), then of the N reference rows when ``ref`` is to be computed (f(x) in the same
-        # call of the rest of the model, which reads the rows through the transpose). The kept terms go into
-        # a table of -inf by a scatter-maximum per edit (flat and 1-D, the cheapest per entry, and into the
-        # whole table: into a slice of it a scatter costs several times more), and then the outside maxima
-        # are taken in one elementwise maximum: a scatter-maximum that meets a larger entry at random costs
-        # several times one that mostly writes (its branch is mispredicted).
-        extra = n if ref is None else 0
+        extra = n if with_reference else 0
         stride = k * rows + extra
-        table = torch.full((channels, stride), -math.inf, dtype=top.dtype, device=X.device)
+        table = torch.full((channels, stride), -math.inf, dtype=top.dtype, device=top.device)
         entry = channel * stride + slot
         for e in range(k):
             vals = self._after_pool(kept_value + delta[e].index_select(0, terms))  # (P,)
@@ -605,16 +629,9 @@ class _LocalPlan:
             edited = table[:, :k * rows].view(channels, k, rows)
             by_channel = top.transpose(0, 1).reshape(channels, n * length).index_select(1, positions)[:, None]
         torch.maximum(edited, by_channel, out=edited)
-        table[:, k * rows:].copy_(reference[:extra].t())
-        head = self._head(table.t(), X.dtype)
-        scores = head[:k * rows].view(k, rows)
-        if ref is None:
-            ref = head[k * rows:]
-        if positions is not None:
-            every = ref.repeat_interleave(length)[None].expand(k, n * length).contiguous()
-            every[:, positions] = scores
-            scores = every
-        return scores.view(k, n, length), ref  # (K, N, L), (N,)
+        if with_reference:
+            table[:, k * rows:].copy_(reference.t())
+        return table, positions
 
     def _kept_terms(self, X, conv, codes, prefix, suffix, rise, reach):
         """The two stages of :meth:`_by_candidates`' exact skip: the mapped outside maxima ``(N, C, L)`` and,
