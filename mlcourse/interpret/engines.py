@@ -350,9 +350,10 @@ class _LocalPlan:
     # values of every edit, (sequences, L, 3 edits, C): a quarter of LOOKUP_ELEMENTS bounds them, and
     # its other tensors are of that order (3 x 2^17: chunks of 60 sequences of 101 bp on 1layer, 7 on
     # 1layer_128motif; 1layer 300 x 101 bp added 9.5 MiB at 2^19, 2.3x tangermeme's 4.1, and 7.2 here, in
-    # 5 % more time; 2^18 took 5.4 MiB and 15 % more time, the fixed cost per chunk). The running-maximum path's tensors are (4 edits, sequences, L, C) at
-    # every tap, and chunks that stay in the cache are fastest: TAP_ELEMENTS bounds four times
-    # the widest layer. The window path keeps every layer's reference activations of the chunk
+    # 5 % more time; 2^18 took 5.4 MiB and 15 % more time, the fixed cost per chunk). The
+    # running-maximum path's tensors are (4 edits, sequences, L, C) at every tap, and chunks that
+    # stay in the cache are fastest: TAP_ELEMENTS bounds four times the widest layer. The window
+    # path keeps every layer's reference activations of the chunk
     # (ELEMENTS bounds their sum) and, per block of positions, the windows of its edits
     # (WINDOW_ELEMENTS bounds the largest). Within ELEMENTS a chunk takes the fewest sequences
     # that need the fewest blocks (:meth:`_window_chunk`): small chunks with large blocks are
@@ -564,9 +565,10 @@ class _LocalPlan:
            ``outside`` and base codes are one contiguous window of each (padded with
            ``+inf``, which no term beats); a term is kept where it passes the test.
 
-        The pooled values, channel-major ``(C, K R)`` for ``R`` rows of positions, start as
-        the outside maxima (the answer where nothing is kept) and take the kept terms by
-        a scatter-maximum per edit (a candidate's terms land on consecutive entries). The
+        The pooled values, channel-major ``(C, K R)`` for ``R`` rows of positions, take the kept
+        terms by a scatter-maximum per edit into a table of -inf (a candidate's terms land on
+        consecutive entries), then the outside maxima, the answer where nothing is kept, by one
+        elementwise maximum (:meth:`_pooled_table`). The
         elementwise steps after the pool are the ones :meth:`capture` moved past it
         (a ReLU): they never decrease, so they commute with the maximum,
         ``f(max(a, b)) = max(f(a), f(b))`` exactly, and they map the outside maxima
@@ -602,13 +604,14 @@ class _LocalPlan:
         """The pooled values of :meth:`_by_candidates`' edits, channel-major ``(C, K R + N)``, and the positions
         of the ``R`` rows (None: all ``N L``, see :meth:`_moved_positions`).
 
-        Row ``c`` of the table holds channel ``c`` of the ``K R`` edited rows (edit ``e``, row ``r`` at ``e R + r``),
-        then, ``with_reference``, the ``N`` rows of ``reference`` ``(N, C)``, the mapped channel maxima (f(x) in
-        the same call of the rest of the model, which reads the rows through the transpose). The kept terms ``kept`` (:meth:`_kept_terms`) go into a
-        table of -inf by a scatter-maximum per edit (flat and 1-D, the cheapest per entry, and into the whole
-        table: into a slice of it a scatter costs several times more), and then the mapped outside maxima
-        ``top`` are taken in one elementwise maximum: a scatter-maximum that meets a larger entry at random
-        costs several times one that mostly writes (its branch is mispredicted). A method of its own so that
+        Row ``c`` of the table holds channel ``c`` of the ``K R`` edited rows (edit ``e``, row ``r`` at
+        ``e R + r``), then, ``with_reference``, the ``N`` rows of ``reference`` ``(N, C)``, the mapped channel
+        maxima (f(x) in the same call of the rest of the model, which reads the rows through the
+        transpose). The kept terms ``kept`` (:meth:`_kept_terms`) go into a table of -inf by a
+        scatter-maximum per edit (flat and 1-D, the cheapest per entry, and into the whole table: into a
+        slice of it a scatter costs several times more), and then the mapped outside maxima ``top`` are
+        taken in one elementwise maximum: a scatter-maximum that meets a larger entry at random costs
+        several times one that mostly writes (its branch is mispredicted). A method of its own so that
         the kept terms are freed before the rest of the model runs.
         """
         channel, terms, kept_value, where = kept
