@@ -122,11 +122,13 @@ def _substitutions(dtype, device) -> torch.Tensor:
     return F.one_hot(codes % 4, 4).to(dtype)
 
 
-def _shifted(values: torch.Tensor, shift: int, length: int) -> torch.Tensor:
-    """``(..., length)``: entry ``q`` is ``values[..., q - shift]``, ``-inf`` where that is off ``values``."""
-    left, right = max(0, shift), max(0, length - shift - values.shape[-1])
-    padded = F.pad(values, (left, right), value=-math.inf)  # values[j] at j + left
-    return padded[..., left - shift:left - shift + length]
+def _max_shifted_into(out: torch.Tensor, values: torch.Tensor, shift: int) -> None:
+    """``out[..., q] = max(out[..., q], values[..., q - shift])`` wherever ``q - shift`` is on ``values``
+    (in place: no shifted copy is made)."""
+    lo, hi = max(0, shift), min(out.shape[-1], shift + values.shape[-1])
+    if lo < hi:
+        window = out[..., lo:hi]
+        torch.maximum(window, values[..., lo - shift:hi - shift], out=window)
 
 
 def _window_minima(valley: torch.Tensor, width: int) -> torch.Tensor:
@@ -346,18 +348,21 @@ class _LocalPlan:
 
     # Entries one ISM chunk may hold. The lookup path (:meth:`_by_candidates`) holds the pooled
     # values of every edit, (sequences, L, 3 edits, C): a quarter of LOOKUP_ELEMENTS bounds them, and
-    # its other tensors are of that order (2^19: chunks of 10 sequences of 101 bp on 1layer_128motif,
-    # whose fixed cost per chunk dominated at 2^18's 5; 2^20 was a little faster still, at twice the memory). The running-maximum path's tensors are (4 edits, sequences, L, C) at
-    # every tap, and chunks that stay in the cache are fastest: TAP_ELEMENTS bounds four times
-    # the widest layer. The window path keeps every layer's reference activations of the chunk
+    # its other tensors are of that order (3 x 2^17: chunks of 60 sequences of 101 bp on 1layer, 7 on
+    # 1layer_128motif; 1layer 300 x 101 bp added 9.5 MiB at 2^19, 2.3x tangermeme's 4.1, and 7.2 here, in
+    # 5 % more time; 2^18 took 5.4 MiB and 15 % more time, the fixed cost per chunk). The
+    # running-maximum path's tensors are (4 edits, sequences, L, C) at every tap, and chunks that
+    # stay in the cache are fastest: TAP_ELEMENTS bounds four times the widest layer. The window
+    # path keeps every layer's reference activations of the chunk
     # (ELEMENTS bounds their sum) and, per block of positions, the windows of its edits
     # (WINDOW_ELEMENTS bounds the largest). Within ELEMENTS a chunk takes the fewest sequences
     # that need the fewest blocks (:meth:`_window_chunk`): small chunks with large blocks are
     # faster than large chunks, and keep ISM's added memory within 2x tangermeme's (3layer at 101 bp:
     # 15 sequences where ELEMENTS alone allows 67; the largest live tensors 5.9 -> 3.3 MiB).
-    # HEAD_ROWS: the rows the rest of the model scores at once, so its intermediate tensors stay in the cache.
-    LOOKUP_ELEMENTS = 2 ** 19
-    HEAD_ROWS = 2 ** 12
+    # HEAD_ROWS: the rows the rest of the model scores at once, so its intermediate tensors stay in the cache
+    # (2^13: 1layer 300 x 101 bp 1.5-2 ms faster than 2^12, the same memory).
+    LOOKUP_ELEMENTS = 3 * 2 ** 17
+    HEAD_ROWS = 2 ** 13
     TAP_ELEMENTS = 2 ** 16
     ELEMENTS = 2 ** 18
     WINDOW_ELEMENTS = 2 ** 18
@@ -419,7 +424,6 @@ class _LocalPlan:
         too is cheapest), all four bases are scored everywhere. The caller sets
         identity entries to exactly 0.
         """
-        bases = torch.eye(4, dtype=X.dtype, device=X.device)[:, None, :, None]  # (4, 1, 4, 1)
         codes = self._column_codes(X)
         clean = codes is not None and not bool((codes == 4).any())
         if clean and self._lookup_path():  # the convolution alone: its running maxima hold the pool and f(x)
@@ -430,6 +434,7 @@ class _LocalPlan:
             return self._placed(codes, scores, ref)
         acts = self._reference(X)
         ref = self._rest(acts[-1]).to(X.dtype)
+        bases = torch.eye(4, dtype=X.dtype, device=X.device)[:, None, :, None]  # (4, 1, 4, 1)
         if self._tap_path():  # the reference activations once, for f(x) and the edits
             g = self._global()
             prefix, suffix = _running_maxima(acts[g])
@@ -560,9 +565,10 @@ class _LocalPlan:
            ``outside`` and base codes are one contiguous window of each (padded with
            ``+inf``, which no term beats); a term is kept where it passes the test.
 
-        The pooled values, channel-major ``(C, K R)`` for ``R`` rows of positions, start as
-        the outside maxima (the answer where nothing is kept) and take the kept terms by
-        a scatter-maximum per edit (a candidate's terms land on consecutive entries). The
+        The pooled values, channel-major ``(C, K R)`` for ``R`` rows of positions, take the kept
+        terms by a scatter-maximum per edit into a table of -inf (a candidate's terms land on
+        consecutive entries), then the outside maxima, the answer where nothing is kept, by one
+        elementwise maximum (:meth:`_pooled_table`). The
         elementwise steps after the pool are the ones :meth:`capture` moved past it
         (a ReLU): they never decrease, so they commute with the maximum,
         ``f(max(a, b)) = max(f(a), f(b))`` exactly, and they map the outside maxima
@@ -573,55 +579,17 @@ class _LocalPlan:
         Every index is into a flat tensor (``index_select``): multi-dimensional fancy
         indexing costs several times more per entry.
         """
-        st = self.steps[0]
         conv = acts[1]  # (N, C, J)
-        n, channels, out_len = conv.shape
-        length, k, taps, pad = X.shape[-1], columns.shape[1], st.kernel, st.pad
-        span = length + 2 * pad  # padded positions
+        n, channels = conv.shape[:2]
+        length, k, taps = X.shape[-1], columns.shape[1], self.steps[0].kernel
         delta, rise = self._swap_tables(columns.to(X.dtype))
-        present = torch.bincount(codes.flatten(), minlength=5) > 0
-        reach = rise.view(channels, taps, 5)[:, :, present].amax(dim=(1, 2))  # (C,)
-        outside = self._outside(st, length, prefix, suffix)  # (N, C, L)
-        walls = F.pad(outside, (pad, pad), value=math.inf)  # (N, C, span): no edit off the ends
-        # 1. candidates: sequence i, channel c, output j
-        least = _window_minima(walls, taps)  # (N, C, J)
-        i, c, j = torch.nonzero(conv + reach[:, None] > least, as_tuple=True)
-        nc = i * channels + c
-        value = conv.view(-1).index_select(0, nc * out_len + j)  # (H,)
-        # 2. terms: candidate h's tap t is the edit at padded position j + t
-        window_outside = walls.view(-1).unfold(0, taps, 1).index_select(0, nc * span + j)  # (H, T)
-        # the row of delta of tap t at padded position q = j + t is (c T + t) 5 + a_q = (c T - j) 5 + (5 q + a_q)
-        # (int32: the (H, T) tables are the chunk's largest, and every row index fits)
-        padded_codes = (F.pad(codes, (pad, pad), value=4)
-                        + torch.arange(0, 5 * span, 5, device=X.device)).to(torch.int32)
-        table = padded_codes.view(-1).unfold(0, taps, 1).index_select(0, i * span + j)  # (H, T)
-        table += ((c * taps - j) * 5).to(torch.int32)[:, None]
-        keep = value[:, None] + rise.index_select(0, table.view(-1)).view_as(table) > window_outside
-        h, t = torch.nonzero(keep, as_tuple=True)
-        terms = table.view(-1).index_select(0, h * taps + t)  # (P,): the row of delta of each kept term
-        kept_value = value.index_select(0, h)
-        where = (i * length + j - pad).index_select(0, h) + t  # (P,): the position i L + p of each kept term
-        top = self._after_pool(outside)  # (N, C, L): the mapped outside maxima
+        absent = torch.bincount(codes.flatten(), minlength=5) == 0  # (5,): codes no column holds
+        reach = rise.view(channels, taps, 5).masked_fill(absent, -math.inf).amax(dim=(1, 2))  # (C,)
         reference = self._after_pool(prefix[:, :, -1])  # (N, C): each channel's maximum, mapped
-        positions, slot = self._moved_positions(top, reference, where, taps)
+        # (the outside maxima and kept terms, held by no name here: freed before the rest of the model runs)
+        table, positions = self._pooled_table(*self._kept_terms(X, conv, codes, prefix, suffix, rise, reach),
+                                              reference, delta, taps, with_reference=ref is None)
         rows = n * length if positions is None else positions.numel()
-        # the pooled values, channel-major: row c of ``table`` holds channel c of the K R edited rows (edit e,
-        # row r at e R + r), then of the N reference rows when ``ref`` is to be computed (f(x) in the same
-        # call of the rest of the model, which reads the rows through the transpose). A candidate's terms
-        # are consecutive positions, so channel-major they scatter into consecutive entries.
-        extra = n if ref is None else 0
-        stride = k * rows + extra
-        table = torch.empty(channels, stride, dtype=top.dtype, device=X.device)
-        by_channel = top.transpose(0, 1).reshape(channels, n * length)  # (C, N L)
-        if positions is not None:
-            by_channel = by_channel.index_select(1, positions)
-        table[:, :k * rows].view(channels, k, rows).copy_(by_channel[:, None, :])
-        table[:, k * rows:].copy_(reference[:extra].t())
-        # one edit at a time, so every gather and scatter is flat and 1-D (the cheapest per entry)
-        entry = c.index_select(0, h) * stride + slot
-        for e in range(k):
-            vals = self._after_pool(kept_value + delta[e].index_select(0, terms))  # (P,)
-            table.view(-1)[e * rows:].scatter_reduce_(0, entry, vals, "amax")
         head = self._head(table.t(), X.dtype)
         scores = head[:k * rows].view(k, rows)
         if ref is None:
@@ -631,6 +599,77 @@ class _LocalPlan:
             every[:, positions] = scores
             scores = every
         return scores.view(k, n, length), ref  # (K, N, L), (N,)
+
+    def _pooled_table(self, top, kept, reference, delta, taps: int, with_reference: bool):
+        """The pooled values of :meth:`_by_candidates`' edits, channel-major ``(C, K R + N)``, and the positions
+        of the ``R`` rows (None: all ``N L``, see :meth:`_moved_positions`).
+
+        Row ``c`` of the table holds channel ``c`` of the ``K R`` edited rows (edit ``e``, row ``r`` at
+        ``e R + r``), then, ``with_reference``, the ``N`` rows of ``reference`` ``(N, C)``, the mapped channel
+        maxima (f(x) in the same call of the rest of the model, which reads the rows through the
+        transpose). The kept terms ``kept`` (:meth:`_kept_terms`) go into a table of -inf by a
+        scatter-maximum per edit (flat and 1-D, the cheapest per entry, and into the whole table: into a
+        slice of it a scatter costs several times more), and then the mapped outside maxima ``top`` are
+        taken in one elementwise maximum: a scatter-maximum that meets a larger entry at random costs
+        several times one that mostly writes (its branch is mispredicted). A method of its own so that
+        the kept terms are freed before the rest of the model runs.
+        """
+        channel, terms, kept_value, where = kept
+        n, channels, length = top.shape
+        k = delta.shape[0]
+        positions, slot = self._moved_positions(top, reference, where, taps)
+        rows = n * length if positions is None else positions.numel()
+        extra = n if with_reference else 0
+        stride = k * rows + extra
+        table = torch.full((channels, stride), -math.inf, dtype=top.dtype, device=top.device)
+        entry = channel * stride + slot
+        for e in range(k):
+            vals = self._after_pool(kept_value + delta[e].index_select(0, terms))  # (P,)
+            table.view(-1).scatter_reduce_(0, entry + e * rows, vals, "amax")
+        if positions is None:  # (C, K, N, L) against a view of ``top`` (N, C, L)
+            edited, by_channel = table[:, :k * rows].view(channels, k, n, length), top.transpose(0, 1)[:, None]
+        else:
+            edited = table[:, :k * rows].view(channels, k, rows)
+            by_channel = top.transpose(0, 1).reshape(channels, n * length).index_select(1, positions)[:, None]
+        torch.maximum(edited, by_channel, out=edited)
+        if with_reference:
+            table[:, k * rows:].copy_(reference.t())
+        return table, positions
+
+    def _kept_terms(self, X, conv, codes, prefix, suffix, rise, reach):
+        """The two stages of :meth:`_by_candidates`' exact skip: the mapped outside maxima ``(N, C, L)`` and,
+        for each kept term, ``(channel, row of delta, conv value, position i L + p)`` (each ``(P,)``).
+
+        A method of its own so that the stages' tables (outside maxima, window minima, the ``(H, T)`` tables
+        of the candidates' terms) are freed before the pooled values are built.
+        """
+        st = self.steps[0]
+        n, channels, out_len = conv.shape
+        length, taps, pad = X.shape[-1], st.kernel, st.pad
+        span = length + 2 * pad  # padded positions
+        # (N, C, span): the outside maxima, +inf in the padding (no edit off the ends); ``outside`` is a view
+        walls = torch.full((n, channels, span), math.inf, dtype=conv.dtype, device=conv.device)
+        outside = self._outside(st, length, prefix, suffix, walls[:, :, pad:pad + length])  # (N, C, L)
+        # 1. candidates: sequence i, channel c, output j, against the least outside maximum of the positions
+        # that read j (:func:`_window_minima`, (N, C, J))
+        i, c, j = torch.nonzero(conv + reach[:, None] > _window_minima(walls, taps), as_tuple=True)
+        nc = i * channels + c
+        value = conv.view(-1).index_select(0, nc * out_len + j)  # (H,)
+        # 2. terms: candidate h's tap t is the edit at padded position j + t
+        # the row of delta of tap t at padded position q = j + t is (c T + t) 5 + a_q = (c T - j) 5 + (5 q + a_q)
+        # (int32: the (H, T) tables are the chunk's largest, and every row index fits)
+        padded_codes = (F.pad(codes, (pad, pad), value=4)
+                        + torch.arange(0, 5 * span, 5, device=X.device)).to(torch.int32)
+        table = padded_codes.view(-1).unfold(0, taps, 1).index_select(0, i * span + j)  # (H, T)
+        table += ((c * taps - j) * 5).to(torch.int32)[:, None]
+        # value + rise against each term's outside maximum in one expression, so that its (H, T) operands
+        # are freed before the kept terms are listed, as flat entries h T + t
+        kept = torch.gt(rise.index_select(0, table.view(-1)).view_as(table).add_(value[:, None]),
+                        walls.view(-1).unfold(0, taps, 1).index_select(0, nc * span + j)).view(-1).nonzero()[:, 0]
+        terms = table.view(-1).index_select(0, kept)  # (P,): the row of delta of each kept term
+        h = torch.div(kept, taps, rounding_mode="floor")
+        where = (i * length + j - pad).index_select(0, h) + (kept - h * taps)  # (P,): position i L + p of each
+        return self._after_pool(outside), (c.index_select(0, h), terms, value.index_select(0, h), where)
 
     @staticmethod
     def _moved_positions(top, reference, where, taps: int):
@@ -767,17 +806,21 @@ class _LocalPlan:
         return out
 
     @staticmethod
-    def _outside(st: _Step, length: int, prefix, suffix) -> torch.Tensor:
+    def _outside(st: _Step, length: int, prefix, suffix, out=None) -> torch.Tensor:
         """``(N, C, L)``: the global maximum over the outputs an edit at each position does not reach.
 
         An edit at ``p`` reaches outputs ``p + pad - reach .. p + pad``; the maximum before them is
         ``prefix[p + pad - reach - 1]`` and after them ``suffix[p + pad + 1]``, ``-inf`` where there are none:
-        both are shifted copies of ``prefix`` and ``suffix`` (:func:`_shifted`).
+        both are shifted copies of ``prefix`` and ``suffix``, taken into ``out`` (a new tensor when None)
+        in place (:func:`_max_shifted_into`).
         """
         reach = st.dilation * (st.kernel - 1)
-        before = _shifted(prefix, reach + 1 - st.pad, length)
-        after = _shifted(suffix, -(st.pad + 1), length)
-        return torch.maximum(before, after)
+        if out is None:
+            out = prefix.new_empty(*prefix.shape[:-1], length)
+        out.fill_(-math.inf)
+        _max_shifted_into(out, prefix, reach + 1 - st.pad)
+        _max_shifted_into(out, suffix, -(st.pad + 1))
+        return out
 
     def _by_windows(self, X, new, ref, where, acts, g, prefix, suffix):
         """:meth:`edit_scores` for any chain, as windows of many positions at once.
