@@ -60,6 +60,9 @@ def main(argv=None) -> int:
     cpu = usage.ru_utime + usage.ru_stime
     summary = [line for line in done.stdout.splitlines() if re.search(r"\d+ (passed|failed)", line)]
     print(summary[-1] if summary else done.stdout[-2000:])
+    for line in done.stdout.splitlines():  # -ra's short summary names what failed, and why
+        if line.startswith(("FAILED", "ERROR")):
+            print(line)
     per_file = time_per_file(done.stdout)
     held = sum(per_file.values())
     print(f"\nload average at the start {load:.2f}, {args.workers} workers, {os.cpu_count()} CPUs\n")
