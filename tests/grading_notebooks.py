@@ -5,7 +5,12 @@ and ``test_grading_kernels.py`` (the kernel policy, the sandbox, tiny labs
 graded end to end), two modules so that the test workers run them at once.
 """
 
+from pathlib import Path
+
 import nbformat
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "grading"  # submissions written by hand, attacks included
+LAB01 = "01_one_hot_and_deepbind"
 
 
 def cell(source, gid=None, *, kind="locked", points=None, cell_type="code"):

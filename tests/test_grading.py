@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_notebooks import cell, tiny_lab
+from grading_notebooks import FIXTURES, LAB01, cell, tiny_lab
 
 from mlcourse.grading import checks, markers, probe, sandbox
 from mlcourse.grading.assign import STUB, assign, lab_name, release_notebook, release_text
@@ -25,8 +25,6 @@ from mlcourse.grading.grade import lab_id_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "labs" / "source").glob("[0-9][0-9]_*.ipynb"))
-FIXTURES = ROOT / "tests" / "fixtures" / "grading"
-LAB01 = "01_one_hot_and_deepbind"
 
 
 def solved(name: str) -> nbformat.NotebookNode:

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import nbformat
-from grading_notebooks import cell, tiny_lab
+from grading_notebooks import FIXTURES, LAB01, cell, tiny_lab
 
 from mlcourse.grading import markers, sandbox
 from mlcourse.grading.assign import release_notebook
@@ -22,8 +22,6 @@ from mlcourse.grading.grade import grade_submission
 from mlcourse.grading.runner import Kernel
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures" / "grading"
-LAB01 = "01_one_hot_and_deepbind"
 
 
 def test_errors_hangs_and_crashes_cost_only_their_cell():
