@@ -73,6 +73,20 @@ def test_the_sandbox_hides_the_course_and_ends_every_process(tmp_path):
     assert alive == [] and os.getpid()
 
 
+def test_a_process_has_exited_once_it_is_a_zombie_or_gone():
+    """kill_sandbox waits for the sandbox's init by this test: a zombie has finished exiting."""
+    import time
+
+    child = subprocess.Popen(["sleep", "30"])
+    assert not sandbox._exited(child.pid)
+    child.kill()
+    deadline = time.monotonic() + 10
+    while not sandbox._exited(child.pid) and time.monotonic() < deadline:  # a zombie until it is waited for
+        time.sleep(0.01)
+    assert sandbox._exited(child.pid) and child.poll() is not None
+    assert sandbox._exited(child.pid)  # reaped: gone
+
+
 def _tiny_source(tmp_path):
     source = tiny_lab(
         cell("# Lab 9: tiny\n\nExpected runtime: 1 s", cell_type="markdown"),

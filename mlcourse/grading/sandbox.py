@@ -34,6 +34,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,18 +189,34 @@ def kernel_manager(sandbox: Sandbox) -> SandboxedKernelManager:
     return km
 
 
-def kill_sandbox(km) -> None:
+def _exited(pid: int) -> bool:
+    """True once process ``pid`` has finished exiting: it is gone, or a zombie waiting for its parent."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+def kill_sandbox(km, timeout: float = 10.0) -> None:
     """End a sandboxed kernel and everything it started: SIGKILL to bwrap, whose init takes the rest along.
 
     When PID 1 of a PID namespace dies, Linux kills every other process in
-    it, so no process a student started outlives this call.
+    it, and the init finishes exiting only once they are all gone. This call
+    waits for that (at most ``timeout`` seconds), so no process a student
+    started outlives it: on a loaded machine the namespace's last processes
+    can still be running when bwrap itself has exited.
     """
     process = getattr(km.provisioner, "process", None) if km.provisioner else None
     if process is None:
         return
+    inits = _children(process.pid)
     with contextlib.suppress(ProcessLookupError):
-        for init in _children(process.pid):
+        for init in inits:
             os.kill(init, signal.SIGKILL)
         process.kill()
     with contextlib.suppress(Exception):
-        process.wait(timeout=10)
+        process.wait(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while not all(_exited(pid) for pid in inits) and time.monotonic() < deadline:
+        time.sleep(0.01)
