@@ -23,7 +23,7 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 MLCOURSE_FAST=1 $(BIN)/python -m pytest -n auto
+	OMP_NUM_THREADS=1 MLCOURSE_FAST=1 $(BIN)/python -m pytest -n auto
 
 run: $(STAMP)
 	$(BIN)/mlcourse run

@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
-    env = {**os.environ, "MLCOURSE_FAST": "1", "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    env = {**os.environ, "MLCOURSE_FAST": "1", "OMP_NUM_THREADS": "1"}  # as `make test`; conftest.py sets NUMBA_NUM_THREADS
     command = [sys.executable, "-m", "pytest", "-n", str(args.workers), "-q", "--durations=0", "-p", "no:cacheprovider"]
     load = os.getloadavg()[0]
     started = time.monotonic()

@@ -9,6 +9,7 @@ os.environ.setdefault("MLCOURSE_FAST", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # modisco-lite's numba loops run in parallel threads; beside the other test worker they
 # oversubscribe 2 cores (lecture 15's MafK cell: 10.0 s with 2 threads, 5.9 s with 1, under load).
+# Set here, not in `make test`, so that every pytest run (and each kernel it starts) inherits it.
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
