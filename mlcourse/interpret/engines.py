@@ -115,11 +115,10 @@ def _maxima_around(prefix: torch.Tensor, suffix: torch.Tensor) -> tuple[torch.Te
     return torch.cat([none, prefix], dim=-1), torch.cat([suffix, none], dim=-1)
 
 
-def _substitutions(dtype, device) -> torch.Tensor:
-    """``(5, 3, 4)``: for a column holding base ``a`` (code 4: N), the columns of its three
-    substitutions, ``e_{(a + k + 1) % 4}`` for edit ``k`` (the N row is never read)."""
-    codes = torch.arange(5, device=device)[:, None] + torch.arange(1, 4, device=device)
-    return F.one_hot(codes % 4, 4).to(dtype)
+def _substitutions(device) -> torch.Tensor:
+    """``(5, 3)``: for a column holding base ``a`` (code 4: N), the bases of its three substitutions,
+    ``(a + k + 1) % 4`` for edit ``k`` (the N row is never read)."""
+    return (torch.arange(5, device=device)[:, None] + torch.arange(1, 4, device=device)) % 4
 
 
 def _max_shifted_into(out: torch.Tensor, values: torch.Tensor, shift: int) -> None:
@@ -428,7 +427,8 @@ class _LocalPlan:
         clean = codes is not None and not bool((codes == 4).any())
         if clean and self._lookup_path():  # the convolution alone: its maxima hold the pool and f(x)
             conv = self.steps[0].module(X)
-            scores, ref = self._by_candidates(X, _substitutions(X.dtype, X.device), conv, codes, None)
+            bases = torch.eye(4, dtype=X.dtype, device=X.device)
+            scores, ref = self._by_candidates(X, bases, _substitutions(X.device), conv, codes, None)
             return self._placed(codes, scores, ref)
         acts = self._reference(X)
         ref = self._rest(acts[-1]).to(X.dtype)
@@ -523,8 +523,8 @@ class _LocalPlan:
         """
         codes = self._column_codes(X)
         if g == 1 and new.shape[1] == 1 and new.shape[-1] == 1 and codes is not None:
-            columns = new[:, 0, :, 0].expand(5, *new.shape[:1], 4)  # the same edits whatever the base
-            return self._by_candidates(X, columns, acts[1], codes, ref)[0]
+            choice = torch.arange(new.shape[0], device=X.device).expand(5, -1)  # the same edits whatever the base
+            return self._by_candidates(X, new[:, 0, :, 0], choice, acts[1], codes, ref)[0]
         return self._by_running_max(X, new, acts, g, prefix, suffix)
 
     @staticmethod
@@ -541,52 +541,56 @@ class _LocalPlan:
     # of :meth:`_by_lookup`, as on other devices (tests compare the two).
     KERNEL = True
 
-    def _by_candidates(self, X, columns, conv, codes, ref):
-        """Scores ``(K, N, L)`` of the edits ``columns`` ``(5, K, 4)`` at every position of a conv -> global
-        max pool chain: edit ``k`` writes ``columns[a, k]`` where the base code is ``a`` (4: N). ``conv``
-        ``(N, C, J)`` is the convolution's output. Returns them and ``ref`` ``(N,)``, the scores of ``X``:
-        when ``ref`` is None it is computed in the same call of the rest of the model as the edits.
+    def _by_candidates(self, X, columns, choice, conv, codes, ref):
+        """Scores ``(S, N, L)`` of edits at every position of a conv -> global max pool chain: slot ``s`` of a
+        column whose base code is ``a`` (4: N) writes ``columns[choice[a, s]]`` (``columns`` ``(K, 4)``,
+        ``choice`` ``(5, S)``). ``conv`` ``(N, C, J)`` is the convolution's output. Returns them and ``ref``
+        ``(N,)``, the scores of ``X``: when ``ref`` is None it is computed in the same call of the rest of
+        the model as the edits.
 
         On the CPU a compiled kernel finds every edit's pooled vector (:meth:`_by_kernel`); on
         other devices, where it cannot run, torch operations do (:meth:`_by_lookup`).
         """
         if self.KERNEL and conv.device.type == "cpu":
-            return self._by_kernel(X, columns, conv, codes, ref)
-        return self._by_lookup(X, columns, conv, codes, ref)
+            return self._by_kernel(X, columns, choice, conv, codes, ref)
+        return self._by_lookup(X, columns[choice], conv, codes, ref)
 
-    def _by_kernel(self, X, columns, conv, codes, ref):
+    def _by_kernel(self, X, columns, choice, conv, codes, ref):
         """:meth:`_by_candidates` by the compiled kernel of :mod:`mlcourse.interpret.ism_kernel`.
 
-        The kernel returns the pooled channels of every edit, rows ``(i L + p) K + e``, with the
-        reference's ``N`` rows after them; the elementwise steps after the pool (moved past it by
-        :meth:`capture`: monotone, so they commute with the maximum) map all rows, and the rest of the
-        model scores them in one pass (:meth:`_head`). Where the channels' top windows cover few
-        positions (long sequences, few channels) most rows equal the reference's after the map: only
-        the others go through the rest of the model, and the equal ones take ``ref`` exactly.
+        The kernel returns the pooled channels of every edit as a channel-major table, rows
+        ``(i S + s) L + p``, with the reference's ``N`` rows after them; the elementwise steps after the
+        pool (moved past it by :meth:`capture`: monotone, so they commute with the maximum) map the
+        table, and the rest of the model scores its rows, read through the transpose, in one pass
+        (:meth:`_head`). Where the channels' top windows cover few positions (long sequences, few
+        channels) most rows equal the reference's after the map: only the others go through the rest of
+        the model, and the equal ones take ``ref`` exactly.
         """
         from mlcourse.interpret.ism_kernel import pooled_edits
 
         n, channels = conv.shape[:2]
-        length, k, taps = X.shape[-1], columns.shape[1], self.steps[0].kernel
-        delta, rise = self._swap_tables(columns.to(X.dtype), kernel=True)
-        edited = n * length * k
-        pooled, reference = pooled_edits(conv, codes, delta, rise, self.steps[0].pad, extra_rows=n)
-        pooled[edited:] = reference
-        mapped = self._after_pool(pooled[:, :, None])[:, :, 0]  # (N L K + N, C)
+        length, slots, taps = X.shape[-1], choice.shape[1], self.steps[0].kernel
+        weight, written, rise = self._kernel_tables(columns.to(X.dtype), choice)
+        edited = n * slots * length
+        table, reference = pooled_edits(conv, X, codes, weight, written, choice, rise, self.steps[0].pad,
+                                        extra_rows=n)
+        table[:, edited:] = reference.t()
+        mapped = self._after_pool(table[:, None])[:, 0]  # (C, N S L + N)
         if 1 - (1 - min(1.0, taps / length)) ** channels > 0.5:  # nearly every row differs: score them all
-            head = self._head(mapped, X.dtype)
-            return head[:edited].view(n, length, k).permute(2, 0, 1), (head[edited:] if ref is None else ref)
-        moved = (mapped[:edited].view(n, length * k, channels) != mapped[edited:, None]).any(dim=-1).view(-1)
-        rows = moved.nonzero().squeeze(1)
-        head = self._head(torch.cat([mapped.index_select(0, rows), mapped[edited:]]), X.dtype)
+            head = self._head(mapped.t(), X.dtype)
+            return head[:edited].view(n, slots, length).transpose(0, 1), (head[edited:] if ref is None else ref)
+        moved = (mapped[:, :edited].view(channels, n, slots * length) != mapped[:, edited:, None]).any(dim=0)
+        rows = moved.view(-1).nonzero().squeeze(1)
+        head = self._head(torch.cat([mapped.index_select(1, rows), mapped[:, edited:]], dim=1).t(), X.dtype)
         if ref is None:
             ref = head[rows.numel():]
-        scores = ref.repeat_interleave(length * k)
+        scores = ref.repeat_interleave(slots * length)
         scores[rows] = head[:rows.numel()]
-        return scores.view(n, length, k).permute(2, 0, 1), ref  # (K, N, L), (N,)
+        return scores.view(n, slots, length).transpose(0, 1), ref  # (S, N, L), (N,)
 
     def _by_lookup(self, X, columns, conv, codes, ref):
-        """:meth:`_by_candidates` by torch operations, visiting only the taps that can matter. The path for
+        """:meth:`_by_candidates` by torch operations, visiting only the taps that can matter, for the edits
+        ``columns`` ``(5, K, 4)`` (edit ``k`` writes ``columns[a, k]`` over base code ``a``). The path for
         tensors off the CPU (CUDA), where the compiled kernel of :meth:`_by_kernel` cannot run; on the
         CPU the kernel replaces it.
 
@@ -743,26 +747,34 @@ class _LocalPlan:
         return torch.cat([self._rest(pooled[s:s + self.HEAD_ROWS, :, None])
                           for s in range(0, max(1, pooled.shape[0]), self.HEAD_ROWS)]).to(dtype)
 
-    def _swap_tables(self, columns, kernel: bool = False):
-        """The first convolution's lookup tables for the edits ``columns`` ``(5, K, 4)``, cached per call.
-
-        ``W[c, :, t] @ columns[a, k] - W[c, a, t]`` (the old term is 0 for code 4, an N) is what edit ``k``
-        adds to an output of channel ``c`` reading the edited column through tap ``t``. For
-        :meth:`_by_lookup`, ``delta`` ``(K, C T 5)`` holds it at ``[k, (c T + t) 5 + a]`` and ``rise``
-        ``(C T 5,)`` is the largest over the edits; for the kernel (``kernel``), ``delta`` ``(5, T, K, C)``
-        holds it at ``[a, t, k, c]`` and ``rise`` ``(5, C)`` is the largest over the edits and taps."""
-        key = (columns.dtype, str(columns.device), tuple(columns.flatten().tolist()), kernel)
+    def _swap_tables(self, columns):
+        """The first convolution's lookup tables for the edits ``columns`` ``(5, K, 4)``, cached per call:
+        ``delta`` ``(K, C T 5)``, entry ``[k, (c T + t) 5 + a]``: ``W[c, :, t] @ columns[a, k] - W[c, a, t]`` (the
+        old term is 0 for code 4, an N), what edit ``k`` adds to an output reading it through tap ``t``;
+        and ``rise`` ``(C T 5,)``, the largest over the edits."""
+        key = (columns.dtype, str(columns.device), tuple(columns.flatten().tolist()))
         cache = self.__dict__.setdefault("_swap_cache", {})
         if key not in cache:
             weight = self.steps[0].module.weight.to(columns.dtype)  # (C, 4, T)
             written = torch.einsum("cbt,akb->ctak", weight, columns)  # (C, T, 5, K)
             old = F.pad(weight.transpose(1, 2), (0, 1))  # (C, T, 5): W_t x for each code
-            delta = written - old[..., None]
-            if kernel:
-                cache[key] = delta.permute(2, 1, 3, 0).contiguous(), delta.amax(dim=(1, 3)).t().contiguous()
-            else:
-                delta = delta.reshape(-1, columns.shape[1]).t().contiguous()
-                cache[key] = delta, delta.amax(dim=0)
+            delta = (written - old[..., None]).reshape(-1, columns.shape[1]).t().contiguous()
+            cache[key] = delta, delta.amax(dim=0)
+        return cache[key]
+
+    def _kernel_tables(self, columns, choice):
+        """The kernel's tables (:func:`mlcourse.interpret.ism_kernel.pooled_edits`) for the edit columns
+        ``columns`` ``(K, 4)`` and the slots ``choice`` ``(5, S)``, cached per call: the weight ``(C, T, 4)``,
+        ``written`` ``(C, T, K)``, ``W[c, :, t] @ columns[k]``, and ``rise`` ``(C, 5)``, the largest change
+        ``written[c, t, choice[a, s]] - W[c, a, t]`` (old term 0 for code 4, an N) over the taps and slots."""
+        key = (columns.dtype, tuple(columns.flatten().tolist()), tuple(choice.flatten().tolist()))
+        cache = self.__dict__.setdefault("_kernel_cache", {})
+        if key not in cache:
+            weight = self.steps[0].module.weight.to(columns.dtype)  # (C, 4, T)
+            written = torch.einsum("cbt,kb->ctk", weight, columns)
+            old = F.pad(weight.transpose(1, 2), (0, 1))  # (C, T, 5): W_t x for each code
+            rise = (written[:, :, choice] - old[..., None]).amax(dim=(1, 3))
+            cache[key] = weight.transpose(1, 2).contiguous(), written.contiguous(), rise
         return cache[key]
 
     def _after_pool(self, pooled):

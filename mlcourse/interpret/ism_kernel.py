@@ -49,70 +49,77 @@ import torch
 __all__ = ["pooled_edits"]
 
 
-def _pooled_edits_loop(conv, codes, delta, rise, pad, pooled, reference):
+def _pooled_edits_loop(conv, X, codes, weight, written, choice, rise, pad, pooled, reference):
     """The kernel's body (compiled by :func:`_compiled`; see the module docstring for the method).
 
-    ``conv`` ``(N, J, C)``: the convolution's outputs, channels innermost; ``codes`` ``(N, L)``: the base
-    of each column (4: N); ``delta`` ``(5, T, K, C)`` and ``rise`` ``(5, C)`` the tables; ``pad`` the
-    convolution's zero padding. Writes ``pooled[i, p, e, c]``, the pooled value of channel ``c`` after
-    edit ``e`` at position ``p`` of sequence ``i`` (``(N, L, K, C)``), and ``reference[i, c]``, the
-    unedited one. Every innermost loop runs over the channels, contiguous in each array, so that the
-    compiler turns it into vector instructions; a position is skipped when the test of the module
-    docstring holds for all its channels.
+    ``conv`` ``(N, C, J)``: the convolution's outputs; ``X`` ``(N, 4, L)``: the one-hot input and ``codes``
+    ``(N, L)`` the base of each column (4: N); ``weight`` ``(C, T, 4)`` and ``written`` ``(C, T, K)``, what a
+    column adds through each tap (``written[c, t, k] = W[c, :, t] . columns[k]``); ``choice`` ``(5, S)``:
+    slot ``s`` of a position holding code ``a`` takes column ``choice[a, s]``; ``rise`` ``(C, 5)``; ``pad``
+    the convolution's zero padding. Writes ``pooled[c, i, s, p]`` ``(C, N, S, L)`` and ``reference[i, c]``.
+
+    The loops over positions are innermost, over contiguous slices indexed from 0 (numba then proves
+    every index non-negative, drops its wrap-around test, and the compiler vectorizes them).
     """
-    n, outputs, channels = conv.shape
-    length = codes.shape[1]
-    taps, edits = delta.shape[1], delta.shape[2]
+    n, channels, outputs = conv.shape
+    length = X.shape[2]
+    taps, columns, slots = written.shape[1], written.shape[2], choice.shape[1]
     shift = pad - taps + 1  # position p reaches outputs p + shift .. p + pad
-    span = length + taps - 1  # the window of position p is entries p .. p + T - 1 of outputs from ``shift`` on
+    span = length + taps - 1  # the window of position p: entries p .. p + T - 1 of the outputs from ``shift`` on
     none = conv.dtype.type(-np.inf)
-    prefix = np.empty((outputs, channels), conv.dtype)
-    suffix = np.empty((outputs, channels), conv.dtype)
-    forward = np.empty((span, channels), conv.dtype)  # van Herk: maxima from each block's start
-    backward = np.empty((span, channels), conv.dtype)  # and to each block's end
-    outside = np.empty(channels, conv.dtype)
+    prefix, suffix = np.empty(outputs, conv.dtype), np.empty(outputs, conv.dtype)
+    forward, backward = np.empty(span, conv.dtype), np.empty(span, conv.dtype)  # van Herk's running maxima
+    outside, removed = np.empty(length, conv.dtype), np.empty(length, conv.dtype)
+    best = np.empty((columns, length), conv.dtype)
     for i in range(n):
-        a = conv[i]
-        prefix[0] = a[0]
-        for j in range(1, outputs):
-            for c in range(channels):
-                prefix[j, c] = max(prefix[j - 1, c], a[j, c])
-        suffix[outputs - 1] = a[outputs - 1]
-        for j in range(outputs - 2, -1, -1):
-            for c in range(channels):
-                suffix[j, c] = max(suffix[j + 1, c], a[j, c])
-        reference[i] = prefix[outputs - 1]
-        for u in range(span):
-            j = u + shift
-            for c in range(channels):
-                value = a[j, c] if 0 <= j < outputs else none
-                forward[u, c] = value if u % taps == 0 else max(forward[u - 1, c], value)
-        for u in range(span - 1, -1, -1):
-            j = u + shift
-            for c in range(channels):
-                value = a[j, c] if 0 <= j < outputs else none
-                backward[u, c] = value if u == span - 1 or u % taps == taps - 1 else max(backward[u + 1, c], value)
-        for p in range(length):
-            base = codes[i, p]
-            first, last = p + shift, p + pad
-            t0, t1 = max(0, last - outputs + 1), min(taps, last + 1)  # taps whose output exists
-            reached = False
-            for c in range(channels):
-                before = prefix[first - 1, c] if first >= 1 else none
-                after = suffix[last + 1, c] if last + 1 < outputs else none
-                outside[c] = max(before, after)
-                inside = max(backward[p, c], forward[p + taps - 1, c])
-                reached |= inside + rise[base, c] > outside[c]
-            for e in range(edits):
-                best = pooled[i, p, e]
-                best[:] = outside
-                if not reached:  # no edit can beat the outside maximum in any channel
+        x, code = X[i], codes[i]
+        for c in range(channels):
+            a = conv[i, c]
+            # prefix and suffix maxima, two independent chains in one loop
+            prefix[0], suffix[outputs - 1] = a[0], a[outputs - 1]
+            for j in range(1, outputs):
+                prefix[j] = max(prefix[j - 1], a[j])
+                suffix[outputs - 1 - j] = max(suffix[outputs - j], a[outputs - 1 - j])
+            reference[i, c] = prefix[outputs - 1]
+            # running maxima forwards and backwards within blocks of T window entries (-inf off the ends)
+            for block in range(0, span, taps):
+                end = min(block + taps, span)
+                ahead = behind = none
+                for u in range(end - block):
+                    j, k = block + u + shift, end - 1 - u + shift
+                    ahead = max(ahead, a[j] if 0 <= j < outputs else none)
+                    behind = max(behind, a[k] if 0 <= k < outputs else none)
+                    forward[block + u], backward[end - 1 - u] = ahead, behind
+            # outside maxima, and the positions from ``lo`` to ``hi`` where some edit may beat them
+            lo, hi = length, -1
+            for p in range(length):
+                first, last = p + shift, p + pad
+                before = prefix[first - 1] if first >= 1 else none
+                after = suffix[last + 1] if last + 1 < outputs else none
+                outside[p] = max(before, after)
+                if max(backward[p], forward[p + taps - 1]) + rise[c, code[p]] > outside[p]:
+                    lo, hi = min(lo, p), p
+            for k in range(columns):
+                best[k] = outside
+            for t in range(taps):  # tap t: the edit at p changes output p + pad - t
+                start, stop = max(lo, t - pad), min(hi + 1, outputs + t - pad)
+                if start >= stop:
                     continue
-                for t in range(t0, t1):
-                    row, change = a[last - t], delta[base, t, e]
-                    for c in range(channels):
-                        value = row[c] + change[c]
-                        best[c] = value if value > best[c] else best[c]
+                count = stop - start
+                w = weight[c, t]
+                x0, x1, x2, x3 = x[0, start:stop], x[1, start:stop], x[2, start:stop], x[3, start:stop]
+                source, kept = a[start + pad - t:stop + pad - t], removed[:count]
+                for q in range(count):  # the output without the old base's term (one-hot: exact)
+                    kept[q] = source[q] - (x0[q] * w[0] + x1[q] * w[1] + x2[q] * w[2] + x3[q] * w[3])
+                for k in range(columns):
+                    add, row = written[c, t, k], best[k, start:stop]
+                    for q in range(count):
+                        value = kept[q] + add
+                        row[q] = value if value > row[q] else row[q]
+            for s in range(slots):
+                out = pooled[c, i, s]
+                for p in range(length):
+                    out[p] = best[choice[code[p], s], p]
 
 
 @functools.cache
@@ -131,21 +138,24 @@ def _compiled():
         return numba.njit(nogil=True)(_pooled_edits_loop)
 
 
-def pooled_edits(conv: torch.Tensor, codes: torch.Tensor, delta: torch.Tensor, rise: torch.Tensor,
-                 pad: int, extra_rows: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The pooled channels of every edit, ``(N L K + extra_rows, C)`` rows (row ``(i L + p) K + e``), and the
-    reference's ``(N, C)``.
+def pooled_edits(conv: torch.Tensor, X: torch.Tensor, codes: torch.Tensor, weight: torch.Tensor,
+                 written: torch.Tensor, choice: torch.Tensor, rise: torch.Tensor, pad: int,
+                 extra_rows: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pooled channels of every edit, a channel-major table ``(C, N S L + extra_rows)`` (edit slot ``s``
+    at position ``p`` of sequence ``i`` in column ``(i S + s) L + p``), and the reference's ``(N, C)``.
 
-    ``conv`` ``(N, C, J)`` are a CPU convolution's outputs (float32 or float64), ``codes`` ``(N, L)`` the
-    base of each column (4: N), ``delta`` ``(5, T, K, C)`` and ``rise`` ``(5, C)`` the tables of the module
-    docstring and ``pad`` the convolution's zero padding. The ``extra_rows`` rows after the edits are
-    left for the caller (the reference's rows, so that the head scores them in the same call).
+    ``conv`` ``(N, C, J)`` are a CPU convolution's outputs (float32 or float64) for the one-hot ``X``
+    ``(N, 4, L)``, whose column codes are ``codes`` ``(N, L)`` (4: N); ``weight`` ``(C, T, 4)`` is the
+    convolution's weight with taps before bases, ``written`` ``(C, T, K)`` what each of the ``K`` edit
+    columns adds through each tap, ``choice`` ``(5, S)`` the column of each slot by code, ``rise``
+    ``(C, 5)`` the bound of the module docstring and ``pad`` the convolution's zero padding. The
+    ``extra_rows`` columns after the edits are left for the caller (the reference, so that the rest of
+    the model scores it in the same call).
     """
     n, channels = conv.shape[:2]
-    length, edits = codes.shape[1], delta.shape[2]
-    pooled = torch.empty(n * length * edits + extra_rows, channels, dtype=conv.dtype)
+    length, slots = X.shape[-1], choice.shape[1]
+    table = torch.empty(channels, n * slots * length + extra_rows, dtype=conv.dtype)
     reference = torch.empty(n, channels, dtype=conv.dtype)
-    _compiled()(conv.transpose(1, 2).contiguous().numpy(), codes.contiguous().numpy(), delta.contiguous().numpy(),
-                rise.contiguous().numpy(), pad, pooled[:n * length * edits].view(n, length, edits, channels).numpy(),
-                reference.numpy())
-    return pooled, reference
+    _compiled()(*(v.contiguous().numpy() for v in (conv, X, codes, weight, written, choice, rise)), pad,
+                table[:, :n * slots * length].view(channels, n, slots, length).numpy(), reference.numpy())
+    return table, reference
