@@ -353,10 +353,10 @@ def _kernel_and_torch_lookup(model, X, monkeypatch):
     from mlcourse.interpret import engines
     with torch.inference_mode():
         assert engines.local_plan(model, X[:1])._lookup_path()
+    monkeypatch.setattr(engines._LocalPlan, "KERNEL_LENGTH", X.shape[-1])
     kernel = saturation_mutagenesis(model, X, fast=True)
-    monkeypatch.setattr(engines._LocalPlan, "KERNEL", False)
+    monkeypatch.setattr(engines._LocalPlan, "KERNEL_LENGTH", 0)
     lookup = saturation_mutagenesis(model, X, fast=True)
-    monkeypatch.setattr(engines._LocalPlan, "KERNEL", True)
     return kernel, lookup
 
 

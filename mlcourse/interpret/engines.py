@@ -537,9 +537,14 @@ class _LocalPlan:
         bases = (X * torch.arange(4, dtype=X.dtype, device=X.device)[:, None]).sum(dim=1)
         return torch.where(counts == 0, 4, bases.long())
 
-    # The compiled kernel scores CPU tensors (:meth:`_by_kernel`); False sends them to the torch lookup
-    # of :meth:`_by_lookup`, as on other devices (tests compare the two).
-    KERNEL = True
+    # The compiled kernel scores CPU tensors of sequences up to KERNEL_LENGTH bp (:meth:`_by_kernel`); longer
+    # ones, and other devices, take the torch lookup of :meth:`_by_lookup` (0: always; tests compare the two).
+    # Measured 2026-12-03 (one thread): at 101 bp the kernel is faster (1layer 300 seqs: 13.2 forward
+    # passes against 14.0; 1layer_128motif 7.7 against 9.5), at 1,000 bp slower (1layer 20 seqs: 13.7
+    # against 7.0; 128motif 6.2 against 4.6): it visits each channel's whole range of kept positions, the
+    # torch lookup only the kept terms, which long sequences leave sparse. The crossover in between was
+    # not measured.
+    KERNEL_LENGTH = 256
 
     def _by_candidates(self, X, columns, choice, conv, codes, ref):
         """Scores ``(S, N, L)`` of edits at every position of a conv -> global max pool chain: slot ``s`` of a
@@ -548,10 +553,11 @@ class _LocalPlan:
         ``(N,)``, the scores of ``X``: when ``ref`` is None it is computed in the same call of the rest of
         the model as the edits.
 
-        On the CPU a compiled kernel finds every edit's pooled vector (:meth:`_by_kernel`); on
-        other devices, where it cannot run, torch operations do (:meth:`_by_lookup`).
+        On the CPU, for sequences up to ``KERNEL_LENGTH``, a compiled kernel finds every edit's pooled
+        vector (:meth:`_by_kernel`); otherwise, and on other devices, where it cannot run, torch
+        operations do (:meth:`_by_lookup`).
         """
-        if self.KERNEL and conv.device.type == "cpu":
+        if conv.device.type == "cpu" and X.shape[-1] <= self.KERNEL_LENGTH:
             return self._by_kernel(X, columns, choice, conv, codes, ref)
         return self._by_lookup(X, columns[choice], conv, codes, ref)
 
@@ -591,8 +597,8 @@ class _LocalPlan:
     def _by_lookup(self, X, columns, conv, codes, ref):
         """:meth:`_by_candidates` by torch operations, visiting only the taps that can matter, for the edits
         ``columns`` ``(5, K, 4)`` (edit ``k`` writes ``columns[a, k]`` over base code ``a``). The path for
-        tensors off the CPU (CUDA), where the compiled kernel of :meth:`_by_kernel` cannot run; on the
-        CPU the kernel replaces it.
+        tensors off the CPU (CUDA), where the compiled kernel of :meth:`_by_kernel` cannot run, and for
+        sequences longer than ``KERNEL_LENGTH`` on the CPU, where it is faster than the kernel.
 
         *The change is a lookup.* Writing ``x'`` over base ``a`` at ``p`` changes output
         ``j = p + pad - t`` of channel ``c`` by ``delta[c, t, a, k] = W[c, :, t] @ x' - W[c, a, t]``

@@ -15,19 +15,28 @@ the edit alone,
 
     delta[c, a, e, t] = W[c, :, t] . x'_e  -  W[c, a, t]        (a = x[p]; 0 old term for an N),
 
-so the table ``delta`` is all the arithmetic an edit needs. The pooled value after edit ``e`` is
+a lookup table. The pooled value after edit ``e`` is
 
     max( outside(p),  max_t a[p + pad - t] + delta[c, x[p], e, t] ),
 
 with ``outside(p)`` the maximum of ``a`` over the outputs the edit does not reach: the prefix maximum
 just before the window, or the suffix maximum just after it (``-inf`` where there is none).
 
-*Exact pruning.* ``rise[c, a] = max_{e, t} delta[c, a, e, t]`` bounds what any edit of base ``a`` adds,
-and ``inside(p)``, the maximum of ``a`` over the window (a sliding maximum), bounds what the window holds.
+*How it is summed.* ISM's edits write the same few columns whatever the base (the four bases), so the
+kernel computes, per tap, ``a[j] - W[c, :, t] . x[p]`` (the output without the old base's term: with a
+one-hot ``x`` the dot product is exactly ``W[c, x[p], t]``, or 0 for an N) once, and adds each column's
+``W[c, :, t] . x'_k`` to it: the running maximum over the taps of each column ``k`` is then a loop over
+contiguous positions with nothing looked up, which the compiler vectorizes. A position's edits are
+chosen among the columns by its base (``choice``: the three substitutions ``(a + 1) % 4 .. (a + 3) % 4``).
+
+*Pruning.* ``rise[c, a] = max_{e, t} delta[c, a, e, t]`` bounds what any edit of base ``a`` adds, and
+``inside(p)``, the maximum of ``a`` over the window (a sliding maximum), bounds what the window holds.
 If ``inside(p) + rise[c, x[p]] <= outside(p)``, no edit can lift the window over the outside maximum:
-the pooled value is ``outside(p)`` for every edit, and the ``T`` x edits inner loop is skipped. Float
-rounding is monotone, so ``fl(a[j] + delta) <= fl(inside + rise) <= outside`` and the skip is exact.
-Away from each channel's top window most positions are skipped.
+the pooled value is ``outside(p)`` for every edit. The kernel visits, per channel, only the positions
+from the first to the last that fail this test (a contiguous range keeps the loops vectorized), and
+gives the others ``outside(p)``. In exact arithmetic the skip changes nothing; in floats a skipped
+edit's sum could have rounded above ``outside(p)`` by at most its own rounding error, the same order as
+the difference between this sum and a forward pass of the mutant.
 
 The sliding maximum is van Herk and Gil-Werman's: with the outputs cut into blocks of ``T``, a window of
 ``T`` consecutive entries spans at most two blocks, so it is the larger of the maximum from its start to
