@@ -21,7 +21,8 @@ positions are scored at once. ISM's base swaps change an output by a lookup of
 weight differences, and only the few outputs near the top of each channel can
 beat the maximum outside an edit's window: those terms alone are visited, and
 the rest of the model runs for the rows whose pooled vector can differ
-(``_LocalPlan._by_candidates``); other edits take, per tap, a shifted slice of
+(``_LocalPlan._by_candidates``: on the CPU a compiled kernel, :mod:`mlcourse.interpret.ism_kernel`,
+for sequences up to ``KERNEL_LENGTH``); other edits take, per tap, a shifted slice of
 the reference output plus the change, and a running maximum over the taps
 (``_LocalPlan._by_running_max``); SIS, which asks only for the positions still
 present, gathers those (input, position) pairs (``_LocalPlan._by_pairs``).
@@ -115,11 +116,10 @@ def _maxima_around(prefix: torch.Tensor, suffix: torch.Tensor) -> tuple[torch.Te
     return torch.cat([none, prefix], dim=-1), torch.cat([suffix, none], dim=-1)
 
 
-def _substitutions(dtype, device) -> torch.Tensor:
-    """``(5, 3, 4)``: for a column holding base ``a`` (code 4: N), the columns of its three
-    substitutions, ``e_{(a + k + 1) % 4}`` for edit ``k`` (the N row is never read)."""
-    codes = torch.arange(5, device=device)[:, None] + torch.arange(1, 4, device=device)
-    return F.one_hot(codes % 4, 4).to(dtype)
+def _substitutions(device) -> torch.Tensor:
+    """``(5, 3)``: for a column holding base ``a`` (code 4: N), the bases of its three substitutions,
+    ``(a + k + 1) % 4`` for edit ``k`` (the N row is never read)."""
+    return (torch.arange(5, device=device)[:, None] + torch.arange(1, 4, device=device)) % 4
 
 
 def _max_shifted_into(out: torch.Tensor, values: torch.Tensor, shift: int) -> None:
@@ -426,11 +426,10 @@ class _LocalPlan:
         """
         codes = self._column_codes(X)
         clean = codes is not None and not bool((codes == 4).any())
-        if clean and self._lookup_path():  # the convolution alone: its running maxima hold the pool and f(x)
+        if clean and self._lookup_path():  # the convolution alone: its maxima hold the pool and f(x)
             conv = self.steps[0].module(X)
-            prefix, suffix = _running_maxima(conv)
-            scores, ref = self._by_candidates(X, _substitutions(X.dtype, X.device), [X, conv], prefix, suffix,
-                                              codes, None)
+            bases = torch.eye(4, dtype=X.dtype, device=X.device)
+            scores, ref = self._by_candidates(X, bases, _substitutions(X.device), conv, codes, None)
             return self._placed(codes, scores, ref)
         acts = self._reference(X)
         ref = self._rest(acts[-1]).to(X.dtype)
@@ -525,8 +524,8 @@ class _LocalPlan:
         """
         codes = self._column_codes(X)
         if g == 1 and new.shape[1] == 1 and new.shape[-1] == 1 and codes is not None:
-            columns = new[:, 0, :, 0].expand(5, *new.shape[:1], 4)  # the same edits whatever the base
-            return self._by_candidates(X, columns, acts, prefix, suffix, codes, ref)[0]
+            choice = torch.arange(new.shape[0], device=X.device).expand(5, -1)  # the same edits whatever the base
+            return self._by_candidates(X, new[:, 0, :, 0], choice, acts[1], codes, ref)[0]
         return self._by_running_max(X, new, acts, g, prefix, suffix)
 
     @staticmethod
@@ -539,11 +538,68 @@ class _LocalPlan:
         bases = (X * torch.arange(4, dtype=X.dtype, device=X.device)[:, None]).sum(dim=1)
         return torch.where(counts == 0, 4, bases.long())
 
-    def _by_candidates(self, X, columns, acts, prefix, suffix, codes, ref):
-        """Scores ``(K, N, L)`` of the edits ``columns`` ``(5, K, 4)`` at every position, visiting only the
-        taps that can matter: edit ``k`` writes ``columns[a, k]`` where the base code is ``a`` (4: N).
-        Returns them and ``ref`` ``(N,)``, the scores of ``X``: when ``ref`` is None it is computed in the
-        same call of the rest of the model as the edits (``acts`` then need only ``[X, conv]``).
+    # The compiled kernel scores CPU tensors of sequences up to KERNEL_LENGTH bp (:meth:`_by_kernel`); longer
+    # ones, and other devices, take the torch lookup of :meth:`_by_lookup` (0: always; tests compare the two).
+    # Measured 2026-12-03 (one thread): at 101 bp the kernel is faster (1layer 300 seqs: 13.2 forward
+    # passes against 14.0; 1layer_128motif 7.7 against 9.5), at 1,000 bp slower (1layer 20 seqs: 13.7
+    # against 7.0; 128motif 6.2 against 4.6): it visits each channel's whole range of kept positions, the
+    # torch lookup only the kept terms, which long sequences leave sparse. The crossover in between was
+    # not measured.
+    KERNEL_LENGTH = 256
+
+    def _by_candidates(self, X, columns, choice, conv, codes, ref):
+        """Scores ``(S, N, L)`` of edits at every position of a conv -> global max pool chain: slot ``s`` of a
+        column whose base code is ``a`` (4: N) writes ``columns[choice[a, s]]`` (``columns`` ``(K, 4)``,
+        ``choice`` ``(5, S)``). ``conv`` ``(N, C, J)`` is the convolution's output. Returns them and ``ref``
+        ``(N,)``, the scores of ``X``: when ``ref`` is None it is computed in the same call of the rest of
+        the model as the edits.
+
+        On the CPU, for sequences up to ``KERNEL_LENGTH``, a compiled kernel finds every edit's pooled
+        vector (:meth:`_by_kernel`); otherwise, and on other devices, where it cannot run, torch
+        operations do (:meth:`_by_lookup`).
+        """
+        if conv.device.type == "cpu" and X.shape[-1] <= self.KERNEL_LENGTH:
+            return self._by_kernel(X, columns, choice, conv, codes, ref)
+        return self._by_lookup(X, columns[choice], conv, codes, ref)
+
+    def _by_kernel(self, X, columns, choice, conv, codes, ref):
+        """:meth:`_by_candidates` by the compiled kernel of :mod:`mlcourse.interpret.ism_kernel`.
+
+        The kernel returns the pooled channels of every edit as a channel-major table, rows
+        ``(i S + s) L + p``, with the reference's ``N`` rows after them; the elementwise steps after the
+        pool (moved past it by :meth:`capture`: monotone, so they commute with the maximum) map the
+        table, and the rest of the model scores its rows, read through the transpose, in one pass
+        (:meth:`_head`). Where the channels' top windows cover few positions (long sequences, few
+        channels) most rows equal the reference's after the map: only the others go through the rest of
+        the model, and the equal ones take ``ref`` exactly.
+        """
+        from mlcourse.interpret.ism_kernel import pooled_edits
+
+        n, channels = conv.shape[:2]
+        length, slots, taps = X.shape[-1], choice.shape[1], self.steps[0].kernel
+        weight, written, rise = self._kernel_tables(columns.to(X.dtype), choice)
+        edited = n * slots * length
+        table, reference = pooled_edits(conv, X, codes, weight, written, choice, rise, self.steps[0].pad,
+                                        extra_rows=n)
+        table[:, edited:] = reference.t()
+        mapped = self._after_pool(table[:, None])[:, 0]  # (C, N S L + N)
+        if 1 - (1 - min(1.0, taps / length)) ** channels > 0.5:  # nearly every row differs: score them all
+            head = self._head(mapped.t(), X.dtype)
+            return head[:edited].view(n, slots, length).transpose(0, 1), (head[edited:] if ref is None else ref)
+        moved = (mapped[:, :edited].view(channels, n, slots * length) != mapped[:, edited:, None]).any(dim=0)
+        rows = moved.view(-1).nonzero().squeeze(1)
+        head = self._head(torch.cat([mapped.index_select(1, rows), mapped[:, edited:]], dim=1).t(), X.dtype)
+        if ref is None:
+            ref = head[rows.numel():]
+        scores = ref.repeat_interleave(slots * length)
+        scores[rows] = head[:rows.numel()]
+        return scores.view(n, slots, length).transpose(0, 1), ref  # (S, N, L), (N,)
+
+    def _by_lookup(self, X, columns, conv, codes, ref):
+        """:meth:`_by_candidates` by torch operations, visiting only the taps that can matter, for the edits
+        ``columns`` ``(5, K, 4)`` (edit ``k`` writes ``columns[a, k]`` over base code ``a``). The path for
+        tensors off the CPU (CUDA), where the compiled kernel of :meth:`_by_kernel` cannot run, and for
+        sequences longer than ``KERNEL_LENGTH`` on the CPU, where it is faster than the kernel.
 
         *The change is a lookup.* Writing ``x'`` over base ``a`` at ``p`` changes output
         ``j = p + pad - t`` of channel ``c`` by ``delta[c, t, a, k] = W[c, :, t] @ x' - W[c, a, t]``
@@ -579,9 +635,9 @@ class _LocalPlan:
         Every index is into a flat tensor (``index_select``): multi-dimensional fancy
         indexing costs several times more per entry.
         """
-        conv = acts[1]  # (N, C, J)
         n, channels = conv.shape[:2]
         length, k, taps = X.shape[-1], columns.shape[1], self.steps[0].kernel
+        prefix, suffix = _running_maxima(conv)
         delta, rise = self._swap_tables(columns.to(X.dtype))
         absent = torch.bincount(codes.flatten(), minlength=5) == 0  # (5,): codes no column holds
         reach = rise.view(channels, taps, 5).masked_fill(absent, -math.inf).amax(dim=(1, 2))  # (C,)
@@ -711,6 +767,21 @@ class _LocalPlan:
             old = F.pad(weight.transpose(1, 2), (0, 1))  # (C, T, 5): W_t x for each code
             delta = (written - old[..., None]).reshape(-1, columns.shape[1]).t().contiguous()
             cache[key] = delta, delta.amax(dim=0)
+        return cache[key]
+
+    def _kernel_tables(self, columns, choice):
+        """The kernel's tables (:func:`mlcourse.interpret.ism_kernel.pooled_edits`) for the edit columns
+        ``columns`` ``(K, 4)`` and the slots ``choice`` ``(5, S)``, cached per call: the weight ``(C, T, 4)``,
+        ``written`` ``(C, T, K)``, ``W[c, :, t] @ columns[k]``, and ``rise`` ``(C, 5)``, the largest change
+        ``written[c, t, choice[a, s]] - W[c, a, t]`` (old term 0 for code 4, an N) over the taps and slots."""
+        key = (columns.dtype, tuple(columns.flatten().tolist()), tuple(choice.flatten().tolist()))
+        cache = self.__dict__.setdefault("_kernel_cache", {})
+        if key not in cache:
+            weight = self.steps[0].module.weight.to(columns.dtype)  # (C, 4, T)
+            written = torch.einsum("cbt,kb->ctk", weight, columns)
+            old = F.pad(weight.transpose(1, 2), (0, 1))  # (C, T, 5): W_t x for each code
+            rise = (written[:, :, choice] - old[..., None]).amax(dim=(1, 3))
+            cache[key] = weight.transpose(1, 2).contiguous(), written.contiguous(), rise
         return cache[key]
 
     def _after_pool(self, pooled):
