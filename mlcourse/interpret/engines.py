@@ -1294,6 +1294,8 @@ class SISScreen:
     MIN_ROWS = 1
     # entries the state of :class:`_MaskingTracker` may hold (its six (R, C, L) tensors and its table of D)
     TRACKER_ELEMENTS = 2 ** 27
+    # the 1-layer tracker's steps run compiled (:class:`_CompiledTracker`) on the CPU; False: torch operations
+    COMPILED = True
 
     def __init__(self, plan, batch_size: int, dtype: torch.dtype, link):
         self.plan, self.batch_size, self.plan_dtype, self.link = plan, batch_size, dtype, link
@@ -1366,7 +1368,7 @@ class SISScreen:
         """
         if self.plan._lookup_path():
             conv = self.plan.steps[0].module
-            compiled = inputs.X.device.type == "cpu"
+            compiled = self.COMPILED and inputs.X.device.type == "cpu"
             changes, codes = _distinct_changes(inputs, rows, torch.float64 if compiled else conv.weight.dtype)
             state = rows.numel() * conv.out_channels * inputs.shape[-1]  # entries of each (R, C, L) tensor
             if 6 * state + changes.shape[0] * conv.weight.numel() <= self.TRACKER_ELEMENTS:
