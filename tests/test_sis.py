@@ -2,11 +2,12 @@
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from mlcourse.interpret import engines, features, scoring, sis
+from mlcourse.interpret import engines, features, scoring, sis, sis_kernel
 from mlcourse.models.zeng import ARCHITECTURES
 
 
@@ -296,7 +297,6 @@ def test_dna_screen_error_bound_holds_and_other_inputs_are_refused():
 
 def test_threshold_as_numpy_scalar_or_tensor_is_accepted():
     """Issue 15: a threshold computed with NumPy or torch is a number too."""
-    import numpy as np
     f = mlp(6, seed=1)
     x = torch.randn(1, 6, generator=torch.Generator().manual_seed(7)).double()
     masked = torch.zeros_like(x)
@@ -430,8 +430,6 @@ def options_of(options):
 def test_compiled_kernels_equal_the_python_functions():
     """The numba kernels compute what the plain Python functions of sis_kernel do (the readable
     definition), bit for bit, on random state with padding, ties and masked candidates."""
-    from mlcourse.interpret import sis_kernel
-    import numpy as np
     rng = np.random.default_rng(0)
     n, channels, length, taps, pad = 3, 4, 30, 7, 2
     span = length + 2 * pad - taps + 1 + 2 * (taps - 1)

@@ -35,9 +35,11 @@ stays small whatever the length and width.
   scores every single-column edit of a batch (ISM edits in the four bases;
   SIS the masked value) and whose ``ism`` gives the whole mutation map;
 * :class:`SISScreen` uses it to shortlist SIS's candidate removals; for a
-  conv -> global max pool chain (the 1-layer models) its :class:`_MaskingTracker`
-  keeps a backward selection's state from step to step, since each step masks
-  one position and so changes one window of the convolution.
+  conv -> global max pool chain (the 1-layer models) a tracker keeps a backward
+  selection's state from step to step, since each step masks one position and so
+  changes one window of the convolution: :class:`_CompiledTracker` on the CPU (its
+  loops compiled by numba, :mod:`mlcourse.interpret.sis_kernel`),
+  :class:`_MaskingTracker` (torch operations) on other devices.
 """
 
 from __future__ import annotations
