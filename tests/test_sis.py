@@ -2,11 +2,12 @@
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from mlcourse.interpret import engines, features, scoring, sis
+from mlcourse.interpret import engines, features, scoring, sis, sis_kernel
 from mlcourse.models.zeng import ARCHITECTURES
 
 
@@ -296,7 +297,6 @@ def test_dna_screen_error_bound_holds_and_other_inputs_are_refused():
 
 def test_threshold_as_numpy_scalar_or_tensor_is_accepted():
     """Issue 15: a threshold computed with NumPy or torch is a number too."""
-    import numpy as np
     f = mlp(6, seed=1)
     x = torch.randn(1, 6, generator=torch.Generator().manual_seed(7)).double()
     masked = torch.zeros_like(x)
@@ -334,9 +334,11 @@ def test_fast_and_plain_backward_selection_agree_on_every_architecture(name):
         assert torch.allclose(torch.tensor(fast.scores), torch.tensor(plain.scores), rtol=1e-5, atol=1e-6)
 
 
-def test_masking_tracker_state_after_many_steps_equals_a_fresh_computation():
+@pytest.mark.parametrize("compiled", [True, False])
+def test_masking_tracker_state_after_many_steps_equals_a_fresh_computation(compiled):
     """The 1-layer screen keeps its convolution and window maxima across steps: after masking many
-    positions (several per input, in random order) they equal what a fresh start computes."""
+    positions (several per input, in random order) they equal what a fresh start computes. Both trackers:
+    the compiled one (the CPU's) and the torch one (other devices)."""
     from mlcourse.models import zeng
     torch.manual_seed(0)
     model = zeng.build("1layer", 40).eval()
@@ -344,14 +346,16 @@ def test_masking_tracker_state_after_many_steps_equals_a_fresh_computation():
     masked = sis.dna_background(X[0])
     inputs = sis._Inputs(X, masked, (1, 40), None, single=False, device=torch.device("cpu"))
     screen = engines.SISScreen.build(model, inputs, 64, "probability")
+    screen.COMPILED = compiled
     rows, remaining = torch.arange(4), torch.ones(4, 40, dtype=torch.bool)
     tracker = screen.start(inputs, rows, remaining)
-    assert isinstance(tracker, engines._MaskingTracker)
+    assert isinstance(tracker, engines._CompiledTracker if compiled else engines._MaskingTracker)
     generator = torch.Generator().manual_seed(2)
     orders = torch.stack([torch.randperm(40, generator=generator) for _ in range(4)])
     for step in range(35):
         tracker.logits()  # refreshes some window maxima, leaves others stale
-        assert torch.equal(tracker.inside.isneginf(), tracker.stale)  # a stale entry holds -inf
+        if not compiled:
+            assert torch.equal(tracker.inside.isneginf(), tracker.stale)  # a stale entry holds -inf
         tracker.remove(rows, orders[:, step])
         remaining[rows, orders[:, step]] = False
         if step % 7 == 6:
@@ -364,6 +368,88 @@ def test_masking_tracker_state_after_many_steps_equals_a_fresh_computation():
             assert torch.allclose(got[remaining], want[remaining], atol=1e-5, rtol=0)
             # and both are the stateless screen's values
             assert torch.allclose(got[remaining], screen(inputs, rows, remaining)[remaining], atol=1e-5, rtol=0)
+
+
+def _tied_models(X, masked):
+    """Every architecture the compiled tracker covers (conv -> global max pool -> elementwise), in double
+    precision with weights on a grid of 1/4 so that many candidates tie exactly: the three 1-layer Zeng et al.
+    models, and a padded convolution without bias and without a ReLU before its pool (so no floor of 0 for
+    the pruning). Every sum is exact on that grid, so the model's scores do not depend on the batch. Where the
+    fully masked input would score above the median of ``X``, the last layer's sign is flipped (the model
+    then scores ``-f``), so that some of ``X`` have something to explain."""
+    from mlcourse.models import zeng
+    torch.manual_seed(5)
+    length = X.shape[-1]
+    models = {name: zeng.build(name, length) for name in ("1layer", "1layer_64motif", "1layer_128motif")}
+    models["padded, no ReLU"] = nn.Sequential(
+        nn.Conv1d(4, 6, 7, padding=3, bias=False), nn.MaxPool1d(length), nn.Flatten(),
+        nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 1), nn.Flatten(0))
+    for model in models.values():
+        model.eval().double()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_((p * 12).round() / 4)
+            if model(masked[None])[0] > model(X).median():
+                last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+                last.weight.neg_()
+                last.bias.neg_()
+    return models
+
+
+@pytest.mark.parametrize("name", ["1layer", "1layer_64motif", "1layer_128motif", "padded, no ReLU"])
+def test_compiled_and_torch_trackers_and_the_definition_give_the_same_sis(name):
+    """SIS collections with the compiled tracker (fast=True on the CPU), the torch tracker (COMPILED False)
+    and the one-at-a-time plain definition (fast=False) are identical, ties included, on every architecture
+    the compiled tracker covers; so are the backward selections' orders."""
+    length = 40
+    X = one_hot([random_seq(length, 500 + i) for i in range(6)]).double()
+    masked = sis.dna_background(X[0]).double()
+    model = _tied_models(X, masked)[name]
+    f = probability(model)
+    threshold = max(float(f(X).median()), float(f(masked[None])[0])) + 1e-6
+    options = dict(threshold=threshold, baseline=masked, mask_shape=(1, length), output="probability")
+    found = {}
+    for path in ("compiled", "torch", "plain"):
+        engines.SISScreen.COMPILED = path == "compiled"
+        try:
+            collections = sis.sis_collections(model, X, fast=path != "plain", **options)
+            orders = [sis.backward_selection(model, x, fast=path != "plain", **options_of(options)).order.tolist()
+                      for x in X[:2]]
+        finally:
+            engines.SISScreen.COMPILED = True
+        found[path] = [[s.features.tolist() for s in c] for c in collections], orders
+    assert found["compiled"] == found["torch"] == found["plain"]
+    assert any(len(c) for c in found["plain"][0])  # something was explained
+
+
+def options_of(options):
+    """SIS options without the threshold (for backward_selection)."""
+    return {k: v for k, v in options.items() if k != "threshold"}
+
+
+def test_compiled_kernels_equal_the_python_functions():
+    """The numba kernels compute what the plain Python functions of sis_kernel do (the readable
+    definition), bit for bit, on random state with padding, ties and masked candidates."""
+    rng = np.random.default_rng(0)
+    n, channels, length, taps, pad = 3, 4, 30, 7, 2
+    span = length + 2 * pad - taps + 1 + 2 * (taps - 1)
+    conv = rng.integers(-3, 4, size=(n, channels, span)).astype(float)
+    conv[:, :, :taps - 1] = conv[:, :, span - taps + 1:] = -np.inf
+    table = rng.integers(-2, 3, size=(3, channels, taps)).astype(float)
+    codes = rng.integers(0, 3, size=(n, length))
+    remaining = rng.random((n, length)) < 0.8
+    which, positions = np.arange(n), rng.integers(0, length, size=n)
+    results = []
+    for kernels in (sis_kernel, sis_kernel.kernels()):
+        state = [conv.copy(), np.full((n, channels, length), 5.0), np.ones((n, channels, length), bool)]
+        kernels.mask(state[0], table, table.max(axis=-1), codes, state[1], state[2], which, positions, pad)
+        inside, last = np.zeros((n, channels, length)), np.full((n, length, channels), np.nan)
+        out, where = np.zeros((n * length, channels)), np.zeros(n * length, dtype=np.int64)
+        count = kernels.pooled(state[0], table, codes, remaining, state[1], inside, state[2], pad, 0.0, last,
+                               out, where)
+        results.append((count, *state, last, out[:count], where[:count]))
+    for python, compiled in zip(*results):
+        assert np.array_equal(python, compiled, equal_nan=np.asarray(python).dtype == float)  # NaN: masked
 
 
 def test_distinct_changes_equal_unique_rows():
