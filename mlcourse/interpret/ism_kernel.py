@@ -55,6 +55,8 @@ import functools
 import numpy as np
 import torch
 
+from mlcourse.interpret.compiled import compile_loop
+
 __all__ = ["pooled_edits"]
 
 
@@ -133,18 +135,8 @@ def _pooled_edits_loop(conv, X, codes, weight, written, choice, rise, pad, poole
 
 @functools.cache
 def _compiled():
-    """The compiled kernel, kept in numba's on-disk cache where one is writable.
-
-    numba looks for a cache folder next to this file, then in the user's cache folder (or
-    ``NUMBA_CACHE_DIR``); where none is writable (a read-only course in the grading sandbox) it
-    raises, and the kernel is compiled for this process only.
-    """
-    import numba
-
-    try:
-        return numba.njit(cache=True, nogil=True)(_pooled_edits_loop)
-    except RuntimeError:  # "cannot cache function ...: no locator available"
-        return numba.njit(nogil=True)(_pooled_edits_loop)
+    """The compiled kernel (:func:`mlcourse.interpret.compiled.compile_loop`), once per process."""
+    return compile_loop(_pooled_edits_loop)
 
 
 def pooled_edits(conv: torch.Tensor, X: torch.Tensor, codes: torch.Tensor, weight: torch.Tensor,

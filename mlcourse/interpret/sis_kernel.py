@@ -34,6 +34,8 @@ import types
 
 import numpy as np
 
+from mlcourse.interpret.compiled import compile_loop
+
 
 def pooled(conv, table, codes, remaining, bound, inside, stale, pad, floor, last, out, where):
     """The pooled values of the remaining candidates whose values changed; returns how many.
@@ -139,20 +141,6 @@ def mask(conv, table, rise, codes, bound, stale, which, positions, pad):
 
 @functools.cache
 def kernels() -> types.SimpleNamespace:
-    """:func:`pooled` and :func:`mask` compiled by numba (imported here, on first use: ``import mlcourse``
-    stays cheap), as ``kernels().pooled`` and ``kernels().mask``.
-
-    Compiled code is cached on disk (``cache=True``: a later process loads it in
-    milliseconds instead of compiling for about a second). Where numba finds no
-    writable cache folder (a read-only installation, such as the grading sandbox)
-    it refuses ``cache=True``; the functions are then compiled without a cache.
-    """
-    import numba
-
-    def compiled(function):
-        try:
-            return numba.njit(cache=True, nogil=True)(function)
-        except RuntimeError:  # "cannot cache function ...: no locator available": nowhere to write
-            return numba.njit(nogil=True)(function)
-
-    return types.SimpleNamespace(pooled=compiled(pooled), mask=compiled(mask))
+    """:func:`pooled` and :func:`mask` compiled by numba (:func:`mlcourse.interpret.compiled.compile_loop`),
+    as ``kernels().pooled`` and ``kernels().mask``, once per process."""
+    return types.SimpleNamespace(pooled=compile_loop(pooled), mask=compile_loop(mask))
