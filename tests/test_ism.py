@@ -416,32 +416,6 @@ def test_non_monotone_map_before_the_pool_does_not_use_the_kernel(one_thread, mo
     assert torch.allclose(saturation_mutagenesis(model, X, fast=True), expected, atol=1e-12)
 
 
-def test_kernel_compiles_without_a_writable_cache(monkeypatch):
-    """numba refuses to cache where no folder is writable (a read-only course in the grading sandbox):
-    the kernel is then compiled for the process alone, and gives the same numbers."""
-    import numba
-
-    from mlcourse.interpret import ism_kernel
-    njit, asked = numba.njit, []
-
-    def no_cache(*args, **kwargs):
-        asked.append(kwargs.get("cache", False))
-        if kwargs.get("cache"):
-            raise RuntimeError("cannot cache function '_pooled_edits_loop': no locator available")
-        return njit(*args, **kwargs)
-
-    model = build("1layer", 40).eval()
-    X = random_dna(2, 40, seed=16)
-    cached = saturation_mutagenesis(model, X, fast=True)
-    monkeypatch.setattr(numba, "njit", no_cache)
-    ism_kernel._compiled.cache_clear()
-    try:
-        assert torch.equal(saturation_mutagenesis(model, X, fast=True), cached)
-        assert asked == [True, False]
-    finally:
-        ism_kernel._compiled.cache_clear()
-
-
 @pytest.mark.skipif(not __import__("shutil").which("bwrap"), reason="needs bubblewrap (bwrap)")
 def test_kernel_runs_with_the_package_and_home_read_only(tmp_path):
     """The real case: the whole file system read-only (bwrap), no NUMBA_CACHE_DIR: numba finds no cache
