@@ -57,6 +57,9 @@ def _pooled_edits_loop(conv, codes, delta, pad, pooled, reference):
     convolution's zero padding. Writes ``pooled[i L + p, s C + c]`` ``(N L, S C)``: channel ``c`` pooled
     after the edit in slot ``s`` of position ``p`` of sequence ``i``, and ``reference[i, c]`` ``(N, C)``,
     the pooled channels of the sequence itself.
+
+    The maxima are comparisons, ``u if u > v else v``, not ``max(u, v)``: numba's ``max`` handles NaN
+    apart, which costs the loops a fifth of their time (1layer: 1.80 -> 1.36 ms per 60 sequences).
     """
     n, channels, outputs = conv.shape
     length, taps, width = codes.shape[1], delta.shape[1], delta.shape[2]
@@ -74,8 +77,8 @@ def _pooled_edits_loop(conv, codes, delta, pad, pooled, reference):
             up, before, here = prefix[j], prefix[j - 1], a[j]
             down, after, there = suffix[outputs - 1 - j], suffix[outputs - j], a[outputs - 1 - j]
             for w in range(width):
-                up[w] = max(before[w], here[w])
-                down[w] = max(after[w], there[w])
+                up[w] = here[w] if here[w] > before[w] else before[w]
+                down[w] = there[w] if there[w] > after[w] else after[w]
         reference[i] = prefix[outputs - 1, :channels]
         for p in range(length):
             first, last = p + pad - taps + 1, p + pad  # the outputs that read position p
@@ -83,7 +86,7 @@ def _pooled_edits_loop(conv, codes, delta, pad, pooled, reference):
             if first >= 1 and last + 1 < outputs:
                 before, after = prefix[first - 1], suffix[last + 1]
                 for w in range(width):
-                    row[w] = max(before[w], after[w])
+                    row[w] = after[w] if after[w] > before[w] else before[w]
             elif first >= 1:
                 row[:] = prefix[first - 1]
             elif last + 1 < outputs:
@@ -94,7 +97,8 @@ def _pooled_edits_loop(conv, codes, delta, pad, pooled, reference):
             for t in range(max(0, last - outputs + 1), min(taps - 1, last) + 1):
                 here, change = a[last - t], table[t]
                 for w in range(width):
-                    row[w] = max(row[w], here[w] + change[w])
+                    value = here[w] + change[w]
+                    row[w] = value if value > row[w] else row[w]
 
 
 @functools.cache
