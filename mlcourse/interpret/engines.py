@@ -18,11 +18,12 @@ prefix and suffix maxima.
 
 For a convolution followed by a global max pool (the 1-layer models) all
 positions are scored at once. ISM's base swaps change an output by a lookup of
-weight differences, and only the few outputs near the top of each channel can
-beat the maximum outside an edit's window: those terms alone are visited, and
-the rest of the model runs for the rows whose pooled vector can differ
-(``_LocalPlan._by_candidates``: on the CPU a compiled kernel, :mod:`mlcourse.interpret.ism_kernel`,
-for sequences up to ``KERNEL_LENGTH``); other edits take, per tap, a shifted slice of
+weight differences (``_LocalPlan._by_candidates``): on the CPU, for sequences up
+to ``KERNEL_LENGTH``, a compiled kernel (:mod:`mlcourse.interpret.ism_kernel`)
+sums every tap of every edit; elsewhere torch operations visit only the few
+outputs near the top of each channel, the ones that can beat the maximum outside
+an edit's window. The rest of the model runs for the rows whose pooled vector
+can differ. Other edits take, per tap, a shifted slice of
 the reference output plus the change, and a running maximum over the taps
 (``_LocalPlan._by_running_max``); SIS, which asks only for the positions still
 present, gathers those (input, position) pairs (``_LocalPlan._by_pairs``).
