@@ -18,11 +18,12 @@ prefix and suffix maxima.
 
 For a convolution followed by a global max pool (the 1-layer models) all
 positions are scored at once. ISM's base swaps change an output by a lookup of
-weight differences, and only the few outputs near the top of each channel can
-beat the maximum outside an edit's window: those terms alone are visited, and
-the rest of the model runs for the rows whose pooled vector can differ
-(``_LocalPlan._by_candidates``: on the CPU a compiled kernel, :mod:`mlcourse.interpret.ism_kernel`,
-for sequences up to ``KERNEL_LENGTH``); other edits take, per tap, a shifted slice of
+weight differences (``_LocalPlan._by_candidates``): on the CPU, for sequences up
+to ``KERNEL_LENGTH``, a compiled kernel (:mod:`mlcourse.interpret.ism_kernel`)
+sums every tap of every edit; elsewhere torch operations visit only the few
+outputs near the top of each channel, the ones that can beat the maximum outside
+an edit's window. The rest of the model runs for the rows whose pooled vector
+can differ. Other edits take, per tap, a shifted slice of
 the reference output plus the change, and a running maximum over the taps
 (``_LocalPlan._by_running_max``); SIS, which asks only for the positions still
 present, gathers those (input, position) pairs (``_LocalPlan._by_pairs``).
@@ -542,12 +543,11 @@ class _LocalPlan:
 
     # The compiled kernel scores CPU tensors of sequences up to KERNEL_LENGTH bp (:meth:`_by_kernel`); longer
     # ones, and other devices, take the torch lookup of :meth:`_by_lookup` (0: always; tests compare the two).
-    # Measured 2026-12-03 (one thread): at 101 bp the kernel is faster (1layer 300 seqs: 13.2 forward
-    # passes against 14.0; 1layer_128motif 7.7 against 9.5), at 1,000 bp slower (1layer 20 seqs: 13.7
-    # against 7.0; 128motif 6.2 against 4.6): it visits each channel's whole range of kept positions, the
-    # torch lookup only the kept terms, which long sequences leave sparse. The crossover in between was
-    # not measured.
-    KERNEL_LENGTH = 256
+    # The kernel costs the same at every position; the torch lookup visits only the terms that can beat
+    # the outside maximum, which long sequences leave sparse. Measured 2026-12-03 (one thread, CPU seconds,
+    # 30,000 positions): 1layer kernel / lookup 0.76 at 300 bp, 0.75 at 500, 1.03 at 700, 1.18 at 1,000;
+    # 1layer_128motif 0.65, 0.74, 0.93, 1.05.
+    KERNEL_LENGTH = 700
 
     def _by_candidates(self, X, columns, choice, conv, codes, ref):
         """Scores ``(S, N, L)`` of edits at every position of a conv -> global max pool chain: slot ``s`` of a
@@ -567,35 +567,34 @@ class _LocalPlan:
     def _by_kernel(self, X, columns, choice, conv, codes, ref):
         """:meth:`_by_candidates` by the compiled kernel of :mod:`mlcourse.interpret.ism_kernel`.
 
-        The kernel returns the pooled channels of every edit as a channel-major table, rows
-        ``(i S + s) L + p``, with the reference's ``N`` rows after them; the elementwise steps after the
-        pool (moved past it by :meth:`capture`: monotone, so they commute with the maximum) map the
-        table, and the rest of the model scores its rows, read through the transpose, in one pass
-        (:meth:`_head`). Where the channels' top windows cover few positions (long sequences, few
-        channels) most rows equal the reference's after the map: only the others go through the rest of
-        the model, and the equal ones take ``ref`` exactly.
+        The kernel returns the pooled channels of every edit as a table, one row ``(i L + p) S + s`` per
+        edit, with the reference's ``N`` rows after them; the elementwise steps after the pool (moved past
+        it by :meth:`capture`: monotone, so they commute with the maximum) map the table, and the rest of
+        the model scores its rows in one pass (:meth:`_head`). Where the channels' top windows cover few
+        positions (long sequences, few channels) most rows equal the reference's after the map: only the
+        others go through the rest of the model, and the equal ones take ``ref`` exactly.
         """
         from mlcourse.interpret.ism_kernel import pooled_edits
 
         n, channels = conv.shape[:2]
         length, slots, taps = X.shape[-1], choice.shape[1], self.steps[0].kernel
-        weight, written, rise = self._kernel_tables(columns.to(X.dtype), choice)
-        edited = n * slots * length
-        table, reference = pooled_edits(conv, X, codes, weight, written, choice, rise, self.steps[0].pad,
-                                        extra_rows=n)
-        table[:, edited:] = reference.t()
-        mapped = self._after_pool(table[:, None])[:, 0]  # (C, N S L + N)
+        edited = n * length * slots
+        table, reference = pooled_edits(conv, codes, self._kernel_table(columns.to(X.dtype), choice),
+                                        self.steps[0].pad, extra_rows=n)
+        table[edited:] = reference
+        mapped = self._after_pool(table[:, :, None])[:, :, 0]  # (N L S + N, C)
         if 1 - (1 - min(1.0, taps / length)) ** channels > 0.5:  # nearly every row differs: score them all
-            head = self._head(mapped.t(), X.dtype)
-            return head[:edited].view(n, slots, length).transpose(0, 1), (head[edited:] if ref is None else ref)
-        moved = (mapped[:, :edited].view(channels, n, slots * length) != mapped[:, edited:, None]).any(dim=0)
-        rows = moved.view(-1).nonzero().squeeze(1)
-        head = self._head(torch.cat([mapped.index_select(1, rows), mapped[:, edited:]], dim=1).t(), X.dtype)
-        if ref is None:
-            ref = head[rows.numel():]
-        scores = ref.repeat_interleave(slots * length)
-        scores[rows] = head[:rows.numel()]
-        return scores.view(n, slots, length).transpose(0, 1), ref  # (S, N, L), (N,)
+            head = self._head(mapped, X.dtype)
+            scores, ref = head[:edited], (head[edited:] if ref is None else ref)
+        else:
+            moved = (mapped[:edited].view(n, length * slots, channels) != mapped[edited:, None]).any(dim=-1)
+            rows = moved.view(-1).nonzero().squeeze(1)
+            head = self._head(torch.cat([mapped.index_select(0, rows), mapped[edited:]]), X.dtype)
+            if ref is None:
+                ref = head[rows.numel():]
+            scores = ref.repeat_interleave(length * slots)
+            scores[rows] = head[:rows.numel()]
+        return scores.view(n, length, slots).permute(2, 0, 1), ref  # (S, N, L), (N,)
 
     def _by_lookup(self, X, columns, conv, codes, ref):
         """:meth:`_by_candidates` by torch operations, visiting only the taps that can matter, for the edits
@@ -771,19 +770,18 @@ class _LocalPlan:
             cache[key] = delta, delta.amax(dim=0)
         return cache[key]
 
-    def _kernel_tables(self, columns, choice):
-        """The kernel's tables (:func:`mlcourse.interpret.ism_kernel.pooled_edits`) for the edit columns
-        ``columns`` ``(K, 4)`` and the slots ``choice`` ``(5, S)``, cached per call: the weight ``(C, T, 4)``,
-        ``written`` ``(C, T, K)``, ``W[c, :, t] @ columns[k]``, and ``rise`` ``(C, 5)``, the largest change
-        ``written[c, t, choice[a, s]] - W[c, a, t]`` (old term 0 for code 4, an N) over the taps and slots."""
+    def _kernel_table(self, columns, choice):
+        """The kernel's table (:func:`mlcourse.interpret.ism_kernel.pooled_edits`) for the edit columns
+        ``columns`` ``(K, 4)`` and the slots ``choice`` ``(5, S)``, cached per call: ``delta`` ``(5, T, S, C)``,
+        entry ``[b, t, s, c]``: ``W[c, :, t] @ columns[choice[b, s]] - W[c, b, t]`` (the old term is 0 for
+        code 4, an N), what slot ``s``'s edit of a base ``b`` adds to an output reading it through tap ``t``."""
         key = (columns.dtype, tuple(columns.flatten().tolist()), tuple(choice.flatten().tolist()))
         cache = self.__dict__.setdefault("_kernel_cache", {})
         if key not in cache:
             weight = self.steps[0].module.weight.to(columns.dtype)  # (C, 4, T)
-            written = torch.einsum("cbt,kb->ctk", weight, columns)
-            old = F.pad(weight.transpose(1, 2), (0, 1))  # (C, T, 5): W_t x for each code
-            rise = (written[:, :, choice] - old[..., None]).amax(dim=(1, 3))
-            cache[key] = weight.transpose(1, 2).contiguous(), written.contiguous(), rise
+            written = torch.einsum("cbt,kb->tkc", weight, columns)  # (T, K, C)
+            old = F.pad(weight.permute(2, 1, 0), (0, 0, 0, 1))  # (T, 5, C): W_t x for each code
+            cache[key] = (written[:, choice] - old[:, :, None]).transpose(0, 1).contiguous()  # (5, T, S, C)
         return cache[key]
 
     def _after_pool(self, pooled):
