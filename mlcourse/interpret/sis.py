@@ -54,7 +54,7 @@ import torch
 
 from mlcourse.config import device_of, eval_mode
 from mlcourse.datasets.reviews import Vocab
-from mlcourse.interpret import engines, image_engines
+from mlcourse.interpret import engines, image_engines, sis_kernel
 from mlcourse.interpret.scoring import OUTPUTS, per_example, score
 
 __all__ = [
@@ -350,37 +350,24 @@ def _screened_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remai
     not called for it. Longer shortlists are scored by ``f`` in one call -- the known
     candidate too, unless the screen's ``KNOWN_IS_EXACT`` (its known values are ``f``'s
     own; otherwise one may differ from ``f``'s in the last bit) -- and the choice
-    follows the rule of :func:`_best_removal` on those values.
+    follows the rule of :func:`_best_removal` on those values. Both selections are compiled
+    loops (:func:`mlcourse.interpret.sis_kernel.shortlist` and :func:`~mlcourse.interpret.sis_kernel.choose`:
+    microseconds per step, where some twenty small torch operations cost ~0.4 ms).
 
     Returns ``chosen`` (R,) (``F`` for a row with nothing left), the interval ``low``,
     ``high`` (R,) of the chosen candidate's score, and ``exact`` (R,): True where that is
     ``f``'s own value (``low == high``), False where only the screen bounds it.
     """
-    n_rows, n_features = remaining.shape
     low, high = tracker.interval()
-    low = low.masked_fill(~remaining, -math.inf)
-    high = high.masked_fill(~remaining, -math.inf)
-    floor = low.amax(dim=1, keepdim=True)
-    index = torch.arange(n_features).expand(n_rows, -1)
-    known = remaining & (low == high) & (low == floor)
-    first = index.masked_fill(~known, n_features).amin(dim=1, keepdim=True)  # F where none
-    near = remaining & ((high > floor) | ((high == floor) & (index <= first)))
-    alone = near.sum(dim=1) == 1  # the shortlist is the choice
-    scored = near & ~alone[:, None]
-    if tracker.screen.KNOWN_IS_EXACT:
-        scored &= low != high
-    values, upper = low.masked_fill(~near, -math.inf), high.masked_fill(~near, -math.inf)
-    owner, feature = torch.nonzero(scored, as_tuple=True)
-    if owner.numel():
-        own = _score_at_least(score, inputs, rows[owner], _without(remaining, owner, feature), tracker.screen)
-        values[owner, feature] = upper[owner, feature] = own
-    best = values.amax(dim=1)
-    # the first candidate at the best value: the lowest feature index among ties
-    chosen = (near & (values == best[:, None])).to(torch.uint8).argmax(dim=1)
-    best_high = upper.gather(1, chosen[:, None])[:, 0]
-    exact = (best == best_high) if tracker.screen.KNOWN_IS_EXACT else ~alone
-    chosen = chosen.masked_fill(~remaining.any(dim=1), n_features)
-    return chosen, best, best_high, exact
+    kernels, known_is_exact = sis_kernel.kernels(), tracker.screen.KNOWN_IS_EXACT
+    values, upper, near, scored, alone = kernels.shortlist(low.numpy(), high.numpy(), remaining.numpy(),
+                                                           known_is_exact)
+    owner, feature = scored.nonzero()
+    if owner.size:
+        which, what = torch.from_numpy(owner), torch.from_numpy(feature)
+        own = _score_at_least(score, inputs, rows[which], _without(remaining, which, what), tracker.screen)
+        values[owner, feature] = upper[owner, feature] = own.numpy()
+    return tuple(map(torch.from_numpy, kernels.choose(values, upper, near, alone, known_is_exact)))
 
 
 def _without(remaining: torch.Tensor, owner: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
