@@ -37,6 +37,16 @@ import numpy as np
 from mlcourse.interpret.compiled import compile_loop
 
 
+def running_max(values, out, forward):
+    """``out[i]``: the maximum of ``values[:i + 1]`` when ``forward``, else of ``values[i:]`` (one pass)."""
+    n = values.shape[0]
+    running = -math.inf
+    for k in range(n):
+        i = k if forward else n - 1 - k
+        running = max(running, values[i])
+        out[i] = running
+
+
 def pooled(conv, table, codes, remaining, bound, inside, stale, pad, floor, last, out, where):
     """The pooled values of the remaining candidates whose values changed; returns how many.
 
@@ -63,14 +73,8 @@ def pooled(conv, table, codes, remaining, bound, inside, stale, pad, floor, last
         changed[:] = False
         for c in range(channels):
             row = conv[r, c]
-            running = -math.inf
-            for i in range(span):
-                running = max(running, row[i])
-                prefix[i] = running
-            running = -math.inf
-            for i in range(span - 1, -1, -1):
-                running = max(running, row[i])
-                suffix[i] = running
+            running_max(row, prefix, True)
+            running_max(row, suffix, False)
             for q in range(length):
                 if not remaining[r, q]:
                     continue
@@ -125,14 +129,8 @@ def mask(conv, table, rise, codes, bound, stale, which, positions, pad):
             base = lo + pad
             for block in range(0, extent, taps):  # blocks [block, end)
                 end = min(block + taps, extent)
-                running = -math.inf
-                for j in range(block, end):
-                    running = max(running, row[base + j])
-                    head[j] = running
-                running = -math.inf
-                for j in range(end - 1, block - 1, -1):
-                    running = max(running, row[base + j])
-                    tail[j] = running
+                running_max(row[base + block:base + end], head[block:end], True)
+                running_max(row[base + block:base + end], tail[block:end], False)
             for j in range(count):
                 q = lo + j
                 bound[r, c, q] = max(tail[j], head[j + taps - 1]) + rise[codes[r, q], c]
@@ -208,4 +206,13 @@ def choose(values, upper, near, alone, known_is_exact):
 def kernels() -> types.SimpleNamespace:
     """:func:`pooled`, :func:`mask`, :func:`shortlist` and :func:`choose` compiled by numba
     (:func:`mlcourse.interpret.compiled.compile_loop`), as ``kernels().pooled`` and so on, once per process."""
-    return types.SimpleNamespace(**{f.__name__: compile_loop(f) for f in (pooled, mask, shortlist, choose)})
+    helper = compile_loop(running_max)
+
+    def calling_compiled(function):
+        """``function`` (same code) with its calls of :func:`running_max` going to ``helper``: numba
+        compiles a call of another function only when that one is compiled too."""
+        return types.FunctionType(function.__code__, {**function.__globals__, "running_max": helper},
+                                  function.__name__)
+
+    loops = (calling_compiled(pooled), calling_compiled(mask), shortlist, choose)
+    return types.SimpleNamespace(**{f.__name__: compile_loop(f) for f in loops})
