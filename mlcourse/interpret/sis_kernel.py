@@ -7,8 +7,11 @@ more position ``q`` were masked. The arithmetic is the same as
 :class:`mlcourse.interpret.engines._MaskingTracker`'s, but a step is two loops
 over small arrays, and on the CPU a loop compiled by numba costs a few
 microseconds where each of the ~150 small torch operations of that tracker has a
-fixed cost of several. The two functions here are plain Python (readable, and
-testable without numba); :func:`kernels` compiles them on first use.
+fixed cost of several: :func:`pooled` and :func:`mask`, with one helper for
+their running maxima (:func:`running_max`). Every screened step, DNA or image,
+then picks its shortlist and its choice with :func:`shortlist` and
+:func:`choose`. The functions here are plain Python (readable, and testable
+without numba); :func:`kernels` compiles them on first use.
 
 Notation (one input ``r``, one channel ``c``; ``T`` taps, ``pad`` zero columns each side):
 
