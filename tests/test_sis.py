@@ -452,6 +452,36 @@ def test_compiled_kernels_equal_the_python_functions():
         assert np.array_equal(python, compiled, equal_nan=np.asarray(python).dtype == float)  # NaN: masked
 
 
+@pytest.mark.parametrize("known_is_exact", [True, False])
+def test_compiled_shortlist_equals_the_python_functions_and_the_selection_rule(known_is_exact):
+    """sis_kernel's shortlist and choice, compiled and plain, agree bit for bit; with the shortlist's
+    values replaced by the intervals' ends that the screen would find, the choice is the plain rule's
+    (highest, ties to the lowest index). Intervals on a coarse grid, so that many tie; one row has
+    nothing left."""
+    rng = np.random.default_rng(1)
+    n_rows, n_features = 6, 12
+    low = rng.integers(0, 4, size=(n_rows, n_features)) / 4
+    high = low + rng.integers(0, 2, size=(n_rows, n_features)) / 4
+    remaining = rng.random((n_rows, n_features)) < 0.7
+    remaining[-1] = False
+    truth = low + (high - low) * rng.integers(0, 2, size=(n_rows, n_features))  # f's value, in the interval
+    results = []
+    for kernels in (sis_kernel, sis_kernel.kernels()):
+        values, upper, near, scored, alone = kernels.shortlist(low, high, remaining, known_is_exact)
+        values[scored] = upper[scored] = truth[scored]
+        results.append((values, upper, near, scored, alone, *kernels.choose(values, upper, near, alone,
+                                                                            known_is_exact)))
+    for python, compiled in zip(*results):
+        assert np.array_equal(python, compiled)
+    chosen = results[0][5]
+    for r in range(n_rows - 1):
+        best = truth[r][remaining[r]].max()
+        if not results[0][4][r]:  # a scored shortlist: the plain rule on f's values
+            assert chosen[r] == np.flatnonzero(remaining[r] & (truth[r] == best))[0]
+        assert remaining[r, chosen[r]] and high[r, chosen[r]] >= best
+    assert chosen[-1] == n_features
+
+
 def test_distinct_changes_equal_unique_rows():
     """The tracker's table of distinct masked-minus-original columns is ``torch.unique(dim=0)``'s, codes
     included: one-hot DNA with a scalar, a per-position and a fractional background, -0.0 against 0.0."""

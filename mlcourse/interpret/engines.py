@@ -1467,6 +1467,37 @@ def _distinct_changes(inputs, rows: torch.Tensor, dtype: torch.dtype) -> tuple[t
     return changes, codes.reshape(rows.numel(), -1)
 
 
+def _window_state(screen: SISScreen, inputs, rows, remaining, changes, codes, dtype: torch.dtype):
+    """The starting state of a tracker (:class:`_MaskingTracker`, :class:`_CompiledTracker`), in ``dtype``.
+
+    Returns ``(padded, conv, table, rise, bound)``:
+
+    * ``padded`` ``(R, 4, L + 2 pad)``: the inputs ``rows`` with the features not ``remaining``
+      masked, zero padded as the convolution pads them;
+    * ``conv`` ``(R, C, J + 2 (T - 1))``: the convolution's ``J`` outputs with ``T - 1`` entries of
+      ``-inf`` on each side, so that the outputs reading position ``q`` (its window ``V(q)``) are
+      ``conv[:, :, q + pad : q + pad + T]`` at the ends too;
+    * ``table`` ``(K, C, T)``: ``table[k, c, u]`` is what masking a position whose change is
+      ``changes[k]`` adds to output ``q + pad + u`` of ``conv`` (it reads ``q`` through tap
+      ``T - 1 - u``); ``codes`` ``(R, L)`` says which change each position has (:func:`_distinct_changes`);
+    * ``rise`` ``(K, C)``: the largest entry of ``table`` over the taps;
+    * ``bound`` ``(R, C, L)``: ``max V(q) + rise[codes[r, q], c]``, at least the pooled window of
+      channel ``c`` after masking ``q`` (float rounding is monotone).
+    """
+    st = screen.plan.steps[0]
+    weight = st.module.weight.detach().to(dtype)
+    bias = None if st.module.bias is None else st.module.bias.detach().to(dtype)
+    taps, length = st.kernel, codes.shape[1]
+    current = torch.where(remaining[:, None], inputs.X[rows], inputs.fully_masked[rows]).to(dtype)
+    padded = F.pad(current, (st.pad, st.pad))
+    conv = F.pad(F.conv1d(padded, weight, bias), (taps - 1, taps - 1), value=-math.inf)
+    table = torch.einsum("kb,cbu->kcu", changes.to(dtype), weight.flip(-1))
+    rise = table.amax(dim=-1)
+    windows = conv[:, :, st.pad:st.pad + length + taps - 1]
+    bound = _sliding_max(windows, taps) + rise[codes].permute(0, 2, 1)
+    return padded, conv, table, rise, bound
+
+
 class Recomputing:
     """A backward selection's tracker that computes every step afresh: ``screen.interval`` of the current masks.
 
@@ -1518,17 +1549,16 @@ class _MaskingTracker:
     def __init__(self, screen: SISScreen, inputs, rows, remaining, changes, codes):
         self.screen, self.plan = screen, screen.plan
         st = self.plan.steps[0]
-        self.weight, self.bias = st.module.weight, st.module.bias
+        self.weight = st.module.weight.detach()
+        self.bias = None if st.module.bias is None else st.module.bias.detach()
         self.pad, self.taps, self.out_len = st.pad, st.kernel, st.out_len
         self.remaining = remaining.to(inputs.X.device).clone()
-        original = inputs.X[rows].to(self.weight.dtype)
         self.masked = inputs.fully_masked[rows].to(self.weight.dtype)
-        n, length, channels, taps = original.shape[0], original.shape[-1], self.weight.shape[0], self.taps
-        # table[k C + c, u]: distinct change k (``changes[k]``, ``codes`` says where: see :func:`_distinct_changes`)
-        # in output q + pad - (T - 1) + u, which reads q through tap T - 1 - u
-        table = torch.einsum("kb,cbu->kcu", changes, self.weight.flip(-1))  # (K, C, T)
-        self.table = table.reshape(-1, taps)
-        self.rise = table.amax(dim=-1)[codes].permute(0, 2, 1).contiguous()  # (R, C, L): max_j D[q, j]
+        self.padded, self.conv, table, rise, self.bound = _window_state(
+            screen, inputs, rows, self.remaining, changes, codes, self.weight.dtype)
+        (n, channels, length), taps = self.bound.shape, self.taps
+        self.table = table.reshape(-1, taps)  # row k C + c: change k in channel c
+        self.rise = rise[codes].permute(0, 2, 1).contiguous()  # (R, C, L): max_j D[q, j]
         # for entry (r, c, q) of the (R, C, L) state: its row of the table (k C + c, k = codes[r, q]), and the
         # first output of V(q) in the flattened ``conv`` ((r C + c) span + q + pad, span = L + 2 (T - 1))
         channel = torch.arange(channels, device=codes.device)[None, :, None]
@@ -1536,7 +1566,6 @@ class _MaskingTracker:
         span = self.out_len + 2 * (taps - 1)  # the length of ``conv``, padded
         first = (torch.arange(n, device=codes.device)[:, None, None] * channels + channel) * span
         self.first_output = (first + torch.arange(length, device=codes.device) + self.pad).reshape(-1)
-        self.padded = F.pad(torch.where(self.remaining[:, None], original, self.masked), (self.pad, self.pad))
         self.window = min(taps, self.out_len)  # outputs recomputed per masked position
         self.near = min(self.window + taps - 1, length)  # candidates whose bound a masked position renews
         # flat offsets, within one row, of the entries a masking writes (see :meth:`remove`)
@@ -1545,11 +1574,8 @@ class _MaskingTracker:
         self.masked_offsets = torch.arange(4, device=device) * length
         self.output_offsets = channel[0] * span + torch.arange(self.window, device=device)  # (C, W)
         self.near_offsets = channel[0] * length + torch.arange(self.near, device=device)  # (C, near)
-        self.conv = F.pad(F.conv1d(self.padded, self.weight, self.bias), (taps - 1, taps - 1), value=-math.inf)
-        windows = self.conv[:, :, self.pad:self.pad + length + taps - 1]
-        self.bound = _sliding_max(windows, taps) + self.rise  # (R, C, L): max_{V(q)} conv + max_j D[q, j]
-        self.inside = torch.full((n, channels, length), -math.inf, dtype=self.weight.dtype, device=original.device)
-        self.stale = torch.ones(n, channels, length, dtype=torch.bool, device=original.device)
+        self.inside = torch.full_like(self.bound, -math.inf)
+        self.stale = torch.ones(n, channels, length, dtype=torch.bool, device=self.bound.device)
         monotone = all(_monotone(step.module) for step in self.plan.steps[2:])  # after the pool
         self.after_map = self.plan._after_pool if monotone else (lambda values: values)
 
@@ -1648,23 +1674,15 @@ class _CompiledTracker:
 
         self.screen, self.plan, self.kernels = screen, screen.plan, sis_kernel.kernels()
         st = self.plan.steps[0]
-        weight = st.module.weight.detach().double()
-        bias = None if st.module.bias is None else st.module.bias.detach().double()
-        self.pad, taps, self.dtype = st.pad, st.kernel, st.module.weight.dtype
+        self.pad, self.dtype = st.pad, st.module.weight.dtype
         self.remaining = remaining.clone()
-        current = torch.where(self.remaining[:, None], inputs.X[rows], inputs.fully_masked[rows]).double()
-        conv = F.conv1d(F.pad(current, (self.pad, self.pad)), weight, bias)  # (R, C, J)
-        self.conv = F.pad(conv, (taps - 1, taps - 1), value=-math.inf).contiguous()  # V(q): q + pad .. + T - 1
-        # table[k, c, u]: change k in the padded output q + pad + u, read through tap T - 1 - u
-        self.table = torch.einsum("kb,cbu->kcu", changes.double(), weight.flip(-1)).contiguous()
-        self.rise = self.table.amax(dim=-1).contiguous()  # (K, C)
+        _, conv, table, rise, bound = _window_state(screen, inputs, rows, self.remaining, changes, codes,
+                                                    torch.float64)
+        self.conv, self.table, self.rise, self.bound = (t.contiguous() for t in (conv, table, rise, bound))
         self.codes = codes.contiguous()
-        length = codes.shape[1]
-        windows = self.conv[:, :, self.pad:self.pad + length + taps - 1]
-        self.bound = (_sliding_max(windows, taps) + self.rise[codes].permute(0, 2, 1)).contiguous()  # (R, C, L)
         self.inside = torch.empty_like(self.bound)
         self.stale = torch.ones(self.bound.shape, dtype=torch.bool)
-        n, channels = self.bound.shape[:2]
+        n, channels, length = self.bound.shape
         self.last = torch.full((n, length, channels), math.nan, dtype=torch.float64)  # pooled values so far
         self.changed = torch.empty(n * length, channels, dtype=torch.float64)  # those that changed ...
         self.where = torch.empty(n * length, dtype=torch.long)  # ... and their candidates r L + q

@@ -54,8 +54,8 @@ import torch
 
 from mlcourse.config import device_of, eval_mode
 from mlcourse.datasets.reviews import Vocab
-from mlcourse.interpret import engines, image_engines
-from mlcourse.interpret.scoring import OUTPUTS, per_example, score
+from mlcourse.interpret import engines, image_engines, sis_kernel
+from mlcourse.interpret.scoring import OUTPUTS, per_example, probability, score, select
 
 __all__ = [
     "SIS",
@@ -175,8 +175,14 @@ def apply_mask(x: torch.Tensor, baseline: torch.Tensor, keep: torch.Tensor,
 
 
 class _Scorer:
-    """Scores masked inputs ``batch_size`` at a time through :func:`mlcourse.interpret.scoring.score`
-    and checks each answer: one score per input, no NaN."""
+    """Scores masked inputs ``batch_size`` at a time, as :func:`mlcourse.interpret.scoring.score` does,
+    and checks each answer: one score per input, no NaN.
+
+    Its callers hold a module in eval mode for the whole search (:func:`mlcourse.config.eval_mode`)
+    and :class:`_Inputs` are on the model's device, so each batch goes to the model directly, under
+    ``torch.inference_mode()``: ``score``'s own eval mode and device lookup, per call, cost about as
+    much as the model itself on the few rows a screened step scores (~0.2 ms).
+    """
 
     def __init__(self, model, target, output: str, batch_size: int, n: int):
         if not callable(model):
@@ -185,7 +191,8 @@ class _Scorer:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-        self.model, self.output, self.batch_size = model, output, batch_size
+        self.model, self.batch_size = model, batch_size
+        self.pick = select if output == "raw" else probability  # what score() applies to the outputs
         self.targets = per_example(target, n)
         self.calls = 0
 
@@ -196,7 +203,8 @@ class _Scorer:
             stop = min(n, start + self.batch_size)
             batch = inputs.masked(rows[start:stop], keep[start:stop])
             target = None if self.targets is None else self.targets[rows[start:stop]]
-            scores = score(self.model, batch, target=target, output=self.output)
+            with torch.inference_mode():
+                scores = self.pick(self.model(batch), target)
             self.calls += 1
             scores = scores.reshape(-1).double()
             if torch.isnan(scores).any():
@@ -350,37 +358,24 @@ def _screened_removal(score: _Scorer, inputs: _Inputs, rows: torch.Tensor, remai
     not called for it. Longer shortlists are scored by ``f`` in one call -- the known
     candidate too, unless the screen's ``KNOWN_IS_EXACT`` (its known values are ``f``'s
     own; otherwise one may differ from ``f``'s in the last bit) -- and the choice
-    follows the rule of :func:`_best_removal` on those values.
+    follows the rule of :func:`_best_removal` on those values. Both selections are compiled
+    loops (:func:`mlcourse.interpret.sis_kernel.shortlist` and :func:`~mlcourse.interpret.sis_kernel.choose`:
+    microseconds per step, where some twenty small torch operations cost ~0.4 ms).
 
     Returns ``chosen`` (R,) (``F`` for a row with nothing left), the interval ``low``,
     ``high`` (R,) of the chosen candidate's score, and ``exact`` (R,): True where that is
     ``f``'s own value (``low == high``), False where only the screen bounds it.
     """
-    n_rows, n_features = remaining.shape
     low, high = tracker.interval()
-    low = low.masked_fill(~remaining, -math.inf)
-    high = high.masked_fill(~remaining, -math.inf)
-    floor = low.amax(dim=1, keepdim=True)
-    index = torch.arange(n_features).expand(n_rows, -1)
-    known = remaining & (low == high) & (low == floor)
-    first = index.masked_fill(~known, n_features).amin(dim=1, keepdim=True)  # F where none
-    near = remaining & ((high > floor) | ((high == floor) & (index <= first)))
-    alone = near.sum(dim=1) == 1  # the shortlist is the choice
-    scored = near & ~alone[:, None]
-    if tracker.screen.KNOWN_IS_EXACT:
-        scored &= low != high
-    values, upper = low.masked_fill(~near, -math.inf), high.masked_fill(~near, -math.inf)
-    owner, feature = torch.nonzero(scored, as_tuple=True)
-    if owner.numel():
-        own = _score_at_least(score, inputs, rows[owner], _without(remaining, owner, feature), tracker.screen)
-        values[owner, feature] = upper[owner, feature] = own
-    best = values.amax(dim=1)
-    # the first candidate at the best value: the lowest feature index among ties
-    chosen = (near & (values == best[:, None])).to(torch.uint8).argmax(dim=1)
-    best_high = upper.gather(1, chosen[:, None])[:, 0]
-    exact = (best == best_high) if tracker.screen.KNOWN_IS_EXACT else ~alone
-    chosen = chosen.masked_fill(~remaining.any(dim=1), n_features)
-    return chosen, best, best_high, exact
+    kernels, known_is_exact = sis_kernel.kernels(), tracker.screen.KNOWN_IS_EXACT
+    values, upper, near, scored, alone = kernels.shortlist(low.numpy(), high.numpy(), remaining.numpy(),
+                                                           known_is_exact)
+    owner, feature = scored.nonzero()
+    if owner.size:
+        which, what = torch.from_numpy(owner), torch.from_numpy(feature)
+        own = _score_at_least(score, inputs, rows[which], _without(remaining, which, what), tracker.screen)
+        values[owner, feature] = upper[owner, feature] = own.numpy()
+    return tuple(map(torch.from_numpy, kernels.choose(values, upper, near, alone, known_is_exact)))
 
 
 def _without(remaining: torch.Tensor, owner: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,11 @@ more position ``q`` were masked. The arithmetic is the same as
 :class:`mlcourse.interpret.engines._MaskingTracker`'s, but a step is two loops
 over small arrays, and on the CPU a loop compiled by numba costs a few
 microseconds where each of the ~150 small torch operations of that tracker has a
-fixed cost of several. The two functions here are plain Python (readable, and
-testable without numba); :func:`kernels` compiles them on first use.
+fixed cost of several: :func:`pooled` and :func:`mask`, with one helper for
+their running maxima (:func:`running_max`). Every screened step, DNA or image,
+then picks its shortlist and its choice with :func:`shortlist` and
+:func:`choose`. The functions here are plain Python (readable, and testable
+without numba); :func:`kernels` compiles them on first use.
 
 Notation (one input ``r``, one channel ``c``; ``T`` taps, ``pad`` zero columns each side):
 
@@ -37,6 +40,16 @@ import numpy as np
 from mlcourse.interpret.compiled import compile_loop
 
 
+def running_max(values, out, forward):
+    """``out[i]``: the maximum of ``values[:i + 1]`` when ``forward``, else of ``values[i:]`` (one pass)."""
+    n = values.shape[0]
+    running = -math.inf
+    for k in range(n):
+        i = k if forward else n - 1 - k
+        running = max(running, values[i])
+        out[i] = running
+
+
 def pooled(conv, table, codes, remaining, bound, inside, stale, pad, floor, last, out, where):
     """The pooled values of the remaining candidates whose values changed; returns how many.
 
@@ -63,14 +76,8 @@ def pooled(conv, table, codes, remaining, bound, inside, stale, pad, floor, last
         changed[:] = False
         for c in range(channels):
             row = conv[r, c]
-            running = -math.inf
-            for i in range(span):
-                running = max(running, row[i])
-                prefix[i] = running
-            running = -math.inf
-            for i in range(span - 1, -1, -1):
-                running = max(running, row[i])
-                suffix[i] = running
+            running_max(row, prefix, True)
+            running_max(row, suffix, False)
             for q in range(length):
                 if not remaining[r, q]:
                     continue
@@ -125,22 +132,90 @@ def mask(conv, table, rise, codes, bound, stale, which, positions, pad):
             base = lo + pad
             for block in range(0, extent, taps):  # blocks [block, end)
                 end = min(block + taps, extent)
-                running = -math.inf
-                for j in range(block, end):
-                    running = max(running, row[base + j])
-                    head[j] = running
-                running = -math.inf
-                for j in range(end - 1, block - 1, -1):
-                    running = max(running, row[base + j])
-                    tail[j] = running
+                running_max(row[base + block:base + end], head[block:end], True)
+                running_max(row[base + block:base + end], tail[block:end], False)
             for j in range(count):
                 q = lo + j
                 bound[r, c, q] = max(tail[j], head[j + taps - 1]) + rise[codes[r, q], c]
                 stale[r, c, q] = True
 
 
+def shortlist(low, high, remaining, known_is_exact):
+    """The candidates of one step of a screened backward selection that may be the best, and which ``f`` scores.
+
+    ``low``, ``high`` ``(R, F)``: the interval each candidate's score lies in (one value where
+    the screen knows it); ``remaining`` ``(R, F)``: the candidates. The *floor* of a row is its
+    best ``low``. A candidate whose ``high`` is below it cannot be chosen, nor one whose
+    ``high`` only ties with a known value (``low == high``) at the floor of a lower feature
+    index, which wins the tie. So the shortlist (``near``) holds the candidates above the floor
+    and the first known one at it. A shortlist of one (``alone``) is the choice; in the others
+    ``f`` scores (``scored``) every candidate, or with ``known_is_exact`` (the screen's known
+    values are ``f``'s own) every one whose value is not known.
+
+    Returns ``(values, upper, near, scored, alone)``: ``values`` and ``upper`` ``(R, F)`` are
+    ``low`` and ``high`` on the shortlist, ``-inf`` elsewhere (:func:`choose` reads them once
+    ``f``'s values are written in); ``near`` and ``scored`` ``(R, F)`` and ``alone`` ``(R,)`` are boolean.
+    """
+    n_rows, n_features = low.shape
+    values, upper = np.full((n_rows, n_features), -math.inf), np.full((n_rows, n_features), -math.inf)
+    near, scored = np.zeros((n_rows, n_features), np.bool_), np.zeros((n_rows, n_features), np.bool_)
+    alone = np.zeros(n_rows, np.bool_)
+    for r in range(n_rows):
+        floor, first = -math.inf, n_features
+        for q in range(n_features):
+            if remaining[r, q]:
+                floor = max(floor, low[r, q])
+        for q in range(n_features):
+            if remaining[r, q] and low[r, q] == high[r, q] and low[r, q] == floor:
+                first = q
+                break
+        count = 0
+        for q in range(n_features):
+            if remaining[r, q] and (high[r, q] > floor or (high[r, q] == floor and q <= first)):
+                near[r, q] = True
+                values[r, q], upper[r, q] = low[r, q], high[r, q]
+                count += 1
+        alone[r] = count == 1
+        if not alone[r]:
+            for q in range(n_features):
+                scored[r, q] = near[r, q] and not (known_is_exact and low[r, q] == high[r, q])
+    return values, upper, near, scored, alone
+
+
+def choose(values, upper, near, alone, known_is_exact):
+    """The choice of each row among its shortlist (:func:`shortlist`), once ``f``'s values are in ``values``.
+
+    The rule of the plain path: the highest value, ties to the lowest feature index. Returns
+    ``(chosen, best, best_high, exact)`` ``(R,)``: the feature (``F`` for a row without
+    candidates), its value and the top of its interval, and whether that value is ``f``'s own:
+    a known value (``best == best_high``) when ``known_is_exact``, else any value of a scored
+    shortlist (one not ``alone``).
+    """
+    n_rows, n_features = values.shape
+    chosen = np.full(n_rows, n_features, np.int64)
+    best, best_high = np.full(n_rows, -math.inf), np.full(n_rows, -math.inf)
+    exact = np.zeros(n_rows, np.bool_)
+    for r in range(n_rows):
+        for q in range(n_features):
+            if near[r, q] and (chosen[r] == n_features or values[r, q] > best[r]):
+                chosen[r], best[r] = q, values[r, q]
+        if chosen[r] < n_features:
+            best_high[r] = upper[r, chosen[r]]
+        exact[r] = best[r] == best_high[r] if known_is_exact else not alone[r]
+    return chosen, best, best_high, exact
+
+
 @functools.cache
 def kernels() -> types.SimpleNamespace:
-    """:func:`pooled` and :func:`mask` compiled by numba (:func:`mlcourse.interpret.compiled.compile_loop`),
-    as ``kernels().pooled`` and ``kernels().mask``, once per process."""
-    return types.SimpleNamespace(pooled=compile_loop(pooled), mask=compile_loop(mask))
+    """:func:`pooled`, :func:`mask`, :func:`shortlist` and :func:`choose` compiled by numba
+    (:func:`mlcourse.interpret.compiled.compile_loop`), as ``kernels().pooled`` and so on, once per process."""
+    helper = compile_loop(running_max)
+
+    def calling_compiled(function):
+        """``function`` (same code) with its calls of :func:`running_max` going to ``helper``: numba
+        compiles a call of another function only when that one is compiled too."""
+        return types.FunctionType(function.__code__, {**function.__globals__, "running_max": helper},
+                                  function.__name__)
+
+    loops = (calling_compiled(pooled), calling_compiled(mask), shortlist, choose)
+    return types.SimpleNamespace(**{f.__name__: compile_loop(f) for f in loops})
