@@ -934,6 +934,7 @@ class _LocalPlan:
         if g is not None:
             before, after = _maxima_around(prefix, suffix)
         per_block = max(1, self.WINDOW_ELEMENTS // (n * k * layout.entries))
+        pairs = self._edit_pairs(X, new)
         contiguous = where is None  # ISM: blocks are runs of consecutive m, read through views
         pending = []  # chain outputs of blocks whose scores are still to compute (:meth:`_score_blocks`)
         for r, windows in layout.windows.items():
@@ -942,7 +943,8 @@ class _LocalPlan:
                 ms = ms[present[r::layout.period]]
             for s in range(0, ms.numel(), per_block):
                 block = ms[s:s + per_block]
-                vals = self._first_windows(X, new, refs[1], layout.first[r], r, layout.period, block, contiguous)
+                vals = self._first_windows(X, new, pairs, refs[1], layout.first[r], r, layout.period, block,
+                                           contiguous)
                 for i in range(1, len(windows)):
                     st = self.steps[i]
                     if st.kind == "pointwise":
@@ -1074,7 +1076,15 @@ class _LocalPlan:
             entries = max(entries, (spans[end][3] - spans[end][2]) * channels)
         return spans, entries
 
-    def _first_windows(self, X, new, reference, window: _Window, r, period, ms, contiguous) -> torch.Tensor:
+    def _edit_pairs(self, X, new):
+        """``(K, N, L)`` int64: ``5 a + b`` for the edit writing base code ``b`` over code ``a`` (4: N), the row
+        of :meth:`_first_changes`; None when a column of ``X`` or of ``new`` ``(K, N, 4, L)`` is neither
+        one-hot nor all zeros (SIS's mean-imputed masks)."""
+        old = self._column_codes(X)
+        written = None if old is None else self._column_codes(new.reshape(-1, *X.shape[1:]))
+        return None if written is None else 5 * old + written.view(new.shape[0], *old.shape)
+
+    def _first_windows(self, X, new, pairs, reference, window: _Window, r, period, ms, contiguous) -> torch.Tensor:
         """Outputs ``window`` of the first convolution for the edits at positions ``r + period ms``: ``(N, M, K, W, C)``.
 
         The convolution is linear in its input: replacing column ``x_p`` by ``x'_p``
@@ -1082,12 +1092,28 @@ class _LocalPlan:
         there (``p = j s - pad + d t``), and nothing elsewhere. Which tap reaches
         window entry ``w`` is the same for every position of the residue, so a
         window is the reference outputs plus one small product (``4`` terms) per
-        entry, with no convolution.
+        entry, with no convolution. When every column is a base or an N
+        (``pairs``, :meth:`_edit_pairs`), that product is one of 25 rows of a
+        table (:meth:`_first_changes`), looked up instead of multiplied.
         """
         p = r + period * ms
-        change = new.index_select(-1, p) - X.index_select(-1, p)  # (K, N, 4, M)
-        vals = torch.einsum("knbm,wbc->nmkwc", change, self._first_taps(r, window))
+        if pairs is not None:
+            index = pairs.index_select(-1, p).permute(1, 2, 0)  # (N, M, K)
+            vals = self._first_changes(r, window).index_select(0, index.reshape(-1))
+            vals = vals.view(*index.shape, window.width, -1)
+        else:
+            change = new.index_select(-1, p) - X.index_select(-1, p)  # (K, N, 4, M)
+            vals = torch.einsum("knbm,wbc->nmkwc", change, self._first_taps(r, window))
         return vals.add_(_windows(reference, window, ms, contiguous)[:, :, None])
+
+    def _first_changes(self, r: int, window: _Window) -> torch.Tensor:
+        """``(25, W C)``: row ``5 a + b`` is what writing base code ``b`` over code ``a`` (4: N, no base) at
+        a position of residue ``r`` adds to the entries of ``window`` (:meth:`_first_taps`; cached)."""
+        cache = self.__dict__.setdefault("_changes", {})
+        if (r, window) not in cache:
+            taps = F.pad(self._first_taps(r, window), (0, 0, 0, 1)).transpose(0, 1)  # (5, W, C): code 4 adds 0
+            cache[r, window] = (taps[None] - taps[:, None]).reshape(25, -1)
+        return cache[r, window]
 
     def _first_taps(self, r: int, window: _Window) -> torch.Tensor:
         """``(W, 4, C)``: the first convolution's weights that carry column ``r`` to each entry of
