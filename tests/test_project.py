@@ -53,8 +53,17 @@ def test_makefile_installs_extras_that_exist():
     extras = re.search(r"^EXTRAS\s*:=\s*(\S+)", MAKEFILE, re.M).group(1).split(",")
     assert set(extras) <= set(PYPROJECT["project"]["optional-dependencies"])
     assert "test" in extras
+    # lab and test install through the numba cache's stamp, which installs first
+    assert re.search(r"^\$\(NUMBA_STAMP\):.*\$\(STAMP\)", MAKEFILE, re.M), "the numba cache needs the install"
     for target in ("lab", "test", "run"):
-        assert re.search(rf"^{target}:.*\$\(STAMP\)", MAKEFILE, re.M), f"make {target} must install first"
+        assert re.search(rf"^{target}:.*\$\((NUMBA_)?STAMP\)", MAKEFILE, re.M), f"make {target} must install first"
+
+
+def test_make_install_fills_the_numba_cache_before_lab_and_test():
+    """The kernels compile once at install (mlcourse.numba_cache), not in each process that first uses them."""
+    assert re.search(r"^\$\(NUMBA_STAMP\):(.*\n\t.*)*python -m mlcourse\.numba_cache", MAKEFILE, re.M)
+    for target in ("install", "lab", "test"):
+        assert re.search(rf"^{target}:.*\$\(NUMBA_STAMP\)", MAKEFILE, re.M), f"make {target} must fill the cache"
 
 
 def test_conda_route_matches_pyproject():
