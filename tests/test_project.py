@@ -76,3 +76,17 @@ def test_conda_route_matches_pyproject():
 
 def test_console_script():
     assert PYPROJECT["project"]["scripts"]["mlcourse"] == "mlcourse.cli:main"
+
+
+def test_processes_started_by_the_tests_skip_rfc3987_syntax_and_nbformat_still_validates():
+    """tests/import_blocks keeps jsonschema from building rfc3987-syntax's grammar (1.7 s a process)."""
+    import subprocess
+
+    check = ("import sys, nbformat\n"
+             "nbformat.validate(nbformat.v4.new_notebook())\n"
+             "bad = nbformat.v4.new_notebook(); bad.cells.append({'cell_type': 'code', 'source': 1})\n"
+             "try:\n    nbformat.validate(bad)\nexcept nbformat.ValidationError:\n    pass\n"
+             "else:\n    raise SystemExit('an invalid notebook passed')\n"
+             "assert 'rfc3987_syntax' not in sys.modules, sys.modules['rfc3987_syntax']\n")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
