@@ -1,6 +1,6 @@
 # mlcourse: the two commands are `make lab` (open the course) and `make test` (run every test).
 # Both create .venv when it is missing and install the course into it (again only when
-# pyproject.toml changes).
+# pyproject.toml changes), then compile the ISM and SIS kernels into numba's cache (NUMBA_STAMP).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -16,12 +16,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# numba's disk cache of the ISM and SIS kernels (mlcourse/interpret/__pycache__), filled once here rather
+# than by the first lecture or test processes that use them, each compiling on its own
+# (python -m mlcourse.numba_cache: about 9 s of CPU); again whenever a kernel's source changes.
+NUMBA_STAMP := $(VENV)/.numba-stamp
+$(NUMBA_STAMP): $(STAMP) mlcourse/numba_cache.py $(wildcard mlcourse/interpret/compiled.py mlcourse/interpret/*_kernel.py)
+	OMP_NUM_THREADS=1 $(BIN)/python -m mlcourse.numba_cache
+	touch $(NUMBA_STAMP)
 
-lab: $(STAMP)
+install: $(NUMBA_STAMP)
+
+lab: $(NUMBA_STAMP)
 	$(BIN)/mlcourse lab
 
-test: $(STAMP)
+test: $(NUMBA_STAMP)
 	$(BIN)/ruff check .
 	OMP_NUM_THREADS=1 MLCOURSE_FAST=1 $(BIN)/python -m pytest -n auto
 

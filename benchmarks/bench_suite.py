@@ -10,6 +10,9 @@ test`) in a child process and prints:
 * the test files that hold a worker longest (setup + call + teardown of their
   tests), the list to re-order ``SLOWEST_FIRST`` in ``tests/conftest.py`` by.
 
+`make test` first fills numba's cache of the ISM and SIS kernels (``python -m
+mlcourse.numba_cache``, run by ``make install``); in a fresh clone run that
+first, or the suite's first processes to use the kernels compile them.
 A loaded machine stretches every figure: read the load average printed with
 them. Run (from the repository root, with the mirror when you have it)::
 

@@ -14,6 +14,13 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# nbformat -> jsonschema imports rfc3987-syntax for a format check nbformat never uses, at 1.7 s of CPU a
+# process (tests/import_blocks/rfc3987_syntax explains): the folder that blocks it goes first on the path
+# of the processes started from here (pytest's workers, graders, kernels, nbgrader, Sphinx, servers).
+IMPORT_BLOCKS = Path(__file__).resolve().parent / "import_blocks"
+if str(IMPORT_BLOCKS) not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(IMPORT_BLOCKS), os.environ.get("PYTHONPATH")]))
+
 
 @pytest.fixture
 def mirror() -> Path:
@@ -27,41 +34,41 @@ def mirror() -> Path:
     return path
 
 
-# The test files that hold a worker longest (seconds on a loaded 2-core machine, `--durations`,
-# measured 2026-12-02 with a cold cache),
-# slowest first. `make test` hands out whole files (`--dist loadfile`, `--no-loadscope-reorder`):
-# starting with the longest ones keeps a long file from starting last and running alone at the
-# end. Files not named here follow, in the order pytest collects them. Re-measure as files grow:
-# `python -m pytest -n 2 --durations=40`.
+# The test files that hold a worker longest, slowest first (seconds holding a worker, `--durations`,
+# `python benchmarks/bench_suite.py --workers 2` on 2026-12-03 with numba's cache filled by `make install`,
+# the machine loaded by other jobs). `make test` hands out whole files (`--dist loadfile`,
+# `--no-loadscope-reorder`): starting with the longest ones keeps a long file from starting last and
+# running alone at the end. Files not named here follow, in the order pytest collects them. Re-measure
+# as files grow (benchmarks/bench_suite.py lists them).
 SLOWEST_FIRST = [
-    "lectures/03_cnn_architectures.ipynb",  # cold sweep cache (CI): 68 CPU s before its sweeps ran in the kernel, 15 now
-    "tests/test_grading.py",  # grades 8 submissions of lab 1 in sandboxed kernels
-    "tests/test_grading_kernels.py",  # tiny labs in sandboxed kernels, and real nbgrader on lab 1
-    "lectures/15_motifs_from_attributions.ipynb",
-    "tests/test_site.py",  # runs lecture 04 and builds the whole site with Sphinx
-    "tests/test_findings.py",  # several findings runs of small notebooks, each in a fresh kernel
-    "tests/test_grading_references.py",  # the reference runs of labs 2-5
-    "tests/test_lecture07.py",  # runs lecture 07 twice
-    "lectures/12_lime_shap_maxent.ipynb",
-    "lectures/05_sis_mnist.ipynb",
-    "lectures/08_filters_and_activations.ipynb",
-    "tests/test_compare.py",
-    "tests/test_modisco.py",
-    "lectures/13_gradient_ascent.ipynb",
-    "tests/test_sis.py",
+    "tests/test_grading.py",  # 85: grades 9 submissions of lab 1 in sandboxed kernels
+    "tests/test_site.py",  # 81: runs lecture 04 and builds the whole site with Sphinx
+    "tests/test_grading_kernels.py",  # 57: tiny labs in sandboxed kernels, and real nbgrader on lab 1
+    "tests/test_lecture07.py",  # 45: runs lecture 07 twice
+    "tests/test_grading_references.py",  # 44: the reference runs of labs 2-5
+    "lectures/12_lime_shap_maxent.ipynb",  # 38
+    "lectures/15_motifs_from_attributions.ipynb",  # 31
+    "tests/test_ism.py",  # 30: one ISM kernel compiled without a cache, in a read-only course
+    "lectures/05_sis_mnist.ipynb",  # 26
+    "lectures/08_filters_and_activations.ipynb",  # 25
+    "tests/test_browser.py",  # 20
+    "tests/test_findings.py",  # 19: several findings runs of small notebooks, each in a fresh kernel
+    "lectures/11_saliency_ig_deeplift.ipynb",  # 19
+    "lectures/09_deconvnet_and_guided_backprop.ipynb",  # 19
+    "lectures/03_cnn_architectures.ipynb",  # 19 (a fresh clone's sweep cache is cold)
+    "lectures/10_cam_and_gradcam.ipynb",  # 17
     "lectures/07_sis_tf_binding.ipynb",  # without the mirror only: with it, test_lecture07 covers it
-    "lectures/11_saliency_ig_deeplift.ipynb",
-    "lectures/10_cam_and_gradcam.ipynb",
-    "lectures/09_deconvnet_and_guided_backprop.ipynb",
-    "tests/test_browser.py",
-    "lectures/14_variant_effects.ipynb",
-    "tests/test_benchmark.py",
-    "lectures/01_deepbind_motif_discovery.ipynb",
-    "tests/test_properties.py",
-    "lectures/06_sis_beer_reviews.ipynb",
-    "tests/test_lab_server.py",
+    "lectures/06_sis_beer_reviews.ipynb",  # 15
+    "tests/test_benchmark.py",  # 14
+    "lectures/02_motif_occupancy.ipynb",  # 14
+    "lectures/01_deepbind_motif_discovery.ipynb",  # 13
+    "lectures/14_variant_effects.ipynb",  # 13
+    "lectures/13_gradient_ascent.ipynb",  # 13
     "lectures/04_saturated_mutagenesis.ipynb",  # only without test_site, which runs it
-    "lectures/02_motif_occupancy.ipynb",
+    "tests/test_lab_server.py",  # 8
+    "tests/test_properties.py",  # 7
+    "tests/test_run.py",  # 7
+    "tests/test_image_sis.py",  # 6
 ]
 
 

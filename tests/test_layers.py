@@ -30,7 +30,7 @@ LAYERS = [
     ["interpret.methods", "interpret.compare"],
     ["plot"],
     ["widgets"],
-    ["notebooks", "grading", "site", "cli"],
+    ["notebooks", "grading", "site", "cli", "numba_cache"],
 ]
 
 

@@ -53,8 +53,17 @@ def test_makefile_installs_extras_that_exist():
     extras = re.search(r"^EXTRAS\s*:=\s*(\S+)", MAKEFILE, re.M).group(1).split(",")
     assert set(extras) <= set(PYPROJECT["project"]["optional-dependencies"])
     assert "test" in extras
+    # lab and test install through the numba cache's stamp, which installs first
+    assert re.search(r"^\$\(NUMBA_STAMP\):.*\$\(STAMP\)", MAKEFILE, re.M), "the numba cache needs the install"
     for target in ("lab", "test", "run"):
-        assert re.search(rf"^{target}:.*\$\(STAMP\)", MAKEFILE, re.M), f"make {target} must install first"
+        assert re.search(rf"^{target}:.*\$\((NUMBA_)?STAMP\)", MAKEFILE, re.M), f"make {target} must install first"
+
+
+def test_make_install_fills_the_numba_cache_before_lab_and_test():
+    """The kernels compile once at install (mlcourse.numba_cache), not in each process that first uses them."""
+    assert re.search(r"^\$\(NUMBA_STAMP\):(.*\n\t.*)*python -m mlcourse\.numba_cache", MAKEFILE, re.M)
+    for target in ("install", "lab", "test"):
+        assert re.search(rf"^{target}:.*\$\(NUMBA_STAMP\)", MAKEFILE, re.M), f"make {target} must fill the cache"
 
 
 def test_conda_route_matches_pyproject():
@@ -67,3 +76,17 @@ def test_conda_route_matches_pyproject():
 
 def test_console_script():
     assert PYPROJECT["project"]["scripts"]["mlcourse"] == "mlcourse.cli:main"
+
+
+def test_processes_started_by_the_tests_skip_rfc3987_syntax_and_nbformat_still_validates():
+    """tests/import_blocks keeps jsonschema from building rfc3987-syntax's grammar (1.7 s a process)."""
+    import subprocess
+
+    check = ("import sys, nbformat\n"
+             "nbformat.validate(nbformat.v4.new_notebook())\n"
+             "bad = nbformat.v4.new_notebook(); bad.cells.append({'cell_type': 'code', 'source': 1})\n"
+             "try:\n    nbformat.validate(bad)\nexcept nbformat.ValidationError:\n    pass\n"
+             "else:\n    raise SystemExit('an invalid notebook passed')\n"
+             "assert 'rfc3987_syntax' not in sys.modules, sys.modules['rfc3987_syntax']\n")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
