@@ -1741,5 +1741,6 @@ class _CompiledTracker:
         if not which.numel():
             return
         self.remaining[which, positions] = False
+        which, positions = which.contiguous(), positions.contiguous()  # one compiled layout: numba compiles per layout
         self.kernels.mask(self.conv.numpy(), self.table.numpy(), self.rise.numpy(), self.codes.numpy(),
                           self.bound.numpy(), self.stale.numpy(), which.numpy(), positions.numpy(), self.pad)
