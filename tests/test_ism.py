@@ -437,3 +437,27 @@ def test_kernel_runs_with_the_package_and_home_read_only(tmp_path):
     if "Operation not permitted" in out.stderr or "No permissions" in out.stderr:
         pytest.skip(f"bwrap cannot run here: {out.stderr.strip()}")
     assert out.stdout.strip() == "True", out.stderr
+
+
+def test_compiled_column_codes_and_placement_equal_the_torch_operations():
+    """The CPU loops of :mod:`mlcourse.interpret.ism_kernel` that read the base codes and place ISM's scores
+    give what the torch operations (the path on other devices) give: codes for one-hot and all-zero
+    columns, and None for a soft value, two ones in a column, a NaN or a 2."""
+    from mlcourse.interpret import engines, ism_kernel
+    X = random_dna(5, 37, seed=21)
+    X[2, :, 7] = 0  # an N
+    codes = ism_kernel.column_codes(X)
+    assert torch.equal(codes, engines._LocalPlan._column_codes_by_torch(X))
+    assert int(codes[2, 7]) == 4 and set(codes.unique().tolist()) == {0, 1, 2, 3, 4}
+    for bad in (0.5, float("nan"), 2.0, "two ones"):
+        Y = X.clone()
+        if bad == "two ones":
+            Y[1, :2, 3] = 1.0
+        else:
+            Y[3, 1, 30] = bad
+        assert ism_kernel.column_codes(Y) is None, bad
+        assert engines._LocalPlan._column_codes_by_torch(Y) is None, bad
+    clean = ism_kernel.column_codes(random_dna(5, 37, seed=22))
+    scores, ref = torch.randn(3, 5, 37, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
+    plan = engines._LocalPlan.__new__(engines._LocalPlan)
+    assert torch.equal(plan._placed(clean, scores, ref), plan._placed_by_scatter(clean, scores, ref))

@@ -449,7 +449,15 @@ class _LocalPlan:
 
     def _placed(self, codes, scores, ref):
         """``(N, 4, L)``: the scores ``(3, N, L)`` of the three substitutions of each column minus ``ref``
-        ``(N,)``, at their bases (0 at the base present)."""
+        ``(N,)``, at their bases (0 at the base present). On the CPU a compiled loop writes each entry once
+        (:func:`mlcourse.interpret.ism_kernel.placed`); elsewhere a scatter does."""
+        if scores.device.type == "cpu":
+            from mlcourse.interpret.ism_kernel import placed
+            return placed(codes, scores.permute(1, 2, 0), ref)
+        return self._placed_by_scatter(codes, scores, ref)
+
+    def _placed_by_scatter(self, codes, scores, ref):
+        """:meth:`_placed` by torch operations (any device)."""
         out = torch.zeros(codes.shape[0], 4, codes.shape[1], dtype=scores.dtype, device=scores.device)
         out.scatter_(1, self._substituted(codes).transpose(0, 1), (scores - ref[:, None]).transpose(0, 1))
         return out
@@ -534,7 +542,16 @@ class _LocalPlan:
     @staticmethod
     def _column_codes(X):
         """``(N, L)`` int64: the base of each one-hot column of ``X``, 4 for an all-zero column (N);
-        None when some column is neither."""
+        None when some column is neither. On the CPU a compiled loop reads ``X`` once
+        (:func:`mlcourse.interpret.ism_kernel.column_codes`); elsewhere torch operations do."""
+        if X.device.type == "cpu":
+            from mlcourse.interpret.ism_kernel import column_codes
+            return column_codes(X)
+        return _LocalPlan._column_codes_by_torch(X)
+
+    @staticmethod
+    def _column_codes_by_torch(X):
+        """:meth:`_column_codes` by torch operations (any device)."""
         counts = X.sum(dim=1)
         if not bool(((X == 0) | (X == 1)).all()) or not bool((counts <= 1).all()):
             return None

@@ -46,7 +46,7 @@ import torch
 
 from mlcourse.interpret.compiled import compile_loop
 
-__all__ = ["pooled_edits"]
+__all__ = ["pooled_edits", "column_codes", "placed"]
 
 
 def _pooled_edits_loop(conv, codes, delta, pad, pooled, reference):
@@ -101,10 +101,59 @@ def _pooled_edits_loop(conv, codes, delta, pad, pooled, reference):
                     row[w] = value if value > row[w] else row[w]
 
 
+def _column_codes_loop(X, codes):
+    """Write ``codes[i, p]``, the base of column ``p`` of ``X[i]`` (4 for an all-zero column, an N), and
+    return True; return False as soon as some column is neither one-hot nor all zeros (a soft value, a
+    NaN, two ones), leaving ``codes`` half-written."""
+    n, bases, length = X.shape
+    for i in range(n):
+        for p in range(length):
+            code = 4
+            for b in range(bases):
+                value = X[i, b, p]
+                if value == 1 and code == 4:
+                    code = b
+                elif value != 0:
+                    return False
+            codes[i, p] = code
+    return True
+
+
+def _placed_loop(codes, scores, ref, out):
+    """Write ISM's ``out[i, b, p]`` ``(N, 4, L)``: the score ``scores[i, p, s]`` ``(N, L, 3)`` of the
+    substitution in slot ``s`` of a column holding base ``a``, which writes base ``(a + s + 1) % 4``, minus
+    ``ref[i]``; 0 at the base present (every code is a base, 0 .. 3)."""
+    n, length, slots = scores.shape
+    for i in range(n):
+        for p in range(length):
+            a = codes[i, p]
+            out[i, a, p] = 0
+            for s in range(slots):
+                out[i, (a + s + 1) % 4, p] = scores[i, p, s] - ref[i]
+
+
 @functools.cache
-def _compiled():
-    """The compiled kernel (:func:`mlcourse.interpret.compiled.compile_loop`), once per process."""
-    return compile_loop(_pooled_edits_loop)
+def _compiled(loop):
+    """``loop`` compiled (:func:`mlcourse.interpret.compiled.compile_loop`), once per process."""
+    return compile_loop(loop)
+
+
+def column_codes(X: torch.Tensor) -> torch.Tensor | None:
+    """``(N, L)`` int64: the base of each one-hot column of the CPU tensor ``X`` ``(N, 4, L)``, 4 for an
+    all-zero column (N); None when some column is neither. One pass over ``X``, stopping at the first
+    column that fails (the torch expression in :meth:`mlcourse.interpret.engines._LocalPlan._column_codes`
+    makes five passes and five temporaries)."""
+    codes = torch.empty(X.shape[0], X.shape[2], dtype=torch.int64)
+    return codes if _compiled(_column_codes_loop)(X.contiguous().numpy(), codes.numpy()) else None
+
+
+def placed(codes: torch.Tensor, scores: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``(N, 4, L)``: the scores ``(N, L, 3)`` of the three substitutions of each clean column (base codes
+    ``codes`` ``(N, L)``, no N) minus ``ref`` ``(N,)``, at their bases; 0 at the base present."""
+    out = torch.empty(codes.shape[0], 4, codes.shape[1], dtype=scores.dtype)
+    _compiled(_placed_loop)(codes.contiguous().numpy(), scores.contiguous().numpy(),
+                            ref.to(scores.dtype).contiguous().numpy(), out.numpy())
+    return out
 
 
 def pooled_edits(conv: torch.Tensor, codes: torch.Tensor, delta: torch.Tensor, pad: int,
@@ -122,7 +171,7 @@ def pooled_edits(conv: torch.Tensor, codes: torch.Tensor, delta: torch.Tensor, p
     length, taps, slots = codes.shape[1], delta.shape[1], delta.shape[2]
     table = torch.empty(n * length * slots + extra_rows, channels, dtype=conv.dtype)
     reference = torch.empty(n, channels, dtype=conv.dtype)
-    _compiled()(conv.contiguous().numpy(), codes.contiguous().numpy(),
+    _compiled(_pooled_edits_loop)(conv.contiguous().numpy(), codes.contiguous().numpy(),
                 delta.reshape(5, taps, slots * channels).contiguous().numpy(), pad,
                 table[:n * length * slots].view(n * length, slots * channels).numpy(), reference.numpy())
     return table, reference
