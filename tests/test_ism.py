@@ -461,3 +461,28 @@ def test_compiled_column_codes_and_placement_equal_the_torch_operations():
     scores, ref = torch.randn(3, 5, 37, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
     plan = engines._LocalPlan.__new__(engines._LocalPlan)
     assert torch.equal(plan._placed(clean, scores, ref), plan._placed_by_scatter(clean, scores, ref))
+
+
+def test_a_reused_chain_cut_restores_the_model_every_time_and_follows_a_moved_module():
+    """:class:`~mlcourse.interpret.engines.chain_cut` finds where the chain sits once; each exit puts the
+    very same modules back, and a chain module moved to another parent between cuts is found again."""
+    from mlcourse.interpret.engines import chain_cut
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv1d(4, 3, 5), nn.ReLU(), nn.Sequential(nn.Flatten(), nn.Linear(3 * 16, 1)))
+    X = random_dna(2, 20, seed=4)
+    with torch.inference_mode():
+        expected = model(X)
+        cut = chain_cut(model, [model[0], model[1]])
+        children = list(model.children())
+        for _ in range(3):
+            with cut as inject:
+                inject.value = torch.relu(children[0](X))
+                assert torch.equal(model(torch.zeros(2, 4, 20)), expected)
+            assert list(model.children()) == children and torch.equal(model(X), expected)
+        relu = model[1]
+        model[1] = nn.Identity()
+        model[2].insert(0, relu)  # the ReLU now lives in the inner Sequential
+        with cut as inject:
+            inject.value = torch.relu(children[0](X))  # the chain's output: its ReLU is cut where it now sits
+            assert model[2][0] is not relu and torch.equal(model(torch.zeros(2, 4, 20)), expected)
+        assert model[2][0] is relu and torch.equal(model(X), expected)
