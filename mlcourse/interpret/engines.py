@@ -1327,11 +1327,29 @@ def _write_padding(inputs, st: _Step, start: int, step: int, ms, lo: int, hi: in
     model's padding reads zeros (a convolution) or ``-inf`` (a pool) instead.
     Without padding, such entries only reach outputs that do not exist either.
     """
-    if not st.pad or (start + step * int(ms[0]) + lo >= 0 and start + step * int(ms[-1]) + hi <= st.in_len):
-        return
-    coordinates = start + step * ms[:, None] + torch.arange(lo, hi, device=ms.device)
-    outside = (coordinates < 0) | (coordinates >= st.in_len)
-    inputs[:, :, :, lo:hi].masked_fill_(outside[:, None, :, None], 0.0 if st.kind == "conv" else -math.inf)
+    if st.pad:
+        _fill_outside(inputs, start, step, ms, lo, hi, st.in_len, 0.0 if st.kind == "conv" else -math.inf)
+
+
+def _fill_outside(vals, start: int, step: int, ms, lo: int, hi: int, limit: int, value: float) -> None:
+    """Set entries ``lo .. hi - 1`` of the windows ``vals`` ``(N, M, K, W, C)`` whose coordinate
+    ``start + step m + w`` lies outside ``0 .. limit - 1`` to ``value``, in place.
+
+    The positions ``ms`` ascend, so the windows that cross an end are a run at each end of the
+    block (all of them when ``step`` is 0): only those rows are masked. A mask that broadcasts
+    over the edits and channels is slow to apply (~0.4 ms per block of 3layer at 1,000 bp, a fifth
+    of its time, where a handful of its 56 windows cross an end).
+    """
+    starts = start + step * ms
+    head = int((starts + lo < 0).sum())  # the first windows, which reach before coordinate 0
+    tail = int((starts + hi > limit).sum())  # the last ones, which reach past limit - 1
+    count = ms.numel()
+    runs = [(0, count)] if head + tail >= count else [(0, head), (count - tail, count)]
+    for a, b in runs:
+        if a < b:
+            coordinates = starts[a:b, None] + torch.arange(lo, hi, device=ms.device)
+            outside = (coordinates < 0) | (coordinates >= limit)
+            vals[:, a:b, :, lo:hi].masked_fill_(outside[:, None, :, None], value)
 
 
 def _input_start(st: _Step, window: _Window) -> int:
@@ -1365,9 +1383,7 @@ def _global_max(vals, window: _Window, ms, length: int, before, after) -> torch.
     """
     n, m, k, width, channels = vals.shape
     starts = window.start + window.step * ms  # (M,)
-    if window.start + window.step * int(ms[0]) < 0 or window.start + window.step * int(ms[-1]) + width > length:
-        positions = starts[:, None] + torch.arange(width, device=ms.device)
-        vals.masked_fill_(((positions < 0) | (positions >= length))[:, None, :, None], -math.inf)
+    _fill_outside(vals, window.start, window.step, ms, 0, width, length, -math.inf)
     inside = _halving_max(vals)  # (N, M, K, C)
     if window.step == 0 and window.start <= 0 and window.start + width >= length:  # the whole map: no outside
         return inside.reshape(-1, channels, 1)
