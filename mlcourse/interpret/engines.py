@@ -112,11 +112,16 @@ def _running_maxima(acts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cummax(acts, dim=-1).values, torch.cummax(acts.flip(-1), dim=-1).values.flip(-1)
 
 
-def _maxima_around(prefix: torch.Tensor, suffix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(before, after)`` ``(N, C, J + 1)``: the maxima over outputs before index ``i`` and from ``i``
-    on, ``-inf`` where there are none (``before[..., 0]``, ``after[..., J]``)."""
+def _maxima_around(prefix: torch.Tensor, suffix: torch.Tensor, margin: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(before, after)`` ``(N, C, J + 1 + 2 margin)``: at ``i + margin`` the maxima over outputs before
+    index ``i`` and from ``i`` on, for ``i`` in ``-margin .. J + margin``, ``-inf`` where there are none
+    (``before`` up to ``i = 0``, ``after`` from ``i = J``): windows that reach past the ends read them
+    without clamping their indices."""
     none = torch.full_like(prefix[:, :, :1], -math.inf)
-    return torch.cat([none, prefix], dim=-1), torch.cat([suffix, none], dim=-1)
+    before, after = torch.cat([none, prefix], dim=-1), torch.cat([suffix, none], dim=-1)
+    if margin:
+        before, after = (F.pad(v, (margin, margin), mode="replicate") for v in (before, after))
+    return before, after
 
 
 def _substitutions(device) -> torch.Tensor:
@@ -985,7 +990,9 @@ class _LocalPlan:
         layout = self._layout(length)
         refs = {i: _extend(acts[i], *span) for i, span in layout.spans.items()}
         if g is not None:
-            before, after = _maxima_around(prefix, suffix)
+            margin = max(0, *(max(-ws[-1].start, ws[-1].start + ws[-1].step * (layout.counts[r] - 1) + ws[-1].width
+                                  - acts[g].shape[-1]) for r, ws in layout.windows.items()))
+            around = _maxima_around(prefix, suffix, margin)
         budget = self._window_budget(acts)
         per_block = max(1, budget // (n * k * layout.entries))
         pairs = self._edit_pairs(X, new)
@@ -1012,7 +1019,8 @@ class _LocalPlan:
                 if g is None:
                     chain = _spliced(refs[len(self.steps)], windows[-1], vals, block)
                 else:
-                    chain = self._after_pool(_global_max(vals, windows[-1], block, acts[g].shape[-1], before, after))
+                    chain = self._after_pool(_global_max(vals, windows[-1], block, acts[g].shape[-1], around, margin,
+                                                         contiguous))
                 pending.append((chain, r + layout.period * block))
                 rows, entries = sum(c.shape[0] for c, _ in pending), sum(c.numel() for c, _ in pending)
                 if rows >= self.HEAD_ROWS or 4 * entries >= budget:  # a quarter block
@@ -1389,22 +1397,29 @@ def _pointwise(module: nn.Module, vals: torch.Tensor) -> torch.Tensor:
     return module(flat).transpose(1, 2).reshape(vals.shape)
 
 
-def _global_max(vals, window: _Window, ms, length: int, before, after) -> torch.Tensor:
+def _global_max(vals, window: _Window, ms, length: int, around, margin: int, contiguous: bool) -> torch.Tensor:
     """The global max pool of the windows ``vals`` ``(N, M, K, W, C)``: ``(N M K, C, 1)``.
 
     Outside its window an edited map is the reference, so its maximum is the
     larger of the window's maximum and the maxima before and after the window
-    (``before``/``after``, :func:`_maxima_around`). Window entries past the
-    map's ends (``length`` outputs) do not exist and are left out.
+    (``around``: :func:`_maxima_around` with ``margin``). Window entries past the
+    map's ends (``length`` outputs) do not exist and are left out. For consecutive
+    ``ms`` (``contiguous``) the maxima around the windows are strided views, else gathers.
     """
     n, m, k, width, channels = vals.shape
-    starts = window.start + window.step * ms  # (M,)
     _fill_outside(vals, window.start, window.step, ms, 0, width, length, -math.inf)
     inside = _halving_max(vals)  # (N, M, K, C)
     if window.step == 0 and window.start <= 0 and window.start + width >= length:  # the whole map: no outside
         return inside.reshape(-1, channels, 1)
-    lo, hi = starts.clamp(0, length), (starts + width).clamp(0, length)
-    outside = torch.maximum(before[:, :, lo], after[:, :, hi]).transpose(1, 2)  # (N, M, C)
+    before, after = around
+    if contiguous:
+        first = margin + window.start + window.step * int(ms[0])
+        before = before[:, :, first::window.step][:, :, :m]
+        after = after[:, :, first + width::window.step][:, :, :m]
+    else:
+        starts = margin + window.start + window.step * ms  # (M,)
+        before, after = before.index_select(2, starts), after.index_select(2, starts + width)
+    outside = torch.maximum(before, after).transpose(1, 2)  # (N, M, C)
     return torch.maximum(inside, outside[:, :, None]).reshape(-1, channels, 1)
 
 
