@@ -214,7 +214,8 @@ def test_long_sequences_take_blocks_of_whole_sequences_activations_and_stay_exac
     expected = saturation_mutagenesis(model, X, fast=False)
     got = saturation_mutagenesis(model, X, fast=True)
     assert torch.allclose(got, expected, atol=1e-10), (got - expected).abs().max()
-    monkeypatch.setattr(engines._LocalPlan, "WINDOW_SEQUENCES", 0)  # the former blocks of 2^18 entries
+    monkeypatch.setattr(engines._LocalPlan, "WINDOW_SEQUENCES", 0)  # blocks of 11 positions: some cross one end
+    monkeypatch.setattr(engines._LocalPlan, "WINDOW_ELEMENTS", 2 ** 15)
     assert torch.allclose(saturation_mutagenesis(model, X, fast=True), expected, atol=1e-10)
 
 
