@@ -171,6 +171,7 @@ def test_element_budget_splits_chunks_and_keeps_the_result(name, one_thread, mon
     monkeypatch.setattr(engines._LocalPlan, "TAP_ELEMENTS", 1)
     monkeypatch.setattr(engines._LocalPlan, "LOOKUP_ELEMENTS", 1)
     monkeypatch.setattr(engines._LocalPlan, "WINDOW_ELEMENTS", 1)
+    monkeypatch.setattr(engines._LocalPlan, "WINDOW_SEQUENCES", 0)
     split = saturation_mutagenesis(model, X, fast=True)
     assert chunks == [1] * 5
     assert torch.allclose(split, whole, atol=1e-6)  # other batch shapes: float rounding only
@@ -197,6 +198,25 @@ def test_window_path_exact_in_double_precision_near_the_ends_and_on_maps_narrowe
     expected = naive_ism(lambda b: model(b)[:, 1], X)
     got = saturation_mutagenesis(model, X, target=1, fast=True)
     assert torch.allclose(got, expected, atol=1e-10), (got - expected).abs().max()
+
+
+@pytest.mark.parametrize("name", ["3layer", "3layer_local_win3"])
+def test_long_sequences_take_blocks_of_whole_sequences_activations_and_stay_exact(name, one_thread, monkeypatch):
+    """At 400 bp 16 sequences' activations outnumber WINDOW_ELEMENTS: the window path's blocks grow to
+    them (whole residues, both ends in one block) and still give the plain path's numbers."""
+    from mlcourse.interpret import engines
+    model = build(name, 400).eval().double()
+    X = random_dna(2, 400, seed=11).double()
+    with torch.inference_mode():
+        plan = engines.local_plan(model, X[:1])
+        budget = plan._window_budget(plan._reference(X[:1]))
+    assert budget == plan.WINDOW_SEQUENCES * sum(a.numel() for a in plan._reference(X[:1])) > plan.WINDOW_ELEMENTS
+    expected = saturation_mutagenesis(model, X, fast=False)
+    got = saturation_mutagenesis(model, X, fast=True)
+    assert torch.allclose(got, expected, atol=1e-10), (got - expected).abs().max()
+    monkeypatch.setattr(engines._LocalPlan, "WINDOW_SEQUENCES", 0)  # blocks of 11 positions: some cross one end
+    monkeypatch.setattr(engines._LocalPlan, "WINDOW_ELEMENTS", 2 ** 15)
+    assert torch.allclose(saturation_mutagenesis(model, X, fast=True), expected, atol=1e-10)
 
 
 def test_sparse_edits_of_one_input_leave_the_reference_untouched(one_thread):

@@ -112,11 +112,16 @@ def _running_maxima(acts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cummax(acts, dim=-1).values, torch.cummax(acts.flip(-1), dim=-1).values.flip(-1)
 
 
-def _maxima_around(prefix: torch.Tensor, suffix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(before, after)`` ``(N, C, J + 1)``: the maxima over outputs before index ``i`` and from ``i``
-    on, ``-inf`` where there are none (``before[..., 0]``, ``after[..., J]``)."""
+def _maxima_around(prefix: torch.Tensor, suffix: torch.Tensor, margin: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(before, after)`` ``(N, C, J + 1 + 2 margin)``: at ``i + margin`` the maxima over outputs before
+    index ``i`` and from ``i`` on, for ``i`` in ``-margin .. J + margin``, ``-inf`` where there are none
+    (``before`` up to ``i = 0``, ``after`` from ``i = J``): windows that reach past the ends read them
+    without clamping their indices."""
     none = torch.full_like(prefix[:, :, :1], -math.inf)
-    return torch.cat([none, prefix], dim=-1), torch.cat([suffix, none], dim=-1)
+    before, after = torch.cat([none, prefix], dim=-1), torch.cat([suffix, none], dim=-1)
+    if margin:
+        before, after = (F.pad(v, (margin, margin), mode="replicate") for v in (before, after))
+    return before, after
 
 
 def _substitutions(device) -> torch.Tensor:
@@ -379,10 +384,16 @@ class _LocalPlan:
     # stay in the cache are fastest: TAP_ELEMENTS bounds four times the widest layer. The window
     # path keeps every layer's reference activations of the chunk
     # (ELEMENTS bounds their sum) and, per block of positions, the windows of its edits
-    # (WINDOW_ELEMENTS bounds the largest). Within ELEMENTS a chunk takes the fewest sequences
+    # (WINDOW_ELEMENTS bounds the largest, or the activations of WINDOW_SEQUENCES whole sequences
+    # where those are more: :meth:`_window_budget`). Within ELEMENTS a chunk takes the fewest sequences
     # that need the fewest blocks (:meth:`_window_chunk`): small chunks with large blocks are
     # faster than large chunks, and keep ISM's added memory within 2x tangermeme's (3layer at 101 bp:
     # 15 sequences where ELEMENTS alone allows 67; the largest live tensors 5.9 -> 3.3 MiB).
+    # Each block costs some 100 small operations (~0.5 ms) whatever its size, and its convolutions
+    # run faster on more rows, so long sequences want larger blocks: at 1,000 bp a 3layer sequence
+    # holds 50,576 activations, and blocks of 16 sequences' worth (2^19.6 entries: one block per
+    # residue, chunks of 5 sequences) took 20 x 1,000 bp from 109 to 90 forward passes, 9.5 -> 18 MiB
+    # added against tangermeme's 28-54; at 101 bp 16 sequences are 62k entries and 2^18 stays the bound.
     # HEAD_ROWS: the rows the rest of the model scores at once, so its intermediate tensors stay in the cache
     # (2^13: 1layer 300 x 101 bp 1.5-2 ms faster than 2^12, the same memory).
     LOOKUP_ELEMENTS = 3 * 2 ** 17
@@ -390,6 +401,7 @@ class _LocalPlan:
     TAP_ELEMENTS = 2 ** 16
     ELEMENTS = 2 ** 18
     WINDOW_ELEMENTS = 2 ** 18
+    WINDOW_SEQUENCES = 16
 
     def ism(self, X, batch_size):
         """``f(mutant) - f(x)`` for all four bases ``(N, 4, L)``, in chunks of sequences.
@@ -406,7 +418,7 @@ class _LocalPlan:
         elif self._tap_path():
             fits = self.TAP_ELEMENTS // (4 * max(a.numel() for a in acts))
         else:
-            fits = self._window_chunk(X.shape[0], X.shape[-1],
+            fits = self._window_chunk(X.shape[0], X.shape[-1], self._window_budget(acts),
                                       min(batch_size // 4, self.ELEMENTS // sum(a.numel() for a in acts)))
         per_chunk = max(1, min(batch_size // 4, fits))
         with self._cut():
@@ -414,24 +426,32 @@ class _LocalPlan:
                 out[s:s + per_chunk] = self._chunk(X[s:s + per_chunk])
         return out
 
-    def _window_chunk(self, n: int, length: int, most: int) -> int:
-        """Sequences per chunk on the window path: of ``1 .. most`` (and at most as many as give one
-        edit's windows a block of ``WINDOW_ELEMENTS``), the fewest that score ``n`` sequences in the
-        fewest blocks (:meth:`_by_windows`).
+    def _window_budget(self, acts) -> int:
+        """The entries a block's largest tensor may hold on the window path (:meth:`_by_windows`), for
+        sequences whose reference activations are ``acts`` (:meth:`_reference`, a batch of any size):
+        ``WINDOW_ELEMENTS``, or the activations of ``WINDOW_SEQUENCES`` sequences where those are more
+        (long sequences: fewer, larger blocks, the memory still that of a small batch's forward pass)."""
+        per_sequence = sum(a.numel() // a.shape[0] for a in acts)
+        return max(self.WINDOW_ELEMENTS, self.WINDOW_SEQUENCES * per_sequence)
 
-        A block holds ``WINDOW_ELEMENTS / (3 chunk entries)`` positions of one residue, and never more
+    def _window_chunk(self, n: int, length: int, budget: int, most: int) -> int:
+        """Sequences per chunk on the window path: of ``1 .. most`` (and at most as many as give one
+        edit's windows a block of ``budget`` entries, :meth:`_window_budget`), the fewest that score
+        ``n`` sequences in the fewest blocks (:meth:`_by_windows`).
+
+        A block holds ``budget / (3 chunk entries)`` positions of one residue, and never more
         than the residue has: a chunk of more sequences makes fewer chunks but smaller blocks. Each
         block costs a few dozen small operations whatever its size, as much as its arithmetic at 101 bp,
         so the block count sets the time; among equal counts the smallest chunk holds the fewest
         reference activations. (3layer at 101 bp: 15 sequences, one block of 12 positions per
-        residue, 180 blocks for 300 sequences where 67 sequences took 270; at 1,000 bp: 3
-        sequences, two blocks per residue.)
+        residue, 180 blocks for 300 sequences where 67 sequences took 270; at 1,000 bp, where
+        :meth:`_window_budget` allows 16 sequences' activations: 5 sequences, one block per residue.)
         """
         layout = self._layout(length)
-        most = min(most, self.WINDOW_ELEMENTS // (3 * layout.entries))
+        most = min(most, budget // (3 * layout.entries))
 
         def blocks(size):
-            per_block = max(1, self.WINDOW_ELEMENTS // (size * 3 * layout.entries))
+            per_block = max(1, budget // (size * 3 * layout.entries))
             return -(-n // size) * sum(-(-count // per_block) for count in layout.counts.values())
 
         return min(range(1, max(1, most) + 1), key=lambda size: (blocks(size), size))
@@ -960,7 +980,7 @@ class _LocalPlan:
         reference tensors (:func:`_extend`) and never reach a real output (a
         convolution or pool with padding gets its padding value written back, a
         global max pool ignores them, the chain's output crops them).
-        ``WINDOW_ELEMENTS`` bounds a block's largest tensor.
+        :meth:`_window_budget` bounds a block's largest tensor.
         """
         n, length, k = X.shape[0], X.shape[-1], new.shape[0]
         if ref is None:
@@ -970,8 +990,11 @@ class _LocalPlan:
         layout = self._layout(length)
         refs = {i: _extend(acts[i], *span) for i, span in layout.spans.items()}
         if g is not None:
-            before, after = _maxima_around(prefix, suffix)
-        per_block = max(1, self.WINDOW_ELEMENTS // (n * k * layout.entries))
+            margin = max(0, *(max(-ws[-1].start, ws[-1].start + ws[-1].step * (layout.counts[r] - 1) + ws[-1].width
+                                  - acts[g].shape[-1]) for r, ws in layout.windows.items()))
+            around = _maxima_around(prefix, suffix, margin)
+        budget = self._window_budget(acts)
+        per_block = max(1, budget // (n * k * layout.entries))
         pairs = self._edit_pairs(X, new)
         contiguous = where is None  # ISM: blocks are runs of consecutive m, read through views
         pending = []  # chain outputs of blocks whose scores are still to compute (:meth:`_score_blocks`)
@@ -996,10 +1019,11 @@ class _LocalPlan:
                 if g is None:
                     chain = _spliced(refs[len(self.steps)], windows[-1], vals, block)
                 else:
-                    chain = self._after_pool(_global_max(vals, windows[-1], block, acts[g].shape[-1], before, after))
+                    chain = self._after_pool(_global_max(vals, windows[-1], block, acts[g].shape[-1], around, margin,
+                                                         contiguous))
                 pending.append((chain, r + layout.period * block))
                 rows, entries = sum(c.shape[0] for c, _ in pending), sum(c.numel() for c, _ in pending)
-                if rows >= self.HEAD_ROWS or 4 * entries >= self.WINDOW_ELEMENTS:  # a quarter block
+                if rows >= self.HEAD_ROWS or 4 * entries >= budget:  # a quarter block
                     self._score_blocks(pending, out, where)
         self._score_blocks(pending, out, where)
         return out
@@ -1327,11 +1351,31 @@ def _write_padding(inputs, st: _Step, start: int, step: int, ms, lo: int, hi: in
     model's padding reads zeros (a convolution) or ``-inf`` (a pool) instead.
     Without padding, such entries only reach outputs that do not exist either.
     """
-    if not st.pad or (start + step * int(ms[0]) + lo >= 0 and start + step * int(ms[-1]) + hi <= st.in_len):
-        return
-    coordinates = start + step * ms[:, None] + torch.arange(lo, hi, device=ms.device)
-    outside = (coordinates < 0) | (coordinates >= st.in_len)
-    inputs[:, :, :, lo:hi].masked_fill_(outside[:, None, :, None], 0.0 if st.kind == "conv" else -math.inf)
+    if st.pad:
+        _fill_outside(inputs, start, step, ms, lo, hi, st.in_len, 0.0 if st.kind == "conv" else -math.inf)
+
+
+def _fill_outside(vals, start: int, step: int, ms, lo: int, hi: int, limit: int, value: float) -> None:
+    """Set entries ``lo .. hi - 1`` of the windows ``vals`` ``(N, M, K, W, C)`` whose coordinate
+    ``start + step m + w`` lies outside ``0 .. limit - 1`` to ``value``, in place.
+
+    The positions ``ms`` ascend, so the windows that cross an end are a run at each end of the
+    block (all of them when ``step`` is 0): only those rows are masked. A mask that broadcasts
+    over the edits and channels is slow to apply (~0.4 ms per block of 3layer at 1,000 bp, a fifth
+    of its time, where a handful of a block's windows cross an end).
+    """
+    if start + step * int(ms[0]) + lo >= 0 and start + step * int(ms[-1]) + hi <= limit:
+        return  # no window crosses an end
+    starts = start + step * ms
+    head = int((starts + lo < 0).sum())  # the first windows, which reach before coordinate 0
+    tail = int((starts + hi > limit).sum())  # the last ones, which reach past limit - 1
+    count = ms.numel()
+    runs = [(0, count)] if head + tail >= count else [(0, head), (count - tail, count)]
+    for a, b in runs:
+        if a < b:
+            coordinates = starts[a:b, None] + torch.arange(lo, hi, device=ms.device)
+            outside = (coordinates < 0) | (coordinates >= limit)
+            vals[:, a:b, :, lo:hi].masked_fill_(outside[:, None, :, None], value)
 
 
 def _input_start(st: _Step, window: _Window) -> int:
@@ -1355,24 +1399,29 @@ def _pointwise(module: nn.Module, vals: torch.Tensor) -> torch.Tensor:
     return module(flat).transpose(1, 2).reshape(vals.shape)
 
 
-def _global_max(vals, window: _Window, ms, length: int, before, after) -> torch.Tensor:
+def _global_max(vals, window: _Window, ms, length: int, around, margin: int, contiguous: bool) -> torch.Tensor:
     """The global max pool of the windows ``vals`` ``(N, M, K, W, C)``: ``(N M K, C, 1)``.
 
     Outside its window an edited map is the reference, so its maximum is the
     larger of the window's maximum and the maxima before and after the window
-    (``before``/``after``, :func:`_maxima_around`). Window entries past the
-    map's ends (``length`` outputs) do not exist and are left out.
+    (``around``: :func:`_maxima_around` with ``margin``). Window entries past the
+    map's ends (``length`` outputs) do not exist and are left out. For consecutive
+    ``ms`` (``contiguous``) the maxima around the windows are strided views, else gathers.
     """
     n, m, k, width, channels = vals.shape
-    starts = window.start + window.step * ms  # (M,)
-    if window.start + window.step * int(ms[0]) < 0 or window.start + window.step * int(ms[-1]) + width > length:
-        positions = starts[:, None] + torch.arange(width, device=ms.device)
-        vals.masked_fill_(((positions < 0) | (positions >= length))[:, None, :, None], -math.inf)
+    _fill_outside(vals, window.start, window.step, ms, 0, width, length, -math.inf)
     inside = _halving_max(vals)  # (N, M, K, C)
     if window.step == 0 and window.start <= 0 and window.start + width >= length:  # the whole map: no outside
         return inside.reshape(-1, channels, 1)
-    lo, hi = starts.clamp(0, length), (starts + width).clamp(0, length)
-    outside = torch.maximum(before[:, :, lo], after[:, :, hi]).transpose(1, 2)  # (N, M, C)
+    before, after = around
+    if contiguous:
+        first = margin + window.start + window.step * int(ms[0])
+        before = before[:, :, first::window.step][:, :, :m]
+        after = after[:, :, first + width::window.step][:, :, :m]
+    else:
+        starts = margin + window.start + window.step * ms  # (M,)
+        before, after = before.index_select(2, starts), after.index_select(2, starts + width)
+    outside = torch.maximum(before, after).transpose(1, 2)  # (N, M, C)
     return torch.maximum(inside, outside[:, :, None]).reshape(-1, channels, 1)
 
 
